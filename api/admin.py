@@ -1,0 +1,272 @@
+"""Administration shared by the CLI and the server: one set of operations, two transports.
+
+While a server runs it owns the DuckDB file, so the CLI sends each operation over the local
+admin socket (``<data_dir>/admin.sock``, mode 0600, peers checked with SO_PEERCRED). When no
+server runs, the CLI opens the database itself and calls the very same functions.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import socket
+import struct
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from store import Connection, Store
+from store import workspaces as repo
+from store.errors import InvalidValue, NotFound, StoreError
+
+from .config import Config
+from .errors import ApiError, error_middleware, json_response
+from .state import STATE
+
+__all__ = [
+    "OPS",
+    "AdminClient",
+    "AdminUnavailable",
+    "admin_socket_path",
+    "create_admin_app",
+    "run_op",
+]
+
+SOCKET_NAME = "admin.sock"
+
+
+def admin_socket_path(cfg: Config) -> Path:
+    return cfg.data_path / SOCKET_NAME
+
+
+def _ws_out(ws: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "workspace_id": str(ws["uuid"]),
+        "name": ws["name"],
+        "plan": ws["plan"],
+        "node_limit": ws["node_limit"],
+        "node_count": ws["node_count"],
+        "subscription_status": ws["subscription_status"],
+        "parent_id": str(ws["parent_uuid"]) if ws["parent_uuid"] else None,
+        "created_at": ws["created_at"].isoformat(),
+    }
+
+
+def _token_out(t: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "token_id": str(t["id"]),
+        "workspace_id": str(t["workspace_uuid"]),
+        "name": t["name"],
+        "prefix": t["prefix"],
+        "created_at": t["created_at"].isoformat(),
+        "revoked_at": t["revoked_at"].isoformat() if t["revoked_at"] else None,
+        "last_used_at": t["last_used_at"].isoformat() if t["last_used_at"] else None,
+    }
+
+
+def _ws_ref(con: Connection, ref: str | None) -> uuid.UUID:
+    """A workspace named by id, unique id prefix or exact name; with no ref, the only one."""
+    rows, _ = repo.list_workspaces(con, None, limit=10_000)
+    if ref is None:
+        if len(rows) == 1:
+            return uuid.UUID(str(rows[0]["uuid"]))
+        raise InvalidValue(f"{len(rows)} workspaces exist; name one with --workspace", "workspace")
+    try:
+        return uuid.UUID(ref)
+    except ValueError:
+        pass
+    matches = [r for r in rows if r["name"] == ref or str(r["uuid"]).startswith(ref.lower())]
+    if len(matches) != 1:
+        raise NotFound(f"no single workspace matches {ref}")
+    return uuid.UUID(str(matches[0]["uuid"]))
+
+
+_UNSET = object()
+
+
+def _limit_arg(value: Any) -> Any:
+    if value is None:
+        return _UNSET
+    if value == "unlimited":
+        return None
+    return int(value)
+
+
+def op_workspace_create(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    limit = _limit_arg(a.get("node_limit"))
+    kwargs = {} if limit is _UNSET else {"node_limit": limit}
+    ws, token = repo.create_workspace(
+        con, a.get("name"), a.get("plan") or cfg.api.default_plan, **kwargs
+    )
+    return {**_ws_out(ws), "deploy_token": token}
+
+
+def op_workspace_list(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    rows, _ = repo.list_workspaces(con, None, limit=10_000)
+    out = []
+    for r in rows:
+        out.append(_ws_out(r))
+        subs, _ = repo.list_workspaces(con, r["uuid"], limit=10_000)
+        out.extend(_ws_out(s) for s in subs)
+    return {"workspaces": out}
+
+
+def op_workspace_update(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    limit = _limit_arg(a.get("node_limit"))
+    kwargs: dict[str, Any] = {} if limit is _UNSET else {"node_limit": limit}
+    ws = repo.update_workspace(
+        con,
+        ws_uuid,
+        name=a.get("name"),
+        plan=a.get("plan"),
+        subscription_status=a.get("subscription_status"),
+        **kwargs,
+    )
+    return _ws_out(ws)
+
+
+def op_workspace_delete(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    repo.delete_workspace(con, ws_uuid, None)
+    return {"workspace_id": str(ws_uuid), "deleted": True}
+
+
+def op_token_create(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    row, token = repo.create_token(con, ws_uuid, a.get("name") or "cli")
+    return {**_token_out(row), "deploy_token": token}
+
+
+def op_token_list(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    return {"tokens": [_token_out(t) for t in repo.list_tokens(con, ws_uuid)]}
+
+
+def op_token_revoke(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ref = a.get("token")
+    if not isinstance(ref, str):
+        raise InvalidValue("token is required", "token")
+    return _token_out(repo.revoke_token(con, ref))
+
+
+OPS: dict[str, Callable[[Connection, Config, dict[str, Any]], dict[str, Any]]] = {
+    "workspace.create": op_workspace_create,
+    "workspace.list": op_workspace_list,
+    "workspace.update": op_workspace_update,
+    "workspace.delete": op_workspace_delete,
+    "token.create": op_token_create,
+    "token.list": op_token_list,
+    "token.revoke": op_token_revoke,
+}
+
+
+def run_op(con: Connection, cfg: Config, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    fn = OPS.get(op)
+    if fn is None:
+        raise InvalidValue(f"unknown admin operation {op}", "op")
+    return fn(con, cfg, args)
+
+
+# --- server side -------------------------------------------------------------------------------
+
+
+def _peer_allowed(request: web.Request) -> bool:
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is None or not hasattr(socket, "SO_PEERCRED"):
+        return False
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return bool(uid in (0, os.getuid()))
+
+
+async def _admin_call(request: web.Request) -> web.Response:
+    if not _peer_allowed(request):
+        raise ApiError(403, "forbidden", "admin socket peer is not the data directory's owner")
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise ApiError(400, "invalid_json", "admin request is not JSON") from None
+    if not isinstance(body, dict) or not isinstance(body.get("args", {}), dict):
+        raise ApiError(400, "invalid_json", "admin request must be {op, args}")
+    st = request.app[STATE]
+    result = await st.store.run(run_op, st.config, str(body.get("op")), body.get("args", {}))
+    return json_response({"ok": True, "result": result})
+
+
+def create_admin_app(main_app: web.Application) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=65536)
+    app[STATE] = main_app[STATE]
+    app.router.add_post("/admin/call", _admin_call)
+    return app
+
+
+# --- client side -------------------------------------------------------------------------------
+
+
+class AdminUnavailable(Exception):
+    """No server answers on the admin socket."""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self._path)
+        self.sock = sock
+
+
+class AdminClient:
+    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def call(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Run ``op`` in the server. Raises AdminUnavailable when no server listens, and
+        StoreError-like ``ApiError`` for a refused operation."""
+        if not self.path.exists():
+            raise AdminUnavailable(str(self.path))
+        conn = _UnixConnection(str(self.path), self.timeout)
+        try:
+            conn.request(
+                "POST",
+                "/admin/call",
+                body=orjson.dumps({"op": op, "args": args}),
+                headers={"Content-Type": "application/json"},
+            )
+            resp = conn.getresponse()
+            payload = orjson.loads(resp.read())
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
+            raise AdminUnavailable(str(self.path)) from exc
+        finally:
+            conn.close()
+        if not payload.get("ok"):
+            err = payload.get("error", {})
+            raise ApiError(resp.status, err.get("code", "error"), err.get("message", "failed"))
+        result: dict[str, Any] = payload["result"]
+        return result
+
+
+def call_admin(cfg: Config, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    """Through the running server if there is one, else directly on the database file."""
+    try:
+        return AdminClient(admin_socket_path(cfg)).call(op, args)
+    except AdminUnavailable:
+        pass
+    store = Store(cfg.database_path, cfg.store.threads, cfg.store.memory_limit)
+    store.open()
+    try:
+        return run_op(store.con, cfg, op, args)
+    finally:
+        store.close()
+
+
+__all__ += ["StoreError", "call_admin"]

@@ -1,0 +1,245 @@
+"""The ``floodwatch`` command line. Operators script it, so its flags and --json output are
+stable: add, never rename.
+
+Exit status: 0 success, 1 the operation failed (message on stderr, or a JSON error object on
+stdout with --json), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+from store.errors import DatabaseLocked, StoreError
+from store.plans import PLANS, SUBSCRIPTION_STATUSES
+
+from . import __version__
+from .config import Config, ConfigError, apply_overrides, dump_toml, load_config
+
+__all__ = ["main"]
+
+
+def _common(p: argparse.ArgumentParser, json_flag: bool = True) -> None:
+    p.add_argument("--data", metavar="DIR", help="data directory (default ./var)")
+    p.add_argument("--config", metavar="FILE", help="TOML configuration file")
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _node_limit(value: str) -> str:
+    if value != "unlimited":
+        try:
+            if int(value) < 0:
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError("must be a whole number >= 0 or 'unlimited'") from None
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="floodwatch", description="Self-hosted DDoS detection and traffic telemetry."
+    )
+    parser.add_argument("--version", action="version", version=f"floodwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the server")
+    _common(serve, json_flag=False)
+    serve.add_argument("--host", help="bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default 8080)")
+
+    ws = sub.add_parser("workspace", help="manage workspaces")
+    ws_sub = ws.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = ws_sub.add_parser("create", help="create a workspace and print its first deploy token")
+    p.add_argument("name")
+    p.add_argument("--plan", choices=list(PLANS))
+    p.add_argument("--node-limit", type=_node_limit, metavar="N", help="N >= 0 or 'unlimited'")
+    _common(p)
+    p = ws_sub.add_parser("list", help="list workspaces")
+    _common(p)
+    p = ws_sub.add_parser("update", help="change a workspace's plan, limit or subscription")
+    p.add_argument("workspace", nargs="?", help="id, id prefix or name (default: the only one)")
+    p.add_argument("--name")
+    p.add_argument("--plan", choices=list(PLANS))
+    p.add_argument("--node-limit", type=_node_limit, metavar="N")
+    p.add_argument("--subscription-status", choices=list(SUBSCRIPTION_STATUSES))
+    _common(p)
+    p = ws_sub.add_parser("delete", help="deactivate a workspace, its nodes and tokens")
+    p.add_argument("workspace")
+    _common(p)
+
+    tok = sub.add_parser("token", help="manage deploy tokens")
+    tok_sub = tok.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = tok_sub.add_parser("create", help="create a deploy token (printed once)")
+    p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
+    p.add_argument("--name", help="a label for the token")
+    _common(p)
+    p = tok_sub.add_parser("list", help="list a workspace's deploy tokens (never the secrets)")
+    p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
+    _common(p)
+    p = tok_sub.add_parser("revoke", help="revoke a deploy token")
+    p.add_argument("token", help="token id (or a unique prefix of it), or the token itself")
+    _common(p)
+
+    cfg = sub.add_parser("config", help="show or check the configuration")
+    _common(cfg, json_flag=False)
+    mode = cfg.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--dump", action="store_true", help="print the effective config as TOML")
+    mode.add_argument("--check", action="store_true", help="validate and exit 0 or 1")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    cfg = load_config(args.config)
+    return apply_overrides(cfg, "server", data_dir=args.data)
+
+
+def _out(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
+    if getattr(args, "json", False):
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        sys.stdout.write(text.rstrip("\n") + "\n")
+
+
+def _fail(args: argparse.Namespace, code: str, message: str) -> int:
+    if getattr(args, "json", False):
+        payload = {"ok": False, "error": {"code": code, "message": message}}
+        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
+    sys.stderr.write(f"floodwatch: error: {message}\n")
+    return 1
+
+
+def _limit_text(limit: Any) -> str:
+    return "unlimited" if limit is None else str(limit)
+
+
+def _cmd_admin(args: argparse.Namespace, cfg: Config) -> int:
+    from .admin import call_admin
+
+    key = f"{args.command}.{args.action}"
+    a: dict[str, Any] = {}
+    if key == "workspace.create":
+        a = {"name": args.name, "plan": args.plan, "node_limit": args.node_limit}
+    elif key == "workspace.update":
+        a = {
+            "workspace": args.workspace,
+            "name": args.name,
+            "plan": args.plan,
+            "node_limit": args.node_limit,
+            "subscription_status": args.subscription_status,
+        }
+    elif key == "workspace.delete":
+        a = {"workspace": args.workspace}
+    elif key in ("token.create", "token.list"):
+        a = {"workspace": args.workspace}
+        if key == "token.create":
+            a["name"] = args.name
+    elif key == "token.revoke":
+        a = {"token": args.token}
+    result = call_admin(cfg, key, a)
+
+    if key == "workspace.create":
+        text = (
+            f"workspace {result['workspace_id']} ({result['name']}, plan {result['plan']}, "
+            f"node limit {_limit_text(result['node_limit'])})\n"
+            f"deploy token (shown once, store it now): {result['deploy_token']}"
+        )
+    elif key == "workspace.list":
+        lines = [
+            f"{w['workspace_id']}  {w['name']:<24} {w['plan']:<12} "
+            f"{w['node_count']}/{_limit_text(w['node_limit'])} nodes  {w['subscription_status']}"
+            + (f"  (sub-workspace of {w['parent_id']})" if w["parent_id"] else "")
+            for w in result["workspaces"]
+        ]
+        text = "\n".join(lines) or "no workspaces"
+    elif key == "workspace.update":
+        text = (
+            f"workspace {result['workspace_id']}: plan {result['plan']}, node limit "
+            f"{_limit_text(result['node_limit'])}, subscription {result['subscription_status']}"
+        )
+    elif key == "workspace.delete":
+        text = f"workspace {result['workspace_id']} deleted"
+    elif key == "token.create":
+        text = (
+            f"token {result['token_id']} for workspace {result['workspace_id']}\n"
+            f"deploy token (shown once, store it now): {result['deploy_token']}"
+        )
+    elif key == "token.list":
+        lines = [
+            f"{t['token_id']}  {t['prefix']}…  {t['name']:<16} created {t['created_at']}"
+            + (f"  REVOKED {t['revoked_at']}" if t["revoked_at"] else "")
+            for t in result["tokens"]
+        ]
+        text = "\n".join(lines) or "no tokens"
+    else:
+        text = f"token {result['token_id']} revoked"
+    _out(args, result, text)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = _load(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"floodwatch: config error: {exc}\n")
+        return 1
+    if args.dump:
+        sys.stdout.write(dump_toml(cfg))
+    else:
+        sys.stdout.write("configuration ok\n")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .server import run_server
+
+    cfg = _load(args)
+    cfg = apply_overrides(cfg, "server", host=args.host, port=args.port)
+    logging.basicConfig(
+        level=cfg.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        run_server(cfg)
+    except DatabaseLocked as exc:
+        sys.stderr.write(f"floodwatch: error: {exc}\n")
+        return 1
+    except OSError as exc:
+        sys.stderr.write(f"floodwatch: error: cannot start: {exc}\n")
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "config":
+        return _cmd_config(args)
+    try:
+        if args.command == "serve":
+            return _cmd_serve(args)
+        return _cmd_admin(args, _load(args))
+    except ConfigError as exc:
+        return _fail(args, "config_error", str(exc))
+    except DatabaseLocked as exc:
+        return _fail(args, "database_locked", str(exc))
+    except StoreError as exc:
+        from .errors import _from_store
+
+        err = _from_store(exc)
+        return _fail(args, err.code, err.message)
+    except Exception as exc:
+        from .errors import ApiError
+
+        if isinstance(exc, ApiError):
+            return _fail(args, exc.code, exc.message)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

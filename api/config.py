@@ -1,0 +1,297 @@
+"""Configuration: one tree of frozen dataclasses.
+
+Sources, later ones winning: the defaults below, an optional TOML file, ``FLOODWATCH_*``
+environment variables that follow the config path (``FLOODWATCH_SERVER__PORT=9000``), and
+finally command-line flags. Unknown keys and values of the wrong type are errors, never ignored.
+
+Every field carries a ``doc`` in its metadata; ``docs/configuration.md`` documents every setting
+and a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ApiConfig",
+    "Config",
+    "ConfigError",
+    "ServerConfig",
+    "StoreConfig",
+    "apply_overrides",
+    "dump_toml",
+    "iter_settings",
+    "load_config",
+]
+
+ENV_PREFIX = "FLOODWATCH_"
+
+
+class ConfigError(ValueError):
+    """A configuration file, environment variable or flag is invalid."""
+
+
+def _setting(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = _setting("127.0.0.1", "Address the HTTP server binds to.")
+    port: int = _setting(8080, "TCP port of the HTTP server (0 picks a free port).")
+    data_dir: str = _setting(
+        "./var", "Data directory: DuckDB file, admin socket, and later the WAL and Parquet lake."
+    )
+    admin_socket: bool = _setting(
+        True,
+        "Serve the local admin socket (data_dir/admin.sock, mode 0600) that the CLI uses while "
+        "the server holds the database.",
+    )
+    log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    shutdown_timeout_secs: float = _setting(
+        10.0, "How long in-flight requests may run after SIGTERM/SIGINT before they are cut."
+    )
+    public_url: str = _setting(
+        "", "Base URL shown in links (dashboard_url); empty means http://host:port."
+    )
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    max_body_bytes: int = _setting(
+        1_048_576, "Largest JSON request body accepted by the REST API; larger bodies get 413."
+    )
+    rate_limit_per_minute: int = _setting(
+        1000, "Requests per minute allowed for one deploy token (fixed one-minute windows)."
+    )
+    auth_failures_per_minute: int = _setting(
+        600,
+        "Failed authentications per minute allowed from one client address before it gets 429.",
+    )
+    offline_after_secs: int = _setting(
+        120, "A node with no heartbeat or metrics for this long is reported offline."
+    )
+    bootstrap_workspace: bool = _setting(
+        True,
+        "On the first serve of an empty data directory, create a default workspace and print "
+        "its deploy token once to the terminal.",
+    )
+    default_plan: str = _setting(
+        "self-hosted", "Plan given to workspaces created without --plan (see docs/ARCHITECTURE.md)."
+    )
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    database_file: str = _setting(
+        "floodwatch.duckdb", "Name of the DuckDB file inside data_dir, or an absolute path."
+    )
+    threads: int = _setting(2, "DuckDB worker threads.")
+    memory_limit: str = _setting("1GB", "DuckDB memory limit (DuckDB size syntax, e.g. 512MB).")
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.server.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        p = Path(self.store.database_file)
+        return p if p.is_absolute() else self.data_path / p
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _section_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(path: str, value: Any, typ: Any, from_env: bool) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise ConfigError(f"{path}: expected a boolean, got {value!r}")
+    if typ is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if from_env and isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected an integer, got {value!r}")
+    if typ is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if from_env and isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{path}: expected a number, got {value!r}")
+    if typ is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{path}: expected a string, got {value!r}")
+    if isinstance(typ, types.UnionType):  # pragma: no cover - no optional settings yet
+        raise ConfigError(f"{path}: unsupported type")
+    raise ConfigError(f"{path}: unsupported type {typ!r}")  # pragma: no cover
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, from_env: bool, base: Any) -> Any:
+    hints = _section_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise ConfigError(f"unknown setting {prefix}{key}")
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        typ = hints[f.name]
+        value = data[f.name]
+        path = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{path}: expected a table")
+            changes[f.name] = _build(
+                typ,  # type: ignore[arg-type]
+                value,
+                path + ".",
+                from_env,
+                getattr(base, f.name),
+            )
+        else:
+            changes[f.name] = _coerce(path, value, typ, from_env)
+    return dataclasses.replace(base, **changes)
+
+
+def _validate(cfg: Config) -> Config:
+    s, a, st = cfg.server, cfg.api, cfg.store
+    if not 0 <= s.port <= 65535:
+        raise ConfigError("server.port: must be between 0 and 65535")
+    if s.log_level not in _LOG_LEVELS:
+        raise ConfigError(f"server.log_level: must be one of {', '.join(_LOG_LEVELS)}")
+    if s.shutdown_timeout_secs < 0:
+        raise ConfigError("server.shutdown_timeout_secs: must not be negative")
+    if not s.data_dir:
+        raise ConfigError("server.data_dir: must not be empty")
+    if a.max_body_bytes < 1024:
+        raise ConfigError("api.max_body_bytes: must be at least 1024")
+    if a.rate_limit_per_minute < 1:
+        raise ConfigError("api.rate_limit_per_minute: must be at least 1")
+    if a.auth_failures_per_minute < 1:
+        raise ConfigError("api.auth_failures_per_minute: must be at least 1")
+    if a.offline_after_secs < 1:
+        raise ConfigError("api.offline_after_secs: must be at least 1")
+    from store.plans import PLANS  # the plan catalogue lives with the workspace rules
+
+    if a.default_plan not in PLANS:
+        raise ConfigError(f"api.default_plan: must be one of {', '.join(PLANS)}")
+    if st.threads < 1:
+        raise ConfigError("store.threads: must be at least 1")
+    if not st.database_file:
+        raise ConfigError("store.database_file: must not be empty")
+    return cfg
+
+
+def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(
+                f"environment variable {key}: expected FLOODWATCH_<SECTION>__<SETTING>"
+            )
+        tree.setdefault(parts[0], {})[parts[1]] = value
+    return tree
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Build the configuration from defaults, an optional TOML file and the environment."""
+    cfg = Config()
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from exc
+        cfg = _build(Config, data, "", False, cfg)
+    env = _env_tree(os.environ if environ is None else environ)
+    if env:
+        cfg = _build(Config, env, "", True, cfg)
+    return _validate(cfg)
+
+
+def apply_overrides(cfg: Config, section: str, **values: Any) -> Config:
+    """Apply command-line flags (already typed); ``None`` values are left alone."""
+    changes = {k: v for k, v in values.items() if v is not None}
+    if not changes:
+        return cfg
+    sub = dataclasses.replace(getattr(cfg, section), **changes)
+    return _validate(dataclasses.replace(cfg, **{section: sub}))
+
+
+def iter_settings() -> list[tuple[str, Any, str, str]]:
+    """Every setting as (dotted path, default, type name, doc)."""
+    out: list[tuple[str, Any, str, str]] = []
+    hints = _section_types(Config)
+    for sec in dataclasses.fields(Config):
+        cls = hints[sec.name]
+        sub_hints = _section_types(cls)
+        for f in dataclasses.fields(cls):
+            out.append(
+                (f"{sec.name}.{f.name}", f.default, sub_hints[f.name].__name__, f.metadata["doc"])
+            )
+    return out
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
+
+
+def dump_toml(cfg: Config) -> str:
+    """The effective configuration as TOML, each setting preceded by its documentation."""
+    lines: list[str] = []
+    hints = _section_types(Config)
+    for sec in dataclasses.fields(Config):
+        cls = hints[sec.name]
+        section = getattr(cfg, sec.name)
+        lines.append(f"[{sec.name}]")
+        for f in dataclasses.fields(cls):
+            lines.append(f"# {f.metadata['doc']}")
+            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+        lines.append("")
+    return "\n".join(lines)

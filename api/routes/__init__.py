@@ -1,0 +1,15 @@
+"""REST v1, Deploy API and health routes; each module owns one resource."""
+
+from aiohttp import web
+
+from . import channels, health, incidents, nodes, workspaces
+
+__all__ = ["ROUTE_TABLES"]
+
+ROUTE_TABLES: list[web.RouteTableDef] = [
+    health.routes,
+    nodes.routes,
+    incidents.routes,
+    channels.routes,
+    workspaces.routes,
+]

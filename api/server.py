@@ -1,0 +1,75 @@
+"""``floodwatch serve``: run the HTTP server and the admin socket until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+
+import uvloop
+from aiohttp import web
+
+from .admin import admin_socket_path, create_admin_app
+from .app import AccessLogger, create_app
+from .config import Config
+
+__all__ = ["run_server"]
+
+log = logging.getLogger("floodwatch")
+
+
+async def _serve(cfg: Config) -> None:
+    data = cfg.data_path
+    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    app = create_app(cfg)
+    runner = web.AppRunner(
+        app,
+        access_log_class=AccessLogger,
+        access_log=logging.getLogger("floodwatch.access"),
+        shutdown_timeout=cfg.server.shutdown_timeout_secs,
+        handle_signals=False,
+    )
+    await runner.setup()  # opens the database, applies migrations, bootstraps
+    admin_runner: web.AppRunner | None = None
+    sock_path = admin_socket_path(cfg)
+    try:
+        site = web.TCPSite(runner, cfg.server.host, cfg.server.port, reuse_address=True)
+        await site.start()
+        if cfg.server.admin_socket:
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()  # a stale socket of a server that died; we hold the DB lock
+            admin_runner = web.AppRunner(create_admin_app(app), access_log=None)
+            await admin_runner.setup()
+            old_umask = os.umask(0o177)
+            try:
+                await web.UnixSite(admin_runner, str(sock_path)).start()
+            finally:
+                os.umask(old_umask)
+            os.chmod(sock_path, 0o600)
+        port = cfg.server.port
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            port = server.sockets[0].getsockname()[1]
+        host = cfg.server.host
+        url_host = f"[{host}]" if ":" in host else host
+        log.info("floodwatch listening on http://%s:%s data=%s", url_host, port, data)
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("floodwatch stopping")
+    finally:
+        if admin_runner is not None:
+            await admin_runner.cleanup()
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
+        await runner.cleanup()
+    log.info("floodwatch stopped")
+
+
+def run_server(cfg: Config) -> None:
+    uvloop.run(_serve(cfg))

@@ -1,0 +1,27 @@
+"""The application's shared state, typed, stored once under ``STATE`` on the aiohttp app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from aiohttp import web
+
+from store import Store
+
+from .config import Config
+from .ratelimit import FixedWindowLimiter
+
+__all__ = ["STATE", "AppState"]
+
+
+@dataclass
+class AppState:
+    config: Config
+    store: Store
+    token_limiter: FixedWindowLimiter
+    auth_failure_limiter: FixedWindowLimiter
+    token_last_touched: dict[str, datetime] = field(default_factory=dict)
+
+
+STATE = web.AppKey("floodwatch_state", AppState)

@@ -1,0 +1,240 @@
+"""The twelve channel types of the hosted service and what each one's ``config`` must hold.
+
+Each type declares its required and optional keys, which of them are secrets, and a check per
+key. Unknown keys are refused (a typo would otherwise silently stop alerts); a few common
+spellings are accepted as aliases and stored under the canonical key. Secrets are masked whenever a
+channel is shown: the last four characters stay visible so people can tell two keys apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+__all__ = ["CHANNEL_TYPES", "ChannelConfigError", "mask_config", "validate_channel_config"]
+
+MAX_VALUE_LEN = 2048
+
+
+class ChannelConfigError(ValueError):
+    """The channel's config does not fit its type."""
+
+
+Check = Callable[[str, Any], Any]
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ChannelConfigError(f"config.{key} must be a non-empty string")
+    if len(value) > MAX_VALUE_LEN or any(ord(c) < 32 for c in value):
+        raise ChannelConfigError(f"config.{key} is too long or holds control characters")
+    return value.strip()
+
+
+def _url(https_only: bool) -> Check:
+    def check(key: str, value: Any) -> str:
+        text: str = _text(key, value)
+        parts = urlsplit(text)
+        schemes = ("https",) if https_only else ("http", "https")
+        if parts.scheme not in schemes or not parts.hostname:
+            want = "an https:// URL" if https_only else "an http:// or https:// URL"
+            raise ChannelConfigError(f"config.{key} must be {want}")
+        return text
+
+    return check
+
+
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
+_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
+_TELEGRAM_TOKEN = re.compile(r"^\d{3,15}:[A-Za-z0-9_-]{20,64}$")
+_CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z0-9_]{4,64})$")
+
+
+def _email(key: str, value: Any) -> str:
+    text: str = _text(key, value)
+    if not _EMAIL.match(text):
+        raise ChannelConfigError(f"config.{key} must be an e-mail address")
+    return text
+
+
+def _phone(key: str, value: Any) -> str:
+    text: str = _text(key, value).replace(" ", "").replace("-", "")
+    if not _PHONE.match(text):
+        raise ChannelConfigError(
+            f"config.{key} must be a phone number in E.164 form (+15551234567)"
+        )
+    return text
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ChannelConfigError(f"config.{key} must be true or false")
+    return value
+
+
+def _choice(*choices: str) -> Check:
+    def check(key: str, value: Any) -> str:
+        if value not in choices:
+            raise ChannelConfigError(f"config.{key} must be one of {', '.join(choices)}")
+        return str(value)
+
+    return check
+
+
+def _telegram_token(key: str, value: Any) -> str:
+    text: str = _text(key, value)
+    if not _TELEGRAM_TOKEN.match(text):
+        raise ChannelConfigError(f"config.{key} must be a Telegram bot token (digits:letters)")
+    return text
+
+
+def _chat_id(key: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    text: str = _text(key, value)
+    if not _CHAT_ID.match(text):
+        raise ChannelConfigError(f"config.{key} must be a numeric chat id or an @channel name")
+    return text
+
+
+def _headers(key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict) or len(value) > 20:
+        raise ChannelConfigError(f"config.{key} must be an object of at most 20 headers")
+    out = {}
+    for name, v in value.items():
+        if not re.match(r"^[A-Za-z0-9-]{1,64}$", name) or not isinstance(v, str) or len(v) > 1024:
+            raise ChannelConfigError(f"config.{key} holds an invalid header")
+        out[name] = v
+    return out
+
+
+@dataclass(frozen=True)
+class ChannelType:
+    required: dict[str, Check]
+    optional: dict[str, Check] = field(default_factory=dict)
+    secrets: frozenset[str] = frozenset()
+    aliases: dict[str, str] = field(default_factory=dict)
+
+
+_HTTPS = _url(https_only=True)
+_HTTP = _url(https_only=False)
+
+CHANNEL_TYPES: dict[str, ChannelType] = {
+    "discord": ChannelType(
+        {"webhook_url": _HTTPS},
+        {"username": _text, "avatar_url": _HTTPS, "mention_everyone": _bool},
+        frozenset({"webhook_url"}),
+        {"url": "webhook_url"},
+    ),
+    "slack": ChannelType(
+        {"webhook_url": _HTTPS},
+        {"username": _text, "icon": _text, "channel": _text, "mention_everyone": _bool},
+        frozenset({"webhook_url"}),
+        {"url": "webhook_url"},
+    ),
+    "email": ChannelType(
+        {"email": _email}, {"name": _text}, frozenset(), {"to": "email", "address": "email"}
+    ),
+    "sms": ChannelType(
+        {"phone": _phone}, {}, frozenset(), {"phone_number": "phone", "to": "phone"}
+    ),
+    "pagerduty": ChannelType(
+        {"routing_key": _text},
+        {"severity_map": _text},
+        frozenset({"routing_key"}),
+        {"integration_key": "routing_key"},
+    ),
+    "opsgenie": ChannelType(
+        {"api_key": _text},
+        {"region": _choice("us", "eu"), "responders": _text},
+        frozenset({"api_key"}),
+    ),
+    "webhook": ChannelType(
+        {"url": _HTTP},
+        {"secret": _text, "headers": _headers},
+        frozenset({"secret", "headers"}),
+        {"webhook_url": "url"},
+    ),
+    "teams": ChannelType(
+        {"webhook_url": _HTTPS}, {}, frozenset({"webhook_url"}), {"url": "webhook_url"}
+    ),
+    "telegram": ChannelType(
+        {"bot_token": _telegram_token, "chat_id": _chat_id}, {}, frozenset({"bot_token"})
+    ),
+    "grafana": ChannelType(
+        {"url": _HTTP}, {"api_key": _text}, frozenset({"api_key"}), {"webhook_url": "url"}
+    ),
+    "datadog": ChannelType(
+        {"api_key": _text},
+        {
+            "site": _choice(
+                "datadoghq.com",
+                "us3.datadoghq.com",
+                "us5.datadoghq.com",
+                "datadoghq.eu",
+                "ap1.datadoghq.com",
+                "ddog-gov.com",
+            )
+        },
+        frozenset({"api_key"}),
+    ),
+    "prometheus": ChannelType(
+        {"url": _HTTP},
+        {"username": _text, "password": _text},
+        frozenset({"password"}),
+        {"alertmanager_url": "url"},
+    ),
+}
+
+
+def validate_channel_config(channel_type: str, config: Any) -> dict[str, Any]:
+    """The checked, canonical config for ``channel_type``; raises ChannelConfigError."""
+    spec = CHANNEL_TYPES.get(channel_type)
+    if spec is None:
+        raise ChannelConfigError(f"type must be one of {', '.join(CHANNEL_TYPES)}")
+    if not isinstance(config, dict):
+        raise ChannelConfigError("config must be an object")
+    canonical: dict[str, Any] = {}
+    for key, value in config.items():
+        target = spec.aliases.get(key, key)
+        if target not in spec.required and target not in spec.optional:
+            raise ChannelConfigError(f"config.{key} is not a setting of a {channel_type} channel")
+        if target in canonical:
+            raise ChannelConfigError(f"config.{target} is given twice")
+        canonical[target] = value
+    out: dict[str, Any] = {}
+    for key, check in spec.required.items():
+        if key not in canonical or canonical[key] is None:
+            raise ChannelConfigError(f"config.{key} is required for a {channel_type} channel")
+        out[key] = check(key, canonical[key])
+    for key, check in spec.optional.items():
+        if canonical.get(key) is not None:
+            out[key] = check(key, canonical[key])
+    return out
+
+
+def _mask_value(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme in ("http", "https") and parts.hostname:
+        # keep the host visible: which service it points at is useful, the path is the secret
+        return f"{parts.scheme}://{parts.hostname}/****{value[-4:] if len(value) > 12 else ''}"
+    if len(value) <= 8:
+        return "****"
+    return "****" + value[-4:]
+
+
+def mask_config(channel_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    spec = CHANNEL_TYPES.get(channel_type)
+    secrets = spec.secrets if spec else frozenset(config)
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if key not in secrets:
+            out[key] = value
+        elif isinstance(value, dict):
+            out[key] = {k: "****" for k in value}
+        else:
+            out[key] = _mask_value(str(value))
+    return out

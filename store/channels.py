@@ -1,0 +1,82 @@
+"""Notification channels of a workspace. Configs are stored as validated by ``notify``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from .db import Connection, rows_as_dicts, utcnow
+from .errors import NotFound
+
+__all__ = ["create_channel", "delete_channel", "get_channel", "list_channels"]
+
+_COLUMNS = "id, uuid, name, type, config, enabled, created_at"
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row["config"], str):
+        row["config"] = orjson.loads(row["config"])
+    return row
+
+
+def list_channels(
+    con: Connection, ws_uuid: uuid.UUID, limit: int = 100, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    total = con.execute(
+        "SELECT count(*) FROM channels WHERE workspace_uuid = ?", [str(ws_uuid)]
+    ).fetchone()
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_COLUMNS} FROM channels WHERE workspace_uuid = ? ORDER BY id "
+            "LIMIT ? OFFSET ?",
+            [str(ws_uuid), limit, offset],
+        )
+    )
+    return [_decode(r) for r in rows], int(total[0]) if total else 0
+
+
+def get_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> dict[str, Any]:
+    column = "id" if isinstance(ref, int) else "uuid"
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_COLUMNS} FROM channels WHERE workspace_uuid = ? AND {column} = ?",
+            [str(ws_uuid), ref if isinstance(ref, int) else str(ref)],
+        )
+    )
+    if not rows:
+        raise NotFound("channel not found")
+    return _decode(rows[0])
+
+
+def create_channel(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    name: str,
+    channel_type: str,
+    config: dict[str, Any],
+    enabled: bool = True,
+) -> dict[str, Any]:
+    ch_uuid = uuid.uuid4()
+    con.execute(
+        "INSERT INTO channels (uuid, workspace_uuid, name, type, config, enabled, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            str(ch_uuid),
+            str(ws_uuid),
+            name,
+            channel_type,
+            orjson.dumps(config).decode(),
+            enabled,
+            utcnow(),
+        ],
+    )
+    return get_channel(con, ws_uuid, ch_uuid)
+
+
+def delete_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> None:
+    ch = get_channel(con, ws_uuid, ref)
+    con.execute(
+        "DELETE FROM channels WHERE id = ? AND workspace_uuid = ?", [ch["id"], str(ws_uuid)]
+    )

@@ -1,0 +1,143 @@
+"""The server's DuckDB database: one file, one connection, one writer thread.
+
+``Store`` is inert until ``open()``. In the server every call goes through ``run()``, which hands
+the work to a single worker thread: DuckDB work never blocks the event loop and there is exactly
+one writer. The CLI uses the same repository functions directly when no server holds the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import duckdb
+
+from .errors import DatabaseLocked, StoreError
+from .migrations import MIGRATIONS
+
+__all__ = ["Connection", "Store", "transaction", "utcnow"]
+
+Connection = duckdb.DuckDBPyConnection
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def transaction(con: Connection) -> Iterator[Connection]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+class Store:
+    def __init__(self, path: Path, threads: int = 2, memory_limit: str = "1GB") -> None:
+        self.path = path
+        self._threads = threads
+        self._memory_limit = memory_limit
+        self._con: Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def con(self) -> Connection:
+        if self._con is None:
+            raise StoreError("store is not open")
+        return self._con
+
+    def open(self) -> None:
+        """Open (creating if needed) the database file and apply pending migrations."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise DatabaseLocked(
+                    f"{self.path} is in use by another process (is a server running?)"
+                ) from exc
+            raise
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET threads = {int(self._threads)}")
+        con.execute("SET memory_limit = ?", [self._memory_limit])
+        self._con = con
+        self._migrate()
+
+    def _migrate(self) -> None:
+        con = self.con
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        row = con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+        current = int(row[0]) if row else 0
+        for version, sql in MIGRATIONS:
+            if version <= current:
+                continue
+            with transaction(con):
+                con.execute(sql)
+                con.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, utcnow()])
+
+    def schema_version(self) -> int:
+        row = self.con.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.open)
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            executor = self._executor
+            await asyncio.get_running_loop().run_in_executor(executor, self._close_con)
+            executor.shutdown(wait=True)
+            self._executor = None
+
+    def _close_con(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+    async def run(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(con, *args, **kwargs)`` on the writer thread."""
+        if self._executor is None:
+            raise StoreError("store is not started")
+        call: Callable[[], T] = functools.partial(fn, self.con, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def call(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run ``fn(con, ...)`` in the calling thread (CLI use, no server running)."""
+        return fn(self.con, *args, **kwargs)
+
+
+def bound(sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The named parameters that ``sql`` uses (DuckDB refuses unused ones)."""
+    return {k: v for k, v in params.items() if f"${k}" in sql}
+
+
+def rows_as_dicts(cur: Any) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]

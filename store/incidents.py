@@ -1,0 +1,166 @@
+"""Incidents: one attack on one node, from its start to its resolution."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from .db import Connection, rows_as_dicts, utcnow
+from .errors import InvalidValue, NotFound
+
+__all__ = [
+    "INCIDENT_STATUSES",
+    "SEVERITIES",
+    "get_incident",
+    "insert_incident",
+    "list_incidents",
+]
+
+INCIDENT_STATUSES = ("active", "resolved", "false_positive")
+SEVERITIES = ("critical", "high", "medium", "low")
+_JSON_COLUMNS = ("protocol_breakdown", "geo_origin", "top_sources", "top_dst_ports", "detail")
+
+_LIST_COLUMNS = """
+    i.uuid, i.id, i.node_uuid, n.name AS node_name, n.ip AS node_ip, i.status, i.severity,
+    i.attack_family, i.attack_subtype, i.title, i.started_at, i.updated_at, i.resolved_at,
+    i.peak_pps, i.peak_bps, i.source_ip_count, i.confidence,
+    CAST(date_diff('second', i.started_at, coalesce(i.resolved_at, $now)) AS BIGINT)
+        AS duration_seconds
+"""
+_DETAIL_COLUMNS = (
+    _LIST_COLUMNS
+    + ", i.protocol_breakdown, i.geo_origin, i.top_sources, i.top_dst_ports, i.summary, i.detail"
+)
+_FROM = "FROM incidents i JOIN nodes n ON n.uuid = i.node_uuid WHERE i.workspace_uuid = $ws"
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for col in _JSON_COLUMNS:
+        if isinstance(row.get(col), str):
+            row[col] = orjson.loads(row[col])
+    return row
+
+
+def list_incidents(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    node_uuid: uuid.UUID | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    params: dict[str, Any] = {"ws": str(ws_uuid)}
+    where = ""
+    if status is not None:
+        where += " AND i.status = $status"
+        params["status"] = status
+    if severity is not None:
+        where += " AND i.severity = $severity"
+        params["severity"] = severity
+    if node_uuid is not None:
+        where += " AND i.node_uuid = $node"
+        params["node"] = str(node_uuid)
+    total = con.execute(f"SELECT count(*) {_FROM}{where}", params).fetchone()
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_LIST_COLUMNS} {_FROM}{where} "
+            "ORDER BY i.started_at DESC, i.id DESC LIMIT $limit OFFSET $offset",
+            {**params, "now": now or utcnow(), "limit": limit, "offset": offset},
+        )
+    )
+    return rows, int(total[0]) if total else 0
+
+
+def get_incident(
+    con: Connection, ws_uuid: uuid.UUID, ref: uuid.UUID | int, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """One incident by UUID or by its integer id, within the workspace."""
+    column = "i.id" if isinstance(ref, int) else "i.uuid"
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_DETAIL_COLUMNS} {_FROM} AND {column} = $ref",
+            {
+                "ws": str(ws_uuid),
+                "ref": ref if isinstance(ref, int) else str(ref),
+                "now": now or utcnow(),
+            },
+        )
+    )
+    if not rows:
+        raise NotFound("incident not found")
+    return _decode(rows[0])
+
+
+def insert_incident(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    node_uuid: uuid.UUID,
+    *,
+    attack_family: str,
+    severity: str,
+    started_at: datetime,
+    status: str = "active",
+    resolved_at: datetime | None = None,
+    peak_pps: float = 0.0,
+    peak_bps: float = 0.0,
+    source_ip_count: int = 0,
+    attack_subtype: str | None = None,
+    title: str | None = None,
+    confidence: int | None = None,
+    protocol_breakdown: dict[str, Any] | None = None,
+    geo_origin: dict[str, Any] | list[Any] | None = None,
+    top_sources: list[Any] | None = None,
+    top_dst_ports: list[Any] | None = None,
+    summary: str | None = None,
+    detail: dict[str, Any] | None = None,
+    source: str = "agent",
+    incident_uuid: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """Record an incident (used by the agent API and detection)."""
+    if status not in INCIDENT_STATUSES:
+        raise InvalidValue(f"status must be one of {', '.join(INCIDENT_STATUSES)}", "status")
+    if severity not in SEVERITIES:
+        raise InvalidValue(f"severity must be one of {', '.join(SEVERITIES)}", "severity")
+    inc_uuid = incident_uuid or uuid.uuid4()
+
+    def js(v: Any) -> str | None:
+        return None if v is None else orjson.dumps(v).decode()
+
+    con.execute(
+        "INSERT INTO incidents (uuid, workspace_uuid, node_uuid, status, severity, attack_family, "
+        "attack_subtype, title, started_at, updated_at, resolved_at, peak_pps, peak_bps, "
+        "source_ip_count, confidence, protocol_breakdown, geo_origin, top_sources, top_dst_ports, "
+        "summary, detail, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?)",
+        [
+            str(inc_uuid),
+            str(ws_uuid),
+            str(node_uuid),
+            status,
+            severity,
+            attack_family,
+            attack_subtype,
+            title,
+            started_at,
+            resolved_at or started_at,
+            resolved_at,
+            peak_pps,
+            peak_bps,
+            source_ip_count,
+            confidence,
+            js(protocol_breakdown),
+            js(geo_origin),
+            js(top_sources),
+            js(top_dst_ports),
+            summary,
+            js(detail),
+            source,
+        ],
+    )
+    return inc_uuid

@@ -1,0 +1,101 @@
+"""Versioned schema migrations, applied in order at start inside one transaction each.
+
+Append a new entry to ``MIGRATIONS`` to change the schema; never edit an entry that has shipped.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS"]
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (
+        1,
+        """
+        CREATE TABLE workspaces (
+            uuid UUID PRIMARY KEY,
+            name VARCHAR NOT NULL,
+            plan VARCHAR NOT NULL,
+            node_limit INTEGER,
+            subscription_status VARCHAR NOT NULL,
+            parent_uuid UUID,
+            email VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            deleted_at TIMESTAMPTZ
+        );
+        CREATE TABLE deploy_tokens (
+            id UUID PRIMARY KEY,
+            workspace_uuid UUID NOT NULL,
+            name VARCHAR NOT NULL,
+            prefix VARCHAR NOT NULL,
+            token_hash VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            revoked_at TIMESTAMPTZ,
+            last_used_at TIMESTAMPTZ
+        );
+        CREATE INDEX deploy_tokens_hash ON deploy_tokens (token_hash);
+        CREATE TABLE nodes (
+            uuid UUID PRIMARY KEY,
+            workspace_uuid UUID NOT NULL,
+            name VARCHAR NOT NULL,
+            ip VARCHAR NOT NULL,
+            location VARCHAR,
+            os VARCHAR,
+            interface VARCHAR NOT NULL,
+            priority VARCHAR NOT NULL,
+            api_key_hash VARCHAR NOT NULL,
+            api_key_prefix VARCHAR NOT NULL,
+            sp_enabled BOOLEAN NOT NULL DEFAULT false,
+            sp_sensitivity VARCHAR NOT NULL DEFAULT 'standard',
+            sp_response_mode VARCHAR NOT NULL DEFAULT 'full',
+            service_ports JSON NOT NULL DEFAULT '[]',
+            elevated BOOLEAN NOT NULL DEFAULT false,
+            last_seen TIMESTAMPTZ,
+            last_pps DOUBLE,
+            last_bps DOUBLE,
+            agent_version VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            deleted_at TIMESTAMPTZ
+        );
+        CREATE INDEX nodes_key_hash ON nodes (api_key_hash);
+        CREATE SEQUENCE incident_id_seq START 1;
+        CREATE TABLE incidents (
+            uuid UUID PRIMARY KEY,
+            id BIGINT NOT NULL DEFAULT nextval('incident_id_seq'),
+            workspace_uuid UUID NOT NULL,
+            node_uuid UUID NOT NULL,
+            status VARCHAR NOT NULL,
+            severity VARCHAR NOT NULL,
+            attack_family VARCHAR NOT NULL,
+            attack_subtype VARCHAR,
+            title VARCHAR,
+            started_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            resolved_at TIMESTAMPTZ,
+            peak_pps DOUBLE NOT NULL DEFAULT 0,
+            peak_bps DOUBLE NOT NULL DEFAULT 0,
+            source_ip_count INTEGER NOT NULL DEFAULT 0,
+            confidence INTEGER,
+            protocol_breakdown JSON,
+            geo_origin JSON,
+            top_sources JSON,
+            top_dst_ports JSON,
+            summary VARCHAR,
+            detail JSON,
+            source VARCHAR NOT NULL DEFAULT 'agent'
+        );
+        CREATE SEQUENCE channel_id_seq START 1;
+        CREATE TABLE channels (
+            id BIGINT PRIMARY KEY DEFAULT nextval('channel_id_seq'),
+            uuid UUID NOT NULL,
+            workspace_uuid UUID NOT NULL,
+            name VARCHAR NOT NULL,
+            type VARCHAR NOT NULL,
+            config JSON NOT NULL,
+            enabled BOOLEAN NOT NULL DEFAULT true,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
+]
