@@ -195,6 +195,7 @@ async def _admin_call(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_json", "admin request must be {op, args}")
     st = request.app[STATE]
     result = await st.store.run(run_op, st.config, str(body.get("op")), body.get("args", {}))
+    st.credentials.clear()
     return json_response({"ok": True, "result": result})
 
 

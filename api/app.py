@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from store import Store
+from ingest.metrics import METRICS
+from ingest.pipeline import Pipeline, PipelineSettings
+from ingest.receiver import CachedCredentials, Credential, Receiver, ReceiverSettings
+from store import Connection, Store
+from store import collectors as collectors_repo
 from store import workspaces as ws_repo
 
 from .config import Config
@@ -19,7 +25,7 @@ from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES
 from .state import STATE, AppState
 
-__all__ = ["AccessLogger", "create_app"]
+__all__ = ["AccessLogger", "create_app", "pipeline_settings"]
 
 log = logging.getLogger("floodwatch")
 
@@ -38,13 +44,57 @@ class AccessLogger(AbstractAccessLogger):
         )
 
 
-def bootstrap_default_workspace(con: object, cfg: Config) -> str | None:
+def bootstrap_default_workspace(con: Connection, cfg: Config) -> str | None:
     """On an empty database, create the default workspace; returns its token or None."""
-    _, total = ws_repo.list_workspaces(con, None, limit=1)  # type: ignore[arg-type]
+    _, total = ws_repo.list_workspaces(con, None, limit=1)
     if total:
         return None
-    _, token = ws_repo.create_workspace(con, "default", cfg.api.default_plan)  # type: ignore[arg-type]
+    _, token = ws_repo.create_workspace(con, "default", cfg.api.default_plan)
     return token
+
+
+def pipeline_settings(cfg: Config) -> PipelineSettings:
+    ing, lk = cfg.ingest, cfg.lake
+    return PipelineSettings(
+        flush_rows=ing.flush_rows,
+        flush_age_secs=ing.flush_age_secs,
+        max_buffer_bytes=ing.max_buffer_bytes,
+        wal_segment_bytes=ing.wal_segment_bytes,
+        wal_compression="" if ing.wal_compression == "none" else ing.wal_compression,
+        dedup_window_secs=ing.dedup_window_secs,
+        dedup_max_ids=ing.dedup_max_ids,
+        compression=lk.compression,
+        compression_level=lk.compression_level,
+        compact_after_secs=lk.compact_after_secs,
+        maintenance_interval_secs=lk.maintenance_interval_secs,
+        retention_days=(
+            ("metrics", lk.raw_retention_days),
+            ("flows", lk.flows_retention_days),
+            ("metrics_1m", lk.rollup_1m_retention_days),
+            ("metrics_5m", lk.rollup_5m_retention_days),
+            ("metrics_1h", lk.rollup_1h_retention_days),
+        ),
+    )
+
+
+def _resolve_key(con: Connection, key: str) -> Credential | None:
+    node = collectors_repo.authenticate_node_key(con, key)
+    if node is not None:
+        return Credential(id=f"n:{node[1]}", workspace=str(node[0]), node=str(node[1]))
+    ws = collectors_repo.authenticate_collector(con, key)
+    if ws is not None:
+        return Credential(id=f"c:{ws}", workspace=str(ws), node=None)
+    return None
+
+
+def _node_index(con: Connection, workspace: str) -> dict[str, str]:
+    return collectors_repo.workspace_node_index(con, uuid.UUID(workspace))
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    return web.Response(
+        text=METRICS.render(), content_type="text/plain", charset="utf-8", headers={}
+    )
 
 
 def create_app(cfg: Config, store: Store | None = None) -> web.Application:
@@ -53,14 +103,40 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         middlewares=[rate_headers_middleware, error_middleware],
         client_max_size=cfg.api.max_body_bytes,
     )
+    pipeline = Pipeline(cfg.data_path, pipeline_settings(cfg))
+
+    async def resolve(key: str) -> Credential | None:
+        return await store.run(_resolve_key, key)
+
+    async def index(workspace: str) -> dict[str, str]:
+        return await store.run(_node_index, workspace)
+
+    credentials = CachedCredentials(resolve, index, ttl_secs=cfg.ingest.auth_cache_secs)
+    receiver = Receiver(
+        pipeline,
+        credentials,
+        ReceiverSettings(
+            max_body_bytes=cfg.ingest.max_body_bytes,
+            max_batch_rows=cfg.ingest.max_batch_rows,
+            max_age=timedelta(days=cfg.lake.raw_retention_days),
+            max_skew=timedelta(seconds=cfg.ingest.max_clock_skew_secs),
+            decode_threads=cfg.ingest.decode_threads,
+            max_concurrent_decodes=cfg.ingest.max_concurrent_decodes,
+        ),
+    )
     app[STATE] = AppState(
         config=cfg,
         store=store,
         token_limiter=FixedWindowLimiter(cfg.api.rate_limit_per_minute),
         auth_failure_limiter=FixedWindowLimiter(cfg.api.auth_failures_per_minute),
+        pipeline=pipeline,
+        receiver=receiver,
+        credentials=credentials,
     )
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
+    receiver.add_routes(app)
+    app.router.add_get("/metrics", _metrics)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.start()
@@ -79,5 +155,13 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         yield
         await store.stop()
 
+    async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+        await pipeline.start()
+        await receiver.start()
+        yield
+        await receiver.stop()
+        await pipeline.stop()
+
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(pipeline_ctx)
     return app

@@ -24,6 +24,8 @@ __all__ = [
     "ApiConfig",
     "Config",
     "ConfigError",
+    "IngestConfig",
+    "LakeConfig",
     "ServerConfig",
     "StoreConfig",
     "apply_overrides",
@@ -99,10 +101,63 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class IngestConfig:
+    max_body_bytes: int = _setting(
+        64 * 1024 * 1024, "Largest binary telemetry body; larger bodies get 413."
+    )
+    max_batch_rows: int = _setting(1_000_000, "Most rows in one binary batch; more gets 413.")
+    flush_rows: int = _setting(
+        500_000, "A lake partition's buffered rows are written once this many have gathered..."
+    )
+    flush_age_secs: float = _setting(
+        10.0, "...or once its oldest buffered row has waited this long."
+    )
+    max_buffer_bytes: int = _setting(
+        512 * 1024 * 1024,
+        "Memory for rows waiting to be written; past it the receiver answers 503 + Retry-After.",
+    )
+    wal_segment_bytes: int = _setting(64 * 1024 * 1024, "Size at which a WAL segment is rolled.")
+    wal_compression: str = _setting("lz4", "Arrow compression of WAL entries: none, lz4 or zstd.")
+    dedup_window_secs: int = _setting(
+        86_400, "How long a batch id (X-Batch-Id) is remembered to store re-sent batches once."
+    )
+    dedup_max_ids: int = _setting(1_000_000, "Most batch ids remembered (oldest forgotten first).")
+    max_clock_skew_secs: int = _setting(
+        300, "Rows stamped further than this in the future are refused."
+    )
+    decode_threads: int = _setting(2, "Worker threads that decode and check binary batches.")
+    max_concurrent_decodes: int = _setting(
+        8, "Batches decoded at once; more concurrent requests get 503 + Retry-After."
+    )
+    auth_cache_secs: float = _setting(
+        10.0, "How long a node or collector key lookup is cached (revocation delay)."
+    )
+
+
+@dataclass(frozen=True)
+class LakeConfig:
+    compression: str = _setting("zstd", "Parquet compression: zstd, lz4, snappy or none.")
+    compression_level: int = _setting(3, "Compression level (zstd).")
+    raw_retention_days: int = _setting(15, "Days of per-second node metrics kept.")
+    flows_retention_days: int = _setting(15, "Days of sampled flows kept.")
+    rollup_1m_retention_days: int = _setting(30, "Days of 1-minute rollups kept.")
+    rollup_5m_retention_days: int = _setting(90, "Days of 5-minute rollups kept.")
+    rollup_1h_retention_days: int = _setting(400, "Days of 1-hour rollups kept.")
+    compact_after_secs: int = _setting(
+        300, "An hour partition is compacted (and rolled up) this long after the hour ends."
+    )
+    maintenance_interval_secs: float = _setting(
+        60.0, "How often compaction, rollups, retention and catalog snapshots run."
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    lake: LakeConfig = field(default_factory=LakeConfig)
 
     @property
     def data_path(self) -> Path:
@@ -209,6 +264,36 @@ def _validate(cfg: Config) -> Config:
 
     if a.default_plan not in PLANS:
         raise ConfigError(f"api.default_plan: must be one of {', '.join(PLANS)}")
+    ing, lk = cfg.ingest, cfg.lake
+    for name in (
+        "max_body_bytes",
+        "max_batch_rows",
+        "flush_rows",
+        "max_buffer_bytes",
+        "wal_segment_bytes",
+        "dedup_max_ids",
+        "decode_threads",
+        "max_concurrent_decodes",
+    ):
+        if getattr(ing, name) < 1:
+            raise ConfigError(f"ingest.{name}: must be at least 1")
+    if ing.flush_age_secs <= 0 or ing.auth_cache_secs < 0 or ing.dedup_window_secs < 0:
+        raise ConfigError("ingest: ages and windows must be positive")
+    if ing.wal_compression not in ("none", "lz4", "zstd"):
+        raise ConfigError("ingest.wal_compression: must be none, lz4 or zstd")
+    if lk.compression not in ("zstd", "lz4", "snappy", "none"):
+        raise ConfigError("lake.compression: must be zstd, lz4, snappy or none")
+    for name in (
+        "raw_retention_days",
+        "flows_retention_days",
+        "rollup_1m_retention_days",
+        "rollup_5m_retention_days",
+        "rollup_1h_retention_days",
+    ):
+        if getattr(lk, name) < 1:
+            raise ConfigError(f"lake.{name}: must be at least 1")
+    if lk.maintenance_interval_secs <= 0 or lk.compact_after_secs < 0:
+        raise ConfigError("lake: intervals must be positive")
     if st.threads < 1:
         raise ConfigError("store.threads: must be at least 1")
     if not st.database_file:

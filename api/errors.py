@@ -5,6 +5,7 @@
 =====  ======================  ==============================================================
 400    invalid_parameter       a query parameter or body field is missing or wrong (``field``)
 400    invalid_json            the body is not a JSON object
+400    invalid_batch           a binary telemetry batch is malformed (``field`` names the column)
 401    unauthorized            token missing, wrong or revoked
 402    payment_required        subscription inactive, or the plan's node limit is reached
 403    forbidden               authenticated, but not allowed (e.g. nested sub-workspaces)
@@ -14,7 +15,7 @@
 413    payload_too_large       the body is larger than ``api.max_body_bytes``
 429    rate_limited            too many requests; see ``Retry-After``
 500    internal_error          a bug; logged with a request id, never with request data
-503    unavailable             the database is not available
+503    unavailable             overloaded or starting: retry after ``Retry-After`` seconds
 =====  ======================  ==============================================================
 """
 
@@ -28,6 +29,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ingest.errors import Backpressure, DecodeError
 from notify import ChannelConfigError
 from store import errors as store_errors
 
@@ -110,6 +112,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(err)
     except store_errors.StoreError as exc:
         return error_response(_from_store(exc))
+    except DecodeError as exc:
+        code = {403: "forbidden", 413: "payload_too_large"}.get(exc.status, "invalid_batch")
+        return error_response(ApiError(exc.status, code, str(exc), field=exc.column))
+    except Backpressure as exc:
+        return error_response(
+            ApiError(
+                503, "unavailable", str(exc), headers={"Retry-After": str(exc.retry_after_secs)}
+            )
+        )
     except ChannelConfigError as exc:
         return error_response(ApiError(400, "invalid_parameter", str(exc), field="config"))
     except web.HTTPException as exc:

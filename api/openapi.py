@@ -1,19 +1,1320 @@
-"""The OpenAPI 3.1 document of REST v1, the Deploy API and the health check."""
+"""The OpenAPI 3.1 document of REST v1, the Deploy API and the health check.
+
+Written by hand from the handlers in ``api/routes``. Enumerations are taken from the modules that
+enforce them, so they cannot drift; everything else is checked by ``tests/test_openapi.py``, which
+compares the documented operations with the router and fuzzes the live server against this document.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from notify.channels import MAX_VALUE_LEN
+from store.analytics import RANGES
+from store.incidents import INCIDENT_STATUSES, SEVERITIES
+from store.nodes import (
+    MAX_SERVICE_PORTS,
+    NODE_STATUSES,
+    PRIORITIES,
+    SERVICE_PORT_PROTOCOLS,
+    SP_RESPONSE_MODES,
+    SP_SENSITIVITIES,
+)
+from store.plans import PLANS, SUBSCRIPTION_STATUSES
+
 from . import __version__
 
 __all__ = ["openapi_document"]
+
+Schema = dict[str, Any]
+
+MAX_OFFSET = 1_000_000_000
+MAX_NODE_LIMIT = 1_000_000
+
+# --------------------------------------------------------------------------- schema helpers
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: Schema) -> Schema:
+    """``schema`` or null; plain types become a type array, anything else an ``anyOf``."""
+    if "type" in schema and "$ref" not in schema and "enum" not in schema:
+        kind = schema["type"]
+        return {**schema, "type": [*([kind] if isinstance(kind, str) else kind), "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = (), **extra: Any) -> Schema:
+    """A closed object whose properties are all required unless named in ``optional``."""
+    return {
+        "type": "object",
+        "required": [name for name in properties if name not in optional],
+        "properties": properties,
+        "additionalProperties": False,
+        **extra,
+    }
+
+
+def _envelope(properties: dict[str, Schema], **extra: Any) -> Schema:
+    return _obj({"ok": {"const": True}, **properties}, **extra)
+
+
+def _int(minimum: int = 0, **extra: Any) -> Schema:
+    return {"type": "integer", "minimum": minimum, **extra}
+
+
+_NUMBER: Schema = {"type": "number"}
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+_HEX64: Schema = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
+
+
+def _page(key: str, item: str, description: str) -> Schema:
+    return _envelope(
+        {
+            key: {"type": "array", "items": _ref(item), "description": description},
+            "total": _int(description="Number of matching items across all pages."),
+            "limit": _int(1, maximum=100, description="The page size used."),
+            "offset": _int(maximum=MAX_OFFSET, description="The offset used."),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- component schemas
+
+
+def _node_properties() -> dict[str, Schema]:
+    return {
+        "uuid": _ref("Uuid"),
+        "name": {"type": "string", "maxLength": 100},
+        "ip": {"type": "string", "description": "IPv4 or IPv6 address, in compressed form."},
+        "location": _nullable({"type": "string", "maxLength": 100}),
+        "os": _nullable({"type": "string", "maxLength": 100}),
+        "interface": {"type": "string", "description": "Network interface the agent watches."},
+        "priority": _ref("Priority"),
+        "status": {
+            "type": "string",
+            "enum": list(NODE_STATUSES),
+            "description": "Derived on read: `attack` while an incident is active, `offline` when "
+            "nothing was heard within `api.offline_after_secs`, `elevated` when traffic is above "
+            "baseline, else `online`.",
+        },
+        "last_seen": _nullable(_ref("Timestamp")),
+        "last_pps": _nullable(_NUMBER),
+        "last_bps": _nullable(_NUMBER),
+        "agent_version": _nullable({"type": "string"}),
+        "sp_enabled": {"type": "boolean", "description": "Service protection on or off."},
+        "sp_sensitivity": {"type": "string", "enum": list(SP_SENSITIVITIES)},
+        "sp_response_mode": {"type": "string", "enum": list(SP_RESPONSE_MODES)},
+        "service_ports": {"type": "array", "items": _ref("ServicePort")},
+        "active_incidents": _int(),
+        "created_at": _ref("Timestamp"),
+        "updated_at": _ref("Timestamp"),
+    }
+
+
+def _node_stats_properties() -> dict[str, Schema]:
+    figure = _nullable(_NUMBER)
+    return {
+        "baseline": _obj(
+            {
+                "avg_pps": figure,
+                "p95_pps": figure,
+                "p99_pps": figure,
+                "avg_bps": figure,
+                "p95_bps": figure,
+                "p99_bps": figure,
+                "samples": _int(),
+                "window_secs": _int(1),
+            },
+            description="Baseline traffic; every figure is null until the node sent telemetry.",
+        ),
+        "protocol_breakdown": _obj(
+            {"tcp": figure, "udp": figure, "icmp": figure, "other": figure},
+            description="Share of traffic per protocol, in percent; null without telemetry.",
+        ),
+        "conn_count": _nullable(_int()),
+    }
+
+
+def _incident_properties() -> dict[str, Schema]:
+    return {
+        "uuid": _ref("Uuid"),
+        "id": _int(1, description="Integer id, unique on this server."),
+        "node_uuid": _ref("Uuid"),
+        "node_name": {"type": "string"},
+        "node_ip": {"type": "string"},
+        "status": {"type": "string", "enum": list(INCIDENT_STATUSES)},
+        "severity": _ref("Severity"),
+        "attack_family": {"type": "string", "description": "For example `udp_flood`, `tcp_syn`."},
+        "family": {"type": "string", "description": "Same as `attack_family` (compatibility)."},
+        "attack_subtype": _nullable({"type": "string"}),
+        "title": _nullable({"type": "string"}),
+        "started_at": _ref("Timestamp"),
+        "updated_at": _ref("Timestamp"),
+        "resolved_at": _nullable(_ref("Timestamp")),
+        "peak_pps": _NUMBER,
+        "peak_bps": _NUMBER,
+        "source_ip_count": _int(),
+        "confidence": _nullable({"type": "integer"}),
+        "duration_seconds": {
+            "type": "integer",
+            "description": "Seconds from start to resolution, or to now while active.",
+        },
+    }
+
+
+def _incident_detail_properties() -> dict[str, Schema]:
+    return {
+        **_incident_properties(),
+        "protocol_breakdown": _nullable({"type": "object"}),
+        "geo_origin": {"type": ["object", "array", "null"]},
+        "top_sources": _nullable({"type": "array"}),
+        "top_dst_ports": _nullable({"type": "array"}),
+        "summary": _nullable({"type": "string", "description": "Written summary of the attack."}),
+        "ai_summary": _nullable({"type": "string", "description": "Same as `summary`."}),
+        "detail": _nullable({"type": "object", "description": "Detection's raw findings."}),
+    }
+
+
+def _workspace_properties() -> dict[str, Schema]:
+    return {
+        "uuid": _ref("Uuid"),
+        "name": {"type": "string", "maxLength": 100},
+        "plan": {"type": "string", "enum": list(PLANS)},
+        "node_count": _int(),
+        "node_limit": _nullable(_int(description="Largest number of nodes; null is unlimited.")),
+        "subscription_status": {
+            "type": "string",
+            "enum": list(SUBSCRIPTION_STATUSES),
+            "description": "Writes need `active` or `trialing`.",
+        },
+        "parent_uuid": _nullable(_ref("Uuid")),
+        "white_label": {
+            "type": "boolean",
+            "description": "True for a top-level workspace, which may have sub-workspaces.",
+        },
+        "sub_workspace_count": _int(),
+        "email": _nullable({"type": "string"}),
+        "created_at": _ref("Timestamp"),
+        "updated_at": _ref("Timestamp"),
+    }
+
+
+def _https_url(description: str) -> Schema:
+    return {
+        "type": "string",
+        "maxLength": MAX_VALUE_LEN,
+        "pattern": r"^https://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
+        "description": description,
+    }
+
+
+def _http_url(description: str) -> Schema:
+    return {
+        "type": "string",
+        "maxLength": MAX_VALUE_LEN,
+        "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
+        "description": description,
+    }
+
+
+def _setting(description: str = "") -> Schema:
+    schema: Schema = {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_VALUE_LEN,
+        "pattern": r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$",
+    }
+    if description:
+        schema["description"] = description
+    return schema
+
+
+_BOOL: Schema = {"type": "boolean"}
+
+
+def _channel_configs() -> dict[str, tuple[Schema, str]]:
+    """Per channel type: the ``config`` object it takes, and the aliases it accepts."""
+    webhook_url = _https_url("Incoming-webhook URL (secret, masked in answers).")
+    return {
+        "discord": (
+            _obj(
+                {
+                    "webhook_url": webhook_url,
+                    "username": _setting(),
+                    "avatar_url": _https_url("Avatar image URL."),
+                    "mention_everyone": _BOOL,
+                },
+                optional=("username", "avatar_url", "mention_everyone"),
+            ),
+            "`url` for `webhook_url`",
+        ),
+        "slack": (
+            _obj(
+                {
+                    "webhook_url": webhook_url,
+                    "username": _setting(),
+                    "icon": _setting(),
+                    "channel": _setting(),
+                    "mention_everyone": _BOOL,
+                },
+                optional=("username", "icon", "channel", "mention_everyone"),
+            ),
+            "`url` for `webhook_url`",
+        ),
+        "email": (
+            _obj(
+                {"email": _ref("Email"), "name": _setting("Recipient name.")},
+                optional=("name",),
+            ),
+            "`to`, `address` for `email`",
+        ),
+        "sms": (
+            _obj(
+                {
+                    "phone": {
+                        "type": "string",
+                        "pattern": r"^\+[1-9][0-9]{6,14}$",
+                        "description": "E.164 number; spaces and dashes are removed.",
+                    }
+                }
+            ),
+            "`phone_number`, `to` for `phone`",
+        ),
+        "pagerduty": (
+            _obj(
+                {
+                    "routing_key": _setting("Events API v2 routing key (secret)."),
+                    "severity_map": _setting(),
+                },
+                optional=("severity_map",),
+            ),
+            "`integration_key` for `routing_key`",
+        ),
+        "opsgenie": (
+            _obj(
+                {
+                    "api_key": _setting("API key (secret)."),
+                    "region": {"type": "string", "enum": ["us", "eu"]},
+                    "responders": _setting(),
+                },
+                optional=("region", "responders"),
+            ),
+            "",
+        ),
+        "webhook": (
+            _obj(
+                {
+                    "url": _http_url("Where events are POSTed."),
+                    "secret": _setting("HMAC-SHA256 signing key (secret)."),
+                    "headers": {
+                        "type": "object",
+                        "maxProperties": 20,
+                        "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
+                        "additionalProperties": {"type": "string", "maxLength": 1024},
+                        "description": "Extra request headers (secret).",
+                    },
+                },
+                optional=("secret", "headers"),
+            ),
+            "`webhook_url` for `url`",
+        ),
+        "teams": (_obj({"webhook_url": webhook_url}), "`url` for `webhook_url`"),
+        "telegram": (
+            _obj(
+                {
+                    "bot_token": {
+                        "type": "string",
+                        "pattern": "^[0-9]{3,15}:[A-Za-z0-9_-]{20,64}$",
+                        "description": "Bot token (secret).",
+                    },
+                    "chat_id": {
+                        "oneOf": [
+                            {"type": "string", "pattern": "^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64})$"},
+                            {"type": "integer"},
+                        ],
+                        "description": "Numeric chat id or `@channel` name.",
+                    },
+                }
+            ),
+            "",
+        ),
+        "grafana": (
+            _obj(
+                {"url": _http_url("Grafana webhook URL."), "api_key": _setting("(secret)")},
+                optional=("api_key",),
+            ),
+            "`webhook_url` for `url`",
+        ),
+        "datadog": (
+            _obj(
+                {
+                    "api_key": _setting("API key (secret)."),
+                    "site": {
+                        "type": "string",
+                        "enum": [
+                            "datadoghq.com",
+                            "us3.datadoghq.com",
+                            "us5.datadoghq.com",
+                            "datadoghq.eu",
+                            "ap1.datadoghq.com",
+                            "ddog-gov.com",
+                        ],
+                    },
+                },
+                optional=("site",),
+            ),
+            "",
+        ),
+        "prometheus": (
+            _obj(
+                {
+                    "url": _http_url("Alertmanager URL."),
+                    "username": _setting(),
+                    "password": _setting("(secret)"),
+                },
+                optional=("username", "password"),
+            ),
+            "`alertmanager_url` for `url`",
+        ),
+    }
+
+
+def _channel_create() -> Schema:
+    variants = []
+    for kind, (config, aliases) in _channel_configs().items():
+        name = f"{kind.capitalize()}Config"
+        description = f"`config` of a `{kind}` channel."
+        if aliases:
+            description += f" Also accepted: {aliases}."
+        variants.append(
+            _obj(
+                {
+                    "name": _ref("Name"),
+                    "type": {"const": kind},
+                    "config": {**config, "title": name, "description": description},
+                    "enabled": {"type": "boolean", "default": True},
+                },
+                optional=("enabled",),
+                title=f"{kind} channel",
+            )
+        )
+    return {
+        "oneOf": variants,
+        "description": "`type` is matched without regard to case. Unknown fields are refused, in "
+        "the body and in `config`.",
+    }
+
+
+def _schemas() -> dict[str, Schema]:
+    node = _node_properties()
+    stats = _node_stats_properties()
+    return {
+        "Error": _obj(
+            {
+                "ok": {"const": False},
+                "error": _obj(
+                    {
+                        "code": {"type": "string", "description": "Stable machine-readable code."},
+                        "message": {"type": "string", "minLength": 1},
+                        "field": {
+                            "type": "string",
+                            "description": "The parameter or body field at fault.",
+                        },
+                    },
+                    optional=("field",),
+                ),
+            },
+            description="The one error envelope of every failed request.",
+        ),
+        "Uuid": {"type": "string", "format": "uuid", "pattern": "^[0-9a-f-]{36}$"},
+        "Timestamp": {
+            "type": "string",
+            "format": "date-time",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+            "description": "UTC, ISO 8601, whole seconds.",
+            "examples": ["2026-08-01T09:00:00Z"],
+        },
+        "Name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+            "description": "Surrounding whitespace is trimmed; at most 100 characters after "
+            "that; no control characters.",
+        },
+        "OptionalText": {
+            "type": ["string", "null"],
+            "maxLength": 100,
+            "pattern": _TEXT_PATTERN,
+            "description": "Trimmed; empty or null means unset.",
+        },
+        "IpAddress": {
+            "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+            "type": "string",
+            "description": "IPv4 or IPv6 address (no zone index).",
+        },
+        "Email": {
+            "type": "string",
+            "maxLength": 254,
+            "pattern": r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$",
+        },
+        "Priority": {"type": "string", "enum": list(PRIORITIES)},
+        "Severity": {"type": "string", "enum": list(SEVERITIES)},
+        "ServicePort": _obj(
+            {
+                "protocol": {"type": "string", "enum": list(SERVICE_PORT_PROTOCOLS)},
+                "port_value": {"type": "string", "examples": ["27015-27017,27020"]},
+                "label": {"type": "string"},
+            }
+        ),
+        "ServicePortInput": _obj(
+            {
+                "protocol": {
+                    "type": "string",
+                    "enum": list(SERVICE_PORT_PROTOCOLS),
+                    "default": "tcp",
+                },
+                "port_value": {
+                    "oneOf": [
+                        {
+                            "type": "string",
+                            "pattern": "^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$",
+                        },
+                        {"type": "integer", "minimum": 1, "maximum": 65535},
+                    ],
+                    "description": "Ports and ascending ranges within 1-65535, comma separated; "
+                    "spaces are removed.",
+                },
+                "label": _ref("OptionalText"),
+            },
+            optional=("protocol", "label"),
+        ),
+        "Node": _obj(node, description="A monitored server."),
+        "NodeDetail": _obj({**node, **stats}, description="A node with its traffic figures."),
+        "NodeCreated": _obj(
+            {
+                **node,
+                **stats,
+                "api_key": {
+                    **_HEX64,
+                    "description": "The node's agent API key; shown only in this answer.",
+                },
+            }
+        ),
+        "NodeCreate": {
+            "type": "object",
+            "required": ["name", "ip"],
+            "properties": {
+                "name": _ref("Name"),
+                "ip": _ref("IpAddress"),
+                "location": _ref("OptionalText"),
+                "os": _ref("OptionalText"),
+                "interface": {
+                    "type": ["string", "null"],
+                    "pattern": "^[A-Za-z0-9_.:@-]{1,15}$",
+                    "default": "eth0",
+                    "description": "Network interface; empty or null means `eth0`.",
+                },
+                "priority": {
+                    "enum": [*PRIORITIES, None],
+                    "default": "production",
+                    "description": "Null means `production`.",
+                },
+            },
+            "description": "Names are unique within a workspace, regardless of case. Other "
+            "fields are ignored.",
+        },
+        "NodeUpdate": {
+            "type": "object",
+            "properties": {
+                "name": _ref("Name"),
+                "ip": _ref("IpAddress"),
+                "location": _ref("OptionalText"),
+                "os": _ref("OptionalText"),
+                "interface": {
+                    "type": ["string", "null"],
+                    "pattern": "^[A-Za-z0-9_.:@-]{1,15}$",
+                    "description": "Empty or null means `eth0`.",
+                },
+                "priority": _ref("Priority"),
+                "sp_enabled": _BOOL,
+                "sp_sensitivity": {"type": "string", "enum": list(SP_SENSITIVITIES)},
+                "sp_response_mode": {"type": "string", "enum": list(SP_RESPONSE_MODES)},
+                "service_ports": {
+                    "type": "array",
+                    "maxItems": MAX_SERVICE_PORTS,
+                    "items": _ref("ServicePortInput"),
+                    "description": "Replaces the whole list.",
+                },
+            },
+            "additionalProperties": False,
+            "description": "Only the fields sent change. Read-only fields (`uuid`, `status`, "
+            "`api_key`, timestamps, traffic figures) and unknown fields are refused.",
+        },
+        "Incident": _obj(_incident_properties(), description="One attack on one node."),
+        "IncidentDetail": _obj(
+            _incident_detail_properties(), description="An incident with its forensic detail."
+        ),
+        "Channel": _obj(
+            {
+                "id": _int(1),
+                "uuid": _ref("Uuid"),
+                "name": {"type": "string", "maxLength": 100},
+                "type": {"type": "string", "enum": list(_channel_configs())},
+                "config": {
+                    "type": "object",
+                    "description": "The type's settings in canonical form; secrets are masked "
+                    "(the last four characters stay visible, URLs keep their host).",
+                },
+                "enabled": _BOOL,
+                "created_at": _ref("Timestamp"),
+            },
+            description="A notification channel.",
+        ),
+        "ChannelCreate": _channel_create(),
+        "Workspace": _obj(_workspace_properties(), description="A workspace (tenant)."),
+        "WorkspaceCreated": _obj(
+            {
+                **_workspace_properties(),
+                "deploy_token": {
+                    **_HEX64,
+                    "description": "The new workspace's first deploy token; shown only here.",
+                },
+            }
+        ),
+        "WorkspaceDetail": _obj(
+            {
+                **_workspace_properties(),
+                "nodes": {
+                    "type": "array",
+                    "items": _ref("Node"),
+                    "maxItems": 100,
+                    "description": "The first 100 nodes.",
+                },
+                "nodes_total": _int(),
+            }
+        ),
+        "WorkspaceCreate": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": _ref("Name"),
+                "email": _nullable(_ref("Email")),
+                "send_welcome_email": {
+                    "type": "boolean",
+                    "description": "Checked, but no e-mail is sent yet.",
+                },
+                "password": {"description": "Accepted for compatibility and ignored."},
+                "plan": {
+                    "type": "string",
+                    "enum": list(PLANS),
+                    "description": "Defaults to the server's `api.default_plan`.",
+                },
+                "node_limit": _nullable(
+                    _int(
+                        maximum=MAX_NODE_LIMIT,
+                        description="Overrides the plan's limit; null is unlimited.",
+                    )
+                ),
+            },
+            "additionalProperties": False,
+            "description": "E-mail addresses are unique among a workspace's sub-workspaces.",
+        },
+        "AnalyticsSummary": _envelope(
+            {
+                "range": {"type": "string", "enum": list(RANGES)},
+                "since": _ref("Timestamp"),
+                "until": _ref("Timestamp"),
+                "incidents": _obj(
+                    {
+                        "total": _int(),
+                        "by_severity": _obj({s: _int() for s in SEVERITIES}),
+                        "by_family": {
+                            "type": "object",
+                            "additionalProperties": _int(1),
+                            "description": "Incident count per attack family, largest first.",
+                        },
+                        "by_status": _obj({s: _int() for s in INCIDENT_STATUSES}),
+                    }
+                ),
+                "series": {
+                    "type": "array",
+                    "description": "One entry per UTC day of the range, oldest first.",
+                    "items": _obj(
+                        {
+                            "date": {"type": "string", "format": "date"},
+                            "total": _int(),
+                            **{s: _int() for s in SEVERITIES},
+                            "peak_pps": _NUMBER,
+                        }
+                    ),
+                },
+                "top_nodes": {
+                    "type": "array",
+                    "maxItems": 10,
+                    "description": "Nodes with the most incidents in the range.",
+                    "items": _obj(
+                        {
+                            "node_uuid": _ref("Uuid"),
+                            "name": {"type": "string"},
+                            "incidents": _int(1),
+                            "peak_pps": _NUMBER,
+                            "peak_bps": _NUMBER,
+                        }
+                    ),
+                },
+                "peak_pps": _NUMBER,
+                "peak_bps": _NUMBER,
+                "total_attack_seconds": _int(
+                    description="Summed incident durations, false positives excluded."
+                ),
+                "mttr_seconds": _nullable(
+                    {"type": "number", "description": "Mean time to resolve; null without data."}
+                ),
+            },
+            description="Incident analytics over `range`, counted by start time.",
+        ),
+        "StatusOverview": _envelope(
+            {
+                "status": {
+                    "type": "string",
+                    "enum": ["operational", "degraded", "under_attack"],
+                    "description": "`under_attack` if any node is, `degraded` if any is offline "
+                    "or elevated.",
+                },
+                "generated_at": _ref("Timestamp"),
+                "counts": _obj({"total": _int(), **{s: _int() for s in NODE_STATUSES}}),
+                "incidents": _obj(
+                    {
+                        "active": _int(),
+                        "last_24h": _int(description="Incidents started in the last 24 hours."),
+                    }
+                ),
+                "nodes": {
+                    "type": "array",
+                    "items": _obj(
+                        {
+                            k: node[k]
+                            for k in (
+                                "uuid",
+                                "name",
+                                "ip",
+                                "location",
+                                "priority",
+                                "status",
+                                "last_seen",
+                                "last_pps",
+                                "last_bps",
+                                "active_incidents",
+                            )
+                        }
+                    ),
+                },
+                "truncated": {
+                    "type": "boolean",
+                    "description": "True when `nodes` holds only the first 5000 nodes.",
+                },
+            },
+            description="Every node's state at a glance, for status pages and NOC screens.",
+        ),
+        "Health": _obj(
+            {
+                "ok": _BOOL,
+                "status": {"type": "string", "enum": ["ok", "degraded"]},
+                "version": {"type": "string"},
+                "time": _ref("Timestamp"),
+                "checks": _obj({"database": {"type": "string", "enum": ["ok", "error"]}}),
+            }
+        ),
+    }
+
+
+# --------------------------------------------------------------------------- parameters, headers
+
+
+def _parameters() -> dict[str, Any]:
+    def query(name: str, schema: Schema, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": schema,
+            "description": description,
+        }
+
+    def path(name: str, schema: Schema, description: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": schema,
+            "description": description,
+        }
+
+    either_id: Schema = {
+        "anyOf": [
+            {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999_999},
+            {"type": "string", "format": "uuid"},
+        ]
+    }
+    return {
+        "Limit": query("limit", _int(1, maximum=100, default=50), "Page size."),
+        "ChannelLimit": query("limit", _int(1, maximum=100, default=100), "Page size."),
+        "Offset": query("offset", _int(maximum=MAX_OFFSET, default=0), "Items to skip."),
+        "NodeUuid": path("uuid", {"type": "string", "format": "uuid"}, "The node's UUID."),
+        "WorkspaceUuid": path(
+            "uuid", {"type": "string", "format": "uuid"}, "The sub-workspace's UUID."
+        ),
+        "IncidentRef": path("ref", either_id, "The incident's integer `id` or its UUID."),
+        "ChannelRef": path("id", either_id, "The channel's integer `id` or its UUID."),
+    }
+
+
+_RATE_HEADERS: dict[str, tuple[str, Schema]] = {
+    "X-RateLimit-Limit": ("Requests allowed per minute for this deploy token.", _int(1)),
+    "X-RateLimit-Remaining": ("Requests left in the current one-minute window.", _int()),
+    "X-RateLimit-Reset": ("Unix time at which the current window ends.", _int()),
+}
+
+
+def _headers() -> dict[str, Any]:
+    headers: dict[str, Any] = {
+        name: {"description": text, "required": True, "schema": schema}
+        for name, (text, schema) in _RATE_HEADERS.items()
+    }
+    headers["Retry-After"] = {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": _int(1),
+    }
+    headers["Allow"] = {
+        "description": "The methods the path supports.",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    return headers
+
+
+def _rate_headers(*, required: bool = True) -> dict[str, Any]:
+    """The X-RateLimit-* headers: sent on every answer once the token is recognised, so on
+    successes and on most errors; a 429, 500 or 503 may come before that."""
+    if required:
+        return {name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS}
+    return {
+        name: {"description": f"{text} Absent if the token was not checked.", "schema": schema}
+        for name, (text, schema) in _RATE_HEADERS.items()
+    }
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def _error(description: str, codes: tuple[str, ...], **headers: Any) -> dict[str, Any]:
+    code: Schema = {"const": codes[0]} if len(codes) == 1 else {"enum": list(codes)}
+    schema = {
+        "allOf": [
+            _ref("Error"),
+            {"properties": {"error": {"properties": {"code": code}}}},
+        ]
+    }
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _responses() -> dict[str, Any]:
+    rate = _rate_headers()
+    maybe_rate = _rate_headers(required=False)
+
+    def header(name: str) -> dict[str, str]:
+        return {"$ref": f"#/components/headers/{name}"}
+
+    return {
+        "BadRequest": _error(
+            "A query parameter or body field is missing or wrong (`invalid_parameter`, with "
+            "`field`), or the body is not a JSON object (`invalid_json`).",
+            ("invalid_parameter", "invalid_json"),
+            **rate,
+        ),
+        "Unauthorized": _error(
+            "The deploy token is missing, wrong or revoked.",
+            ("unauthorized",),
+        ),
+        "PaymentRequired": _error(
+            "Writes need an active (or trialing) subscription; creating a node also needs a free "
+            "slot under the plan's node limit.",
+            ("payment_required",),
+            **rate,
+        ),
+        "Forbidden": _error(
+            "Only a top-level workspace's token may manage sub-workspaces.",
+            ("forbidden",),
+            **rate,
+        ),
+        "NotFound": _error(
+            "No such resource in the caller's workspace.",
+            ("not_found",),
+            **rate,
+        ),
+        "MethodNotAllowed": _error(
+            "The path exists but not with this method; `Allow` lists the methods it has.",
+            ("method_not_allowed",),
+            Allow=header("Allow"),
+        ),
+        "Conflict": _error(
+            'The name (or e-mail) is already in use; the message says "already exists".',
+            ("conflict",),
+            **rate,
+        ),
+        "PayloadTooLarge": _error(
+            "The body is larger than `api.max_body_bytes` (1 MiB by default).",
+            ("payload_too_large",),
+            **rate,
+        ),
+        "RateLimited": _error(
+            "Too many requests for this token (X-RateLimit-* tell the window), or too many "
+            "failed authentications from this address.",
+            ("rate_limited",),
+            **{"Retry-After": header("Retry-After"), **maybe_rate},
+        ),
+        "InternalError": _error(
+            "A bug. The message carries a request id that the server's log also records.",
+            ("internal_error",),
+            **maybe_rate,
+        ),
+        "Unavailable": _error("The database is not available.", ("unavailable",), **maybe_rate),
+    }
+
+
+def _ok(description: str, schema: Schema, *, authenticated: bool = True) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+    }
+    if authenticated:
+        response["headers"] = _rate_headers()
+    return response
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    names = {
+        400: "BadRequest",
+        401: "Unauthorized",
+        402: "PaymentRequired",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+        413: "PayloadTooLarge",
+        429: "RateLimited",
+        500: "InternalError",
+        503: "Unavailable",
+    }
+    wanted = sorted({*statuses, 401, 429, 500, 503})
+    return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in wanted}
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _param(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/parameters/{name}"}
+
+
+def _body(schema: str, description: str) -> dict[str, Any]:
+    return {
+        "required": True,
+        "description": description,
+        "content": {"application/json": {"schema": _ref(schema)}},
+    }
+
+
+def _filter(name: str, values: tuple[str, ...] | list[str], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string", "enum": list(values)},
+        "description": f"{description} An empty value means no filter.",
+    }
+
+
+def _paths() -> dict[str, Any]:
+    node_answer = _envelope({"node": _ref("NodeDetail")})
+    deleted = _envelope({"deleted": {"const": True}, "uuid": _ref("Uuid")})
+
+    def health(operation_id: str) -> dict[str, Any]:
+        return {
+            "get": {
+                "tags": ["Health"],
+                "operationId": operation_id,
+                "summary": "Health check",
+                "description": "Needs no token. 503 when the database does not answer.",
+                "security": [],
+                "responses": {
+                    "200": _ok("Healthy.", _ref("Health"), authenticated=False),
+                    "503": _ok("Degraded.", _ref("Health"), authenticated=False),
+                },
+            }
+        }
+
+    paths: dict[str, Any] = {
+        "/api/deploy": {
+            "post": {
+                "tags": ["Deploy"],
+                "operationId": "deployNode",
+                "summary": "Register a node (Deploy API)",
+                "description": "Registers a node with the workspace's deploy token and returns "
+                "its agent API key. Answers 200, not 201, as the hosted service does.",
+                "requestBody": _body("NodeCreate", "The new node."),
+                "responses": {
+                    "200": _ok(
+                        "The node was registered.",
+                        _envelope(
+                            {
+                                "node_uuid": _ref("Uuid"),
+                                "api_key": {**_HEX64, "description": "Shown only here."},
+                                "name": {"type": "string"},
+                                "ip": {"type": "string"},
+                            }
+                        ),
+                    ),
+                    **_errors(400, 402, 409, 413),
+                },
+            }
+        },
+        "/api/v1/nodes": {
+            "get": {
+                "tags": ["Nodes"],
+                "operationId": "listNodes",
+                "summary": "List nodes",
+                "description": "The workspace's nodes, oldest first.",
+                "parameters": [
+                    _param("Limit"),
+                    _param("Offset"),
+                    _filter("status", NODE_STATUSES, "Only nodes in this state."),
+                ],
+                "responses": {
+                    "200": _ok("A page of nodes.", _page("nodes", "Node", "Nodes, oldest first.")),
+                    **_errors(400),
+                },
+            },
+            "post": {
+                "tags": ["Nodes"],
+                "operationId": "createNode",
+                "summary": "Create a node",
+                "description": "Like the Deploy API, but answers with the full node.",
+                "requestBody": _body("NodeCreate", "The new node."),
+                "responses": {
+                    "201": _ok("The node was created.", _envelope({"node": _ref("NodeCreated")})),
+                    **_errors(400, 402, 409, 413),
+                },
+            },
+        },
+        "/api/v1/nodes/{uuid}": {
+            "parameters": [_param("NodeUuid")],
+            "get": {
+                "tags": ["Nodes"],
+                "operationId": "getNode",
+                "summary": "Get a node",
+                "description": "One node with its baseline traffic and protocol breakdown.",
+                "responses": {"200": _ok("The node.", node_answer), **_errors(404)},
+            },
+            "patch": {
+                "tags": ["Nodes"],
+                "operationId": "updateNode",
+                "summary": "Update a node",
+                "requestBody": _body("NodeUpdate", "The fields to change."),
+                "responses": {
+                    "200": _ok("The updated node.", node_answer),
+                    **_errors(400, 402, 404, 409, 413),
+                },
+            },
+            "delete": {
+                "tags": ["Nodes"],
+                "operationId": "deleteNode",
+                "summary": "Delete a node",
+                "description": "Soft delete: the node disappears from listings and its API key "
+                "stops working; its incidents stay readable. Cannot be undone through the API.",
+                "responses": {"200": _ok("The node was deleted.", deleted), **_errors(402, 404)},
+            },
+        },
+        "/api/v1/incidents": {
+            "get": {
+                "tags": ["Incidents"],
+                "operationId": "listIncidents",
+                "summary": "List incidents",
+                "description": "Incidents of every node, newest first.",
+                "parameters": [
+                    _param("Limit"),
+                    _param("Offset"),
+                    _filter("status", INCIDENT_STATUSES, "Only incidents in this state."),
+                    _filter("severity", SEVERITIES, "Only incidents of this severity."),
+                    {
+                        "name": "node",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "format": "uuid"},
+                        "description": "Only incidents of this node. An empty value means no "
+                        "filter.",
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        "A page of incidents.",
+                        _page("incidents", "Incident", "Incidents, newest first."),
+                    ),
+                    **_errors(400),
+                },
+            }
+        },
+        "/api/v1/incidents/{ref}": {
+            "parameters": [_param("IncidentRef")],
+            "get": {
+                "tags": ["Incidents"],
+                "operationId": "getIncident",
+                "summary": "Get an incident",
+                "description": "Full detail: protocol breakdown, origin, top sources and ports, "
+                "summary.",
+                "responses": {
+                    "200": _ok("The incident.", _envelope({"incident": _ref("IncidentDetail")})),
+                    **_errors(404),
+                },
+            },
+        },
+        "/api/v1/channels": {
+            "get": {
+                "tags": ["Channels"],
+                "operationId": "listChannels",
+                "summary": "List notification channels",
+                "parameters": [_param("ChannelLimit"), _param("Offset")],
+                "responses": {
+                    "200": _ok(
+                        "A page of channels.",
+                        _page("channels", "Channel", "Channels, oldest first."),
+                    ),
+                    **_errors(400),
+                },
+            },
+            "post": {
+                "tags": ["Channels"],
+                "operationId": "createChannel",
+                "summary": "Create a notification channel",
+                "requestBody": _body("ChannelCreate", "The new channel."),
+                "responses": {
+                    "201": _ok("The channel was created.", _envelope({"channel": _ref("Channel")})),
+                    **_errors(400, 402, 413),
+                },
+            },
+        },
+        "/api/v1/channels/{id}": {
+            "parameters": [_param("ChannelRef")],
+            "get": {
+                "tags": ["Channels"],
+                "operationId": "getChannel",
+                "summary": "Get a notification channel",
+                "responses": {
+                    "200": _ok("The channel.", _envelope({"channel": _ref("Channel")})),
+                    **_errors(404),
+                },
+            },
+            "delete": {
+                "tags": ["Channels"],
+                "operationId": "deleteChannel",
+                "summary": "Delete a notification channel",
+                "description": "Permanent.",
+                "responses": {
+                    "200": _ok("The channel was deleted.", _envelope({"deleted": {"const": True}})),
+                    **_errors(402, 404),
+                },
+            },
+        },
+        "/api/v1/workspace": {
+            "get": {
+                "tags": ["Workspaces"],
+                "operationId": "getWorkspace",
+                "summary": "Workspace info",
+                "description": "The workspace the token belongs to.",
+                "responses": {
+                    "200": _ok("The workspace.", _envelope({"workspace": _ref("Workspace")})),
+                    **_errors(),
+                },
+            }
+        },
+        "/api/v1/workspaces": {
+            "get": {
+                "tags": ["Workspaces"],
+                "operationId": "listSubWorkspaces",
+                "summary": "List sub-workspaces",
+                "description": "The caller's sub-workspaces, oldest first (top-level tokens only).",
+                "parameters": [_param("Limit"), _param("Offset")],
+                "responses": {
+                    "200": _ok(
+                        "A page of sub-workspaces.",
+                        _page("workspaces", "Workspace", "Sub-workspaces, oldest first."),
+                    ),
+                    **_errors(400, 403),
+                },
+            },
+            "post": {
+                "tags": ["Workspaces"],
+                "operationId": "createSubWorkspace",
+                "summary": "Create a sub-workspace",
+                "description": "For MSPs and resellers (top-level tokens only). Manage the new "
+                "workspace's nodes with its own `deploy_token`.",
+                "requestBody": _body("WorkspaceCreate", "The new sub-workspace."),
+                "responses": {
+                    "201": _ok(
+                        "The sub-workspace was created.",
+                        _envelope(
+                            {
+                                "workspace": _ref("WorkspaceCreated"),
+                                "user": _obj(
+                                    {
+                                        "email": {"type": "string"},
+                                        "welcome_email_sent": {"const": False},
+                                    },
+                                    description="Present when `email` was given.",
+                                ),
+                            },
+                            optional=("user",),
+                        ),
+                    ),
+                    **_errors(400, 402, 403, 409, 413),
+                },
+            },
+        },
+        "/api/v1/workspaces/{uuid}": {
+            "parameters": [_param("WorkspaceUuid")],
+            "get": {
+                "tags": ["Workspaces"],
+                "operationId": "getSubWorkspace",
+                "summary": "Get a sub-workspace",
+                "description": "A sub-workspace with its first 100 nodes.",
+                "responses": {
+                    "200": _ok(
+                        "The sub-workspace.", _envelope({"workspace": _ref("WorkspaceDetail")})
+                    ),
+                    **_errors(403, 404),
+                },
+            },
+            "delete": {
+                "tags": ["Workspaces"],
+                "operationId": "deleteSubWorkspace",
+                "summary": "Delete a sub-workspace",
+                "description": "Deactivates the sub-workspace, its nodes and its tokens.",
+                "responses": {
+                    "200": _ok("The sub-workspace was deleted.", deleted),
+                    **_errors(402, 403, 404),
+                },
+            },
+        },
+        "/api/v1/analytics/summary": {
+            "get": {
+                "tags": ["Analytics"],
+                "operationId": "analyticsSummary",
+                "summary": "Analytics summary",
+                "parameters": [
+                    {
+                        "name": "range",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "enum": list(RANGES), "default": "30d"},
+                        "description": "Time range ending now. An empty value means `30d`.",
+                    }
+                ],
+                "responses": {
+                    "200": _ok("The summary.", _ref("AnalyticsSummary")),
+                    **_errors(400),
+                },
+            }
+        },
+        "/api/v1/status": {
+            "get": {
+                "tags": ["Analytics"],
+                "operationId": "statusOverview",
+                "summary": "Status overview",
+                "responses": {"200": _ok("The overview.", _ref("StatusOverview")), **_errors()},
+            }
+        },
+        "/api/health": health("health"),
+        "/api/v1/health": health("healthV1"),
+        "/health": health("healthRoot"),
+        "/api/v1/openapi.json": {
+            "get": {
+                "tags": ["Health"],
+                "operationId": "openapiDocument",
+                "summary": "This document",
+                "security": [],
+                "responses": {
+                    "200": _ok(
+                        "The OpenAPI 3.1 document.",
+                        {"type": "object", "required": ["openapi", "info", "paths"]},
+                        authenticated=False,
+                    )
+                },
+            }
+        },
+    }
+    return paths
+
+
+_DESCRIPTION = """\
+REST v1, the Deploy API and the health check of a Floodwatch server.
+
+Authenticate with a workspace deploy token: `Authorization: Bearer <token>`. Every answer is
+JSON. Success answers carry `"ok": true` next to their payload; failures carry
+`{"ok": false, "error": {"code", "message", "field"?}}` with the status listed per operation.
+Any other method on a documented path gets 405 `method_not_allowed` with an `Allow` header; an
+unknown path gets 404 `not_found`.
+
+Each deploy token may make `api.rate_limit_per_minute` requests (1000 by default) per wall-clock
+minute; authenticated answers carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+`X-RateLimit-Reset`. An address with too many failed authentications (600 per minute by default)
+gets 429 for the rest of the minute. Writes (POST, PATCH, DELETE) need an active subscription.
+Timestamps are UTC in ISO 8601 with a `Z` suffix."""
 
 
 def openapi_document(public_url: str = "") -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "Floodwatch API", "version": __version__},
-        "paths": {},
+        "info": {
+            "title": "Floodwatch API",
+            "version": __version__,
+            "description": _DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": [
+            {"name": "Deploy", "description": "Node registration with a deploy token."},
+            {"name": "Nodes", "description": "Monitored servers."},
+            {"name": "Incidents", "description": "Attacks, from start to resolution."},
+            {"name": "Channels", "description": "Where alerts are sent."},
+            {"name": "Workspaces", "description": "The caller's workspace and sub-workspaces."},
+            {"name": "Analytics", "description": "Aggregates for dashboards and status pages."},
+            {"name": "Health", "description": "Unauthenticated checks and this document."},
+        ],
+        "security": [{"deployToken": []}],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "deployToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A workspace deploy token (64 hex characters). Create one "
+                    "with `floodwatch token create`.",
+                }
+            },
+            "schemas": _schemas(),
+            "parameters": _parameters(),
+            "headers": _headers(),
+            "responses": _responses(),
+        },
     }
     if public_url:
         doc["servers"] = [{"url": public_url}]

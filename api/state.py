@@ -7,6 +7,8 @@ from datetime import datetime
 
 from aiohttp import web
 
+from ingest.pipeline import Pipeline
+from ingest.receiver import CachedCredentials, Receiver
 from store import Store
 
 from .config import Config
@@ -21,6 +23,9 @@ class AppState:
     store: Store
     token_limiter: FixedWindowLimiter
     auth_failure_limiter: FixedWindowLimiter
+    pipeline: Pipeline
+    receiver: Receiver
+    credentials: CachedCredentials
     token_last_touched: dict[str, datetime] = field(default_factory=dict)
 
 

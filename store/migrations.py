@@ -98,4 +98,19 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        2,
+        """
+        CREATE TABLE collector_keys (
+            id UUID PRIMARY KEY,
+            workspace_uuid UUID NOT NULL,
+            name VARCHAR NOT NULL,
+            prefix VARCHAR NOT NULL,
+            key_hash VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            revoked_at TIMESTAMPTZ
+        );
+        CREATE INDEX collector_keys_hash ON collector_keys (key_hash);
+        """,
+    ),
 ]

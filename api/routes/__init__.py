@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import channels, health, incidents, nodes, workspaces
+from . import channels, collectors, health, incidents, nodes, workspaces
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -11,5 +11,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     nodes.routes,
     incidents.routes,
     channels.routes,
+    collectors.routes,
     workspaces.routes,
 ]

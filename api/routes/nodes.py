@@ -24,6 +24,7 @@ async def deploy(request: web.Request) -> web.Response:
     body = await read_json(request)
     fields = repo.validate_node_fields(body)
     node, api_key = await state(request).store.run(repo.create_node, caller.workspace, fields)
+    state(request).credentials.clear()
     return json_response(
         {
             "ok": True,
@@ -61,6 +62,7 @@ async def create_node(request: web.Request) -> web.Response:
     fields = repo.validate_node_fields(body)
     store = state(request).store
     node, api_key = await store.run(repo.create_node, caller.workspace, fields)
+    state(request).credentials.clear()
     stats = await store.run(repo.node_traffic_stats, caller.ws_uuid, node["uuid"])
     return json_response({"ok": True, "node": {**node, **stats, "api_key": api_key}}, status=201)
 
@@ -88,6 +90,7 @@ async def update_node(request: web.Request) -> web.Response:
     body = await read_json(request)
     changes = repo.validate_node_changes(body)
     await state(request).store.run(repo.update_node, caller.ws_uuid, node_uuid, changes)
+    state(request).credentials.clear()
     return json_response({"ok": True, "node": await _node_with_stats(request, caller, node_uuid)})
 
 
@@ -96,4 +99,5 @@ async def delete_node(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     node_uuid = path_uuid(request, "uuid", "node")
     await state(request).store.run(repo.delete_node, caller.ws_uuid, node_uuid)
+    state(request).credentials.clear()
     return json_response({"ok": True, "deleted": True, "uuid": node_uuid})

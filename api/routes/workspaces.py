@@ -148,6 +148,7 @@ async def delete_sub_workspace(request: web.Request) -> web.Response:
     _require_parent(caller)
     ws = await _child(request, caller)
     await state(request).store.run(repo.delete_workspace, ws["uuid"], caller.ws_uuid)
+    state(request).credentials.clear()
     return json_response({"ok": True, "deleted": True, "uuid": ws["uuid"]})
 
 

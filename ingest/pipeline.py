@@ -1,0 +1,431 @@
+"""The telemetry pipeline: WAL → buffer → Parquet lake, with batch de-duplication.
+
+``submit()`` is the only way in. It returns once the batch is durable in the WAL (the caller then
+answers 202). The flusher task moves buffered rows into the lake and advances the WAL checkpoint;
+the maintenance task compacts closed hours, writes rollups and applies retention.
+
+Exactly once, across crashes: before a Parquet file is written, its path and the WAL sequence
+numbers it holds are appended to a journal (``wal/published.jsonl``). Files appear by rename, so
+on restart a journalled file that exists holds all of its rows; replay skips exactly those
+(sequence, partition) pairs and re-buffers everything else after the checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from pyarrow import ipc
+
+from store.lake import Lake, PartitionKey
+
+from .buffer import Buffer, Group, split_by_hour
+from .errors import Backpressure
+from .metrics import METRICS
+from .schema import KINDS
+from .schema import METRICS as METRICS_KIND
+from .wal import Wal, write_atomic
+
+__all__ = ["FlushHook", "Pipeline", "PipelineSettings"]
+
+log = logging.getLogger("floodwatch.ingest")
+
+# Called on the lake thread with each group just written (kind, workspace, rows): the seam where
+# detection plugs in.
+FlushHook = Callable[[str, str, pa.Table], None]
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    flush_rows: int = 500_000
+    flush_age_secs: float = 10.0
+    max_buffer_bytes: int = 512 * 1024 * 1024
+    wal_segment_bytes: int = 64 * 1024 * 1024
+    wal_compression: str = "lz4"
+    dedup_window_secs: int = 86_400
+    dedup_max_ids: int = 1_000_000
+    compression: str = "zstd"
+    compression_level: int = 3
+    compact_after_secs: int = 300
+    maintenance_interval_secs: float = 60.0
+    retention_days: tuple[tuple[str, int], ...] = (
+        ("metrics", 15),
+        ("flows", 15),
+        ("metrics_1m", 30),
+        ("metrics_5m", 90),
+        ("metrics_1h", 400),
+    )
+
+
+def encode_ipc(table: pa.Table, compression: str | None) -> bytes:
+    sink = pa.BufferOutputStream()
+    opts = ipc.IpcWriteOptions(compression=compression or None)
+    with ipc.new_stream(sink, table.schema, options=opts) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def decode_ipc(payload: bytes) -> pa.Table:
+    return ipc.open_stream(pa.py_buffer(payload)).read_all()
+
+
+class _Dedup:
+    """Recently seen batch keys with the time they were seen; bounded in count and age."""
+
+    def __init__(self, window_secs: int, max_ids: int) -> None:
+        self.window_secs = window_secs
+        self.max_ids = max_ids
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._seen
+
+    def add(self, key: str, when: float) -> None:
+        self._seen[key] = when
+        self._seen.move_to_end(key)
+        while len(self._seen) > self.max_ids:
+            self._seen.popitem(last=False)
+
+    def expire(self, now: float) -> None:
+        cutoff = now - self.window_secs
+        while self._seen:
+            _, when = next(iter(self._seen.items()))
+            if when >= cutoff:
+                break
+            self._seen.popitem(last=False)
+
+    def items(self) -> Iterator[tuple[str, float]]:
+        return iter(self._seen.items())
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+
+class Pipeline:
+    def __init__(self, data_dir: Path, settings: PipelineSettings | None = None) -> None:
+        self.settings = s = settings or PipelineSettings()
+        self.wal_dir = data_dir / "wal"
+        self.lake = Lake(
+            data_dir / "lake",
+            {k.name: k.lake_schema for k in KINDS.values()},
+            METRICS_KIND.name,
+            tuple(c.name for c in METRICS_KIND.columns if c.kind == "float"),
+            tuple(c.name for c in METRICS_KIND.columns if c.kind == "int"),
+            s.compression,
+            s.compression_level,
+        )
+        self.wal = Wal(self.wal_dir, s.wal_segment_bytes)
+        self.buffer = Buffer(s.flush_rows, s.flush_age_secs, s.max_buffer_bytes)
+        self.hooks: list[FlushHook] = []
+        self._dedup = _Dedup(s.dedup_window_secs, s.dedup_max_ids)
+        self._inflight_keys: dict[str, asyncio.Future[tuple[int, bool]]] = {}
+        # (seq, batch key, wall time) of durable entries not yet checkpointed
+        self._unretired: list[tuple[int, str, float]] = []
+        self._journal: list[dict[str, Any]] = []
+        self._last_durable = 0
+        self._lake_executor: ThreadPoolExecutor | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._wake_flusher: asyncio.Event | None = None
+        self.accepting = False
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def _journal_path(self) -> Path:
+        return self.wal_dir / "published.jsonl"
+
+    @property
+    def _ledger_path(self) -> Path:
+        return self.wal_dir / "batch-ids.log"
+
+    def _recover(self) -> int:
+        """Blocking start-up work: lake layout, journal, WAL replay, dedup ledger."""
+        self.lake.prepare()
+        self.wal.open()
+        present: set[tuple[int, PartitionKey]] = set()
+        if self._journal_path.exists():
+            for line in self._journal_path.read_bytes().splitlines():
+                try:
+                    rec = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue  # a torn last line: its file was never renamed into place
+                self._journal.append(rec)
+                if (self.lake.root / rec["path"]).exists():
+                    k = rec["key"]
+                    key = PartitionKey(k[0], k[1], date.fromisoformat(k[2]), int(k[3]))
+                    present.update((int(seq), key) for seq in rec["seqs"])
+        now = time.time()
+        if self._ledger_path.exists():
+            for text in self._ledger_path.read_text().splitlines():
+                batch_key, _, when = text.rpartition(" ")
+                with contextlib.suppress(ValueError):
+                    if float(when) >= now - self.settings.dedup_window_secs:
+                        self._dedup.add(batch_key, float(when))
+        replayed = 0
+        mono = time.monotonic()
+        for entry in self.wal.replay():
+            h = entry.header
+            table = decode_ipc(entry.payload)
+            if h.get("key"):
+                self._dedup.add(h["key"], float(h.get("t", now)))
+                self._unretired.append((entry.seq, h["key"], float(h.get("t", now))))
+            for key, part in split_by_hour(h["kind"], h["ws"], table):
+                if (entry.seq, key) in present:
+                    continue
+                self.buffer.add(key, part, entry.seq, mono)
+                replayed += part.num_rows
+            self._last_durable = max(self._last_durable, entry.seq)
+        self._last_durable = max(self._last_durable, self.wal.checkpoint_seq)
+        METRICS.wal_replayed_rows.inc(replayed)
+        return replayed
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._lake_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
+        replayed = await loop.run_in_executor(self._lake_executor, self._recover)
+        if replayed:
+            log.info("wal replayed rows=%d", replayed)
+        await self.wal.start()
+        METRICS.buffer_rows.bind(lambda: self.buffer.rows)
+        METRICS.buffer_bytes.bind(lambda: self.buffer.nbytes)
+        METRICS.wal_pending_bytes.bind(lambda: self.wal.pending_bytes)
+        self._wake_flusher = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._flusher(), name="lake-flusher"),
+            asyncio.create_task(self._maintenance(), name="lake-maintenance"),
+        ]
+        self.accepting = True
+
+    async def stop(self) -> None:
+        """Stop accepting, flush every buffered row to the lake, checkpoint, close the WAL."""
+        self.accepting = False
+        self._stopping = True
+        if self._wake_flusher is not None:
+            self._wake_flusher.set()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush(force=True)
+        await self.wal.stop()
+        if self._lake_executor is not None:
+            self._lake_executor.shutdown(wait=True)
+
+    # --- accepting -----------------------------------------------------------------------------
+
+    async def submit(
+        self, kind: str, workspace: str, table: pa.Table, batch_key: str | None
+    ) -> tuple[int, bool]:
+        """Make ``table`` (lake form, one workspace) durable. Returns (rows accepted, duplicate).
+
+        Raises Backpressure when the buffer or the WAL queue is full."""
+        if not self.accepting:
+            raise Backpressure("the server is starting or stopping", 2)
+        if batch_key is not None:
+            if batch_key in self._dedup:
+                METRICS.batches_duplicate.inc(1, kind)
+                return 0, True
+            pending = self._inflight_keys.get(batch_key)
+            if pending is not None:
+                await asyncio.shield(pending)
+                METRICS.batches_duplicate.inc(1, kind)
+                return 0, True
+        incoming = table.nbytes
+        if not self.buffer.has_room(incoming + self.wal.pending_bytes):
+            METRICS.batches_rejected.inc(1, kind, "backpressure")
+            raise Backpressure("ingest buffer is full", 1)
+        fut: asyncio.Future[tuple[int, bool]] | None = None
+        if batch_key is not None:
+            fut = asyncio.get_running_loop().create_future()
+            self._inflight_keys[batch_key] = fut
+        try:
+            payload = await asyncio.get_running_loop().run_in_executor(
+                None, encode_ipc, table, self.settings.wal_compression
+            )
+            header = {"kind": kind, "ws": workspace, "rows": table.num_rows, "t": time.time()}
+            if batch_key is not None:
+                header["key"] = batch_key
+
+            def on_durable(seq: int) -> None:
+                self._on_durable(seq, kind, workspace, table, batch_key, header["t"])
+
+            await self.wal.append(header, payload, on_durable)
+        except BaseException as exc:
+            if fut is not None:
+                fut.set_exception(exc)
+                fut.exception()  # retrieved here so a lone future does not warn
+            raise
+        finally:
+            if batch_key is not None:
+                self._inflight_keys.pop(batch_key, None)
+        if fut is not None:
+            fut.set_result((table.num_rows, False))
+        METRICS.rows_accepted.inc(table.num_rows, kind)
+        return table.num_rows, False
+
+    def _on_durable(
+        self,
+        seq: int,
+        kind: str,
+        workspace: str,
+        table: pa.Table,
+        batch_key: str | None,
+        when: float,
+    ) -> None:
+        # Runs on the event loop, inside the WAL committer, before any ack is sent: the buffer
+        # therefore always holds every durable row that is not yet in the lake.
+        now = time.monotonic()
+        for key, part in split_by_hour(kind, workspace, table):
+            self.buffer.add(key, part, seq, now)
+        if batch_key is not None:
+            self._dedup.add(batch_key, when)
+            self._unretired.append((seq, batch_key, when))
+        self._last_durable = max(self._last_durable, seq)
+        if self.buffer.rows >= self.settings.flush_rows and self._wake_flusher is not None:
+            self._wake_flusher.set()
+
+    # --- flushing ------------------------------------------------------------------------------
+
+    def _write_group(self, group: Group) -> None:
+        table = pa.concat_tables(group.tables) if len(group.tables) > 1 else group.tables[0]
+        path = self.lake.new_part_path(group.key, min(group.seqs))
+        rec = {
+            "path": str(path.relative_to(self.lake.root)),
+            "key": [group.key.kind, group.key.workspace, group.key.day.isoformat(), group.key.hour],
+            "seqs": sorted(set(group.seqs)),
+        }
+        line = orjson.dumps(rec) + b"\n"
+        with open(self._journal_path, "ab") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with METRICS.flush_seconds.time():
+            self.lake.write_part(group.key, table, path, group.seqs)
+        METRICS.flush_rows.observe(table.num_rows)
+        self._journal.append(rec)
+        for hook in self.hooks:
+            try:
+                hook(group.key.kind, group.key.workspace, table)
+            except Exception:
+                log.exception("flush hook failed kind=%s", group.key.kind)
+
+    async def flush(self, force: bool = False) -> int:
+        """Write due groups (all with ``force``) and advance the checkpoint; returns rows."""
+        loop = asyncio.get_running_loop()
+        written = 0
+        for group in self.buffer.take_due(time.monotonic(), force=force):
+            try:
+                await loop.run_in_executor(self._lake_executor, self._write_group, group)
+            except Exception:
+                log.exception("lake write failed; rows stay buffered key=%s", group.key.relpath())
+                self.buffer.restore(group)
+                continue
+            self.buffer.done(group)
+            written += group.rows
+        await self._advance_checkpoint()
+        return written
+
+    async def _advance_checkpoint(self) -> None:
+        lowest = self.buffer.lowest_seq()
+        cp = self._last_durable if lowest is None else lowest - 1
+        if cp <= self.wal.checkpoint_seq:
+            return
+        retired = [r for r in self._unretired if r[0] <= cp]
+        self._unretired = [r for r in self._unretired if r[0] > cp]
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._lake_executor, self._retire, retired, cp)
+        await self.wal.checkpoint(cp)
+
+    def _retire(self, retired: list[tuple[int, str, float]], cp: int) -> None:
+        """Before the WAL forgets entries up to ``cp``: keep their batch ids in the ledger and
+        drop journal lines that replay will no longer need."""
+        if retired:
+            with open(self._ledger_path, "a") as fh:
+                fh.write("".join(f"{key} {when:.3f}\n" for _, key, when in retired))
+                fh.flush()
+                os.fsync(fh.fileno())
+        keep = [r for r in self._journal if max(r["seqs"]) > cp]
+        if len(keep) != len(self._journal):
+            self._journal = keep
+            write_atomic(self._journal_path, b"".join(orjson.dumps(r) + b"\n" for r in keep))
+
+    def protected_paths(self) -> set[Path]:
+        return {self.lake.root / r["path"] for r in self._journal}
+
+    async def _flusher(self) -> None:
+        assert self._wake_flusher is not None
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_flusher.wait(), timeout=0.2)
+            self._wake_flusher.clear()
+            await self.flush()
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    def _compact_one(self, key: PartitionKey, hour_dir: Path, protected: set[Path]) -> bool:
+        return self.lake.compact_hour(key, hour_dir, protected)
+
+    def _rewrite_ledger(self) -> None:
+        self._dedup.expire(time.time())
+        lines = "".join(f"{k} {w:.3f}\n" for k, w in self._dedup.items())
+        write_atomic(self._ledger_path, lines.encode())
+
+    async def maintain(self, now: datetime | None = None) -> int:
+        """Compact closed hours, write rollups, apply retention. Returns partitions compacted."""
+        loop = asyncio.get_running_loop()
+        now = now or datetime.now(UTC)
+        done = 0
+        for kind in ("metrics", "flows"):
+            partitions = await loop.run_in_executor(
+                self._lake_executor, self.lake.hour_partitions, kind
+            )
+            for key, hour_dir in partitions:
+                closed = (
+                    now - key.start
+                ).total_seconds() >= 3600 + self.settings.compact_after_secs
+                if not closed:
+                    continue
+                try:
+                    changed = await loop.run_in_executor(
+                        self._lake_executor,
+                        self._compact_one,
+                        key,
+                        hour_dir,
+                        self.protected_paths(),
+                    )
+                except Exception:
+                    log.exception("compaction failed partition=%s", key.relpath())
+                    continue
+                if changed:
+                    done += 1
+                    METRICS.compactions.inc()
+        removed = await loop.run_in_executor(
+            self._lake_executor,
+            self.lake.apply_retention,
+            dict(self.settings.retention_days),
+            now.date(),
+        )
+        METRICS.retention_deleted.inc(removed)
+        await loop.run_in_executor(self._lake_executor, self._rewrite_ledger)
+        return done
+
+    async def _maintenance(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.settings.maintenance_interval_secs)
+            try:
+                await self.maintain()
+            except Exception:
+                log.exception("lake maintenance failed")

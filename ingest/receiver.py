@@ -1,0 +1,215 @@
+"""The binary telemetry receiver: ``POST /api/v1/telemetry/{kind}`` (docs/wire-format.md).
+
+Work per request: cap and read the body, authenticate (cached), shed load early when the buffer
+is full, decode and check in a worker thread, route rows to nodes, hand the batch to the
+pipeline, answer 202 once it is durable."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import orjson
+import pyarrow as pa
+from aiohttp import web
+
+from .decode import decode_body
+from .errors import Backpressure, DecodeError
+from .metrics import METRICS
+from .pipeline import Pipeline
+from .routing import to_lake_table
+from .schema import KINDS, WIRE_VERSION
+
+__all__ = ["CachedCredentials", "Credential", "CredentialStore", "Receiver", "ReceiverSettings"]
+
+CONTENT_TYPE = "application/vnd.apache.arrow.stream"
+_BATCH_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+@dataclass(frozen=True)
+class Credential:
+    """Who sent a batch: a node key (``node`` set) or a collector key (``node`` None)."""
+
+    id: str
+    workspace: str
+    node: str | None
+
+
+class CredentialStore(Protocol):
+    def resolve(self, key: str) -> Awaitable[Credential | None]: ...
+
+    def node_index(self, workspace: str) -> Awaitable[dict[str, str]]: ...
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_batch_rows: int = 1_000_000
+    max_age: timedelta = timedelta(days=15)
+    max_skew: timedelta = timedelta(minutes=5)
+    decode_threads: int = 2
+    max_concurrent_decodes: int = 8
+
+
+class Receiver:
+    def __init__(
+        self, pipeline: Pipeline, credentials: CredentialStore, settings: ReceiverSettings
+    ) -> None:
+        self.pipeline = pipeline
+        self.credentials = credentials
+        self.settings = settings
+        self._executor: ThreadPoolExecutor | None = None
+        self._decoding = 0
+
+    async def start(self) -> None:
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.settings.decode_threads, thread_name_prefix="decode"
+        )
+        METRICS.decode_queue.bind(lambda: self._decoding)
+
+    async def stop(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/v1/telemetry/{kind}", self.handle)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        cap = self.settings.max_body_bytes
+        if request.content_length is not None and request.content_length > cap:
+            raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=request.content_length)
+        chunks = []
+        size = 0
+        async for chunk in request.content.iter_chunked(1 << 20):
+            size += len(chunk)
+            if size > cap:
+                raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=size)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        kind = KINDS.get(request.match_info["kind"])
+        if kind is None:
+            raise web.HTTPNotFound()
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if ctype != CONTENT_TYPE:
+            raise web.HTTPUnsupportedMediaType(reason=f"Content-Type must be {CONTENT_TYPE}")
+        version = request.headers.get("X-Floodwatch-Wire-Version")
+        if version is not None and version.strip() != str(WIRE_VERSION):
+            METRICS.batches_rejected.inc(1, kind.name, "version")
+            raise DecodeError(f"wire version {version!r} is not supported (1 is)")
+        batch_id = request.headers.get("X-Batch-Id")
+        if batch_id is not None and not _BATCH_ID.fullmatch(batch_id):
+            METRICS.batches_rejected.inc(1, kind.name, "batch_id")
+            raise DecodeError("X-Batch-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+        cred = await self._authenticate(request)
+        if not self.pipeline.accepting or not self.pipeline.buffer.has_room(
+            self.pipeline.wal.pending_bytes
+        ):
+            METRICS.batches_rejected.inc(1, kind.name, "backpressure")
+            raise Backpressure("ingest buffer is full", 1)
+        if self._decoding >= self.settings.max_concurrent_decodes:
+            METRICS.batches_rejected.inc(1, kind.name, "backpressure")
+            raise Backpressure("too many batches being decoded", 1)
+        self._decoding += 1
+        try:
+            body = await self._read_body(request)
+            index = None if cred.node else await self.credentials.node_index(cred.workspace)
+            loop = asyncio.get_running_loop()
+            try:
+                decoded, table = await loop.run_in_executor(
+                    self._executor, self._decode, body, kind.name, cred, index
+                )
+            except DecodeError as exc:
+                METRICS.batches_rejected.inc(1, kind.name, "invalid")
+                raise exc from None
+        finally:
+            self._decoding -= 1
+        METRICS.rows_received.inc(table.num_rows, kind.name)
+        key = f"{cred.id}:{batch_id}" if batch_id else None
+        accepted, duplicate = await self.pipeline.submit(kind.name, cred.workspace, table, key)
+        payload = {
+            "ok": True,
+            "accepted": accepted,
+            "batch_id": batch_id,
+            "duplicate": duplicate,
+            "ignored_columns": list(decoded),
+        }
+        return web.Response(body=orjson.dumps(payload), status=202, content_type="application/json")
+
+    def _decode(
+        self, body: bytes, kind_name: str, cred: Credential, index: dict[str, str] | None
+    ) -> tuple[tuple[str, ...], pa.Table]:
+        kind = KINDS[kind_name]
+        decoded = decode_body(
+            body,
+            kind,
+            max_rows=self.settings.max_batch_rows,
+            now=datetime.now(UTC),
+            max_age=self.settings.max_age,
+            max_skew=self.settings.max_skew,
+        )
+        table = to_lake_table(kind, decoded.table, source="arrow", node=cred.node, index=index)
+        return decoded.ignored_columns, table
+
+    async def _authenticate(self, request: web.Request) -> Credential:
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key or len(key) > 256:
+            raise web.HTTPUnauthorized(reason="missing key (Authorization: Bearer <key>)")
+        cred = await self.credentials.resolve(key)
+        if cred is None:
+            raise web.HTTPUnauthorized(reason="invalid key")
+        node_header = request.headers.get("X-Node-UUID")
+        if node_header and cred.node and node_header.strip().lower() != cred.node:
+            raise web.HTTPForbidden(reason="X-Node-UUID does not match the key's node")
+        return cred
+
+
+class CachedCredentials:
+    """A ``CredentialStore`` over lookup functions, caching answers for ``ttl_secs`` so that the
+    hot path does not queue behind the database writer (revocations apply within the TTL)."""
+
+    def __init__(self, resolve_fn, index_fn, ttl_secs: float = 10.0, max_entries: int = 100_000):  # type: ignore[no-untyped-def]
+        self._resolve_fn = resolve_fn
+        self._index_fn = index_fn
+        self.ttl = ttl_secs
+        self.max_entries = max_entries
+        self._keys: dict[str, tuple[float, Credential | None]] = {}
+        self._indexes: dict[str, tuple[float, dict[str, str]]] = {}
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._indexes.clear()
+
+    async def resolve(self, key: str) -> Credential | None:
+        now = time.monotonic()
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        hit = self._keys.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        cred: Credential | None = await self._resolve_fn(key)
+        if len(self._keys) >= self.max_entries:
+            self._keys.clear()
+        if cred is not None:  # failures are not cached: a guessing client gains nothing
+            self._keys[digest] = (now + self.ttl, cred)
+        return cred
+
+    async def node_index(self, workspace: str) -> dict[str, str]:
+        now = time.monotonic()
+        hit = self._indexes.get(workspace)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        index: dict[str, str] = await self._index_fn(workspace)
+        if len(self._indexes) >= self.max_entries:
+            self._indexes.clear()
+        self._indexes[workspace] = (now + self.ttl, index)
+        return index

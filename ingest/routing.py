@@ -1,0 +1,113 @@
+"""Attribute each decoded row to a node and give the table its lake form."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import DecodeError
+from .schema import ROUTING_COLUMNS, RecordKind
+
+__all__ = ["to_lake_table"]
+
+
+def _canonical_ip(text: str) -> str | None:
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return None
+
+
+def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> pa.ChunkedArray:
+    """Node UUIDs for an address column (null where no node has that address)."""
+    uniques = pc.unique(column).to_pylist()
+    keys, values = [], []
+    for ip in uniques:
+        if ip is None:
+            continue
+        canonical = _canonical_ip(ip)
+        node = index.get("ip:" + canonical) if canonical else None
+        if node is not None:
+            keys.append(ip)
+            values.append(node)
+    if not keys:
+        return pa.chunked_array([pa.nulls(len(column), pa.string())])
+    positions = pc.index_in(column, value_set=pa.array(keys, pa.string()))
+    return pc.take(pa.array(values, pa.string()), positions)
+
+
+def _lookup_uuids(column: pa.ChunkedArray, index: dict[str, str]) -> pa.ChunkedArray:
+    known = [u for u in pc.unique(column).to_pylist() if u is not None and u in index]
+    if not known:
+        return pa.chunked_array([pa.nulls(len(column), pa.string())])
+    ok = pc.is_in(column, value_set=pa.array(known, pa.string()))
+    return pc.if_else(ok, column, pa.scalar(None, pa.string()))
+
+
+def to_lake_table(
+    kind: RecordKind,
+    table: pa.Table,
+    *,
+    source: str,
+    node: str | None = None,
+    index: dict[str, str] | None = None,
+) -> pa.Table:
+    """Lake form of a checked wire table.
+
+    With ``node`` (a node key), every row is that node's and a ``node`` column must agree. With
+    ``index`` (a collector key: ``workspace_node_index``), rows are routed by ``node``, then
+    ``node_ip``, then (flows) ``dst_ip``; an unroutable row fails the batch."""
+    n = table.num_rows
+    names = table.column_names
+    if node is not None:
+        if "node" in names:
+            col = table.column("node")
+            if pc.any(pc.not_equal(pc.fill_null(col, node), node)).as_py():
+                raise DecodeError(
+                    "column node names another node than the key's own", column="node", status=403
+                )
+        node_col = pa.chunked_array([pa.repeat(pa.scalar(node, pa.string()), n)])
+    else:
+        assert index is not None
+        routed: pa.ChunkedArray | None = None
+        tried: list[str] = []
+        for name, lookup in (("node", _lookup_uuids), ("node_ip", _lookup_ips)):
+            if name in names:
+                tried.append(name)
+                found = lookup(table.column(name), index)
+                routed = found if routed is None else pc.coalesce(routed, found)
+                # a node or node_ip value that names no node of this workspace is an error
+                given = pc.is_valid(table.column(name))
+                if pc.any(pc.and_(given, pc.is_null(found))).as_py():
+                    raise DecodeError(
+                        f"column {name} holds a value that names no node of this workspace",
+                        column=name,
+                    )
+        if kind.name == "flows" and "dst_ip" in names:
+            tried.append("dst_ip")
+            found = _lookup_ips(table.column("dst_ip"), index)
+            routed = found if routed is None else pc.coalesce(routed, found)
+        if not tried:
+            raise DecodeError(
+                "a collector key must say each row's node (column node or node_ip)", column="node"
+            )
+        if n and (routed is None or routed.null_count):
+            raise DecodeError(
+                f"some rows match no node of this workspace (looked at {', '.join(tried)})",
+                column=tried[-1],
+            )
+        node_col = routed
+    schema = kind.lake_schema
+    arrays: list[pa.ChunkedArray | pa.Array] = []
+    for field in schema:
+        if field.name == "node_uuid":
+            arrays.append(node_col if node_col is not None else pa.array([], pa.string()))
+        elif field.name == "source":
+            arrays.append(pa.repeat(pa.scalar(source, pa.string()), n))
+        elif field.name in names and field.name not in ROUTING_COLUMNS:
+            arrays.append(table.column(field.name))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)

@@ -1,0 +1,290 @@
+"""The Parquet lake: immutable files, hive-partitioned, published atomically.
+
+Layout under ``<data_dir>/lake``::
+
+    metrics/workspace=<uuid>/date=YYYY-MM-DD/hour=HH/part-<seq>-<rand>.parquet   raw seconds
+    flows/workspace=<uuid>/date=YYYY-MM-DD/hour=HH/part-....parquet              sampled flows
+    metrics_1m/.../hour=HH/rollup.parquet     1-minute rollups, one file per hour
+    metrics_5m/.../hour=HH/rollup.parquet     5-minute rollups, one file per hour
+    metrics_1h/workspace=<uuid>/date=YYYY-MM-DD/rollup.parquet   1-hour rollups, one file per day
+    _snapshots/nodes.parquet, _snapshots/incidents.parquet       copies of the server's tables
+
+A file is written under a hidden temporary name, fsynced, then renamed into place, so a reader
+never sees half a file. Inside a file rows are sorted by node and time. Compaction of a closed
+hour swaps the whole hour directory in one ``renameat2(RENAME_EXCHANGE)``, so a reader sees the
+small files or the compacted one, never both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = ["EMPTY_WORKSPACE", "Lake", "PartitionKey", "fsync_dir"]
+
+# A partition that holds only an empty file per kind, so that readers' globs always match.
+EMPTY_WORKSPACE = "00000000-0000-0000-0000-000000000000"
+ROLLUP_TIERS = {"1m": "1m", "5m": "5m"}
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _rename_exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2). False when the kernel or libc lacks it."""
+    libc_name = ctypes.util.find_library("c")
+    if not libc_name:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:
+        return False
+    rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
+    return bool(rc == 0)
+
+
+@dataclass(frozen=True, order=True)
+class PartitionKey:
+    kind: str
+    workspace: str
+    day: date
+    hour: int
+
+    def relpath(self) -> str:
+        day = self.day.isoformat()
+        return f"{self.kind}/workspace={self.workspace}/date={day}/hour={self.hour:02d}"
+
+    @property
+    def start(self) -> datetime:
+        return datetime(self.day.year, self.day.month, self.day.day, self.hour, tzinfo=UTC)
+
+
+class Lake:
+    """``schemas`` maps each raw kind to its lake schema; ``rollup_kind`` names the kind whose
+    closed hours get rollups, over the float measures ``rollup_floats`` and integer measures
+    ``rollup_ints`` (the data contract itself lives in ``ingest/schema.py``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        schemas: dict[str, pa.Schema],
+        rollup_kind: str,
+        rollup_floats: tuple[str, ...],
+        rollup_ints: tuple[str, ...],
+        compression: str = "zstd",
+        compression_level: int = 3,
+    ) -> None:
+        self.root = root
+        self.schemas = schemas
+        self.rollup_kind = rollup_kind
+        self.rollup_floats = rollup_floats
+        self.rollup_ints = rollup_ints
+        self.compression = compression
+        self.compression_level = compression_level
+
+    def prepare(self) -> None:
+        """Create the layout, remove leftover temporary files, write the empty files."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for tmp in self.root.rglob(".*.tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        for d in self.root.rglob("*.swap"):
+            shutil.rmtree(d, ignore_errors=True)
+        for kind, schema in self.schemas.items():
+            key = PartitionKey(kind, EMPTY_WORKSPACE, date(1970, 1, 1), 0)
+            path = self.root / key.relpath() / "empty.parquet"
+            if not path.exists():
+                self._write_file(path, schema.empty_table(), {})
+        empty_rollup = self.rollup_schema().empty_table()
+        for tier in ("1m", "5m"):
+            key = PartitionKey(f"{self.rollup_kind}_{tier}", EMPTY_WORKSPACE, date(1970, 1, 1), 0)
+            path = self.root / key.relpath() / "rollup.parquet"
+            if not path.exists():
+                self._write_file(path, empty_rollup, {})
+        day_dir = self.root / f"{self.rollup_kind}_1h/workspace={EMPTY_WORKSPACE}/date=1970-01-01"
+        if not (day_dir / "rollup.parquet").exists():
+            self._write_file(day_dir / "rollup.parquet", empty_rollup, {})
+        (self.root / "_snapshots").mkdir(exist_ok=True)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def _write_file(self, path: Path, table: pa.Table, meta: dict[bytes, bytes]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        if meta:
+            table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+        pq.write_table(
+            table,
+            tmp,
+            compression=self.compression,
+            compression_level=self.compression_level,
+            row_group_size=1_000_000,
+        )
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+
+    def new_part_path(self, key: PartitionKey, first_seq: int) -> Path:
+        return self.root / key.relpath() / f"part-{first_seq:020d}-{uuid.uuid4().hex[:8]}.parquet"
+
+    def write_part(
+        self, key: PartitionKey, table: pa.Table, path: Path, seqs: Iterable[int]
+    ) -> None:
+        """Write rows of one partition (sorted by node and time) to ``path``."""
+        table = table.sort_by([("node_uuid", "ascending"), ("time", "ascending")])
+        seq_text = ",".join(str(s) for s in sorted(set(seqs))).encode()
+        self._write_file(path, table, {b"floodwatch.wal_seqs": seq_text})
+
+    # --- maintenance ---------------------------------------------------------------------------
+
+    def hour_partitions(self, kind: str) -> list[tuple[PartitionKey, Path]]:
+        out: list[tuple[PartitionKey, Path]] = []
+        base = self.root / kind
+        if not base.exists():
+            return out
+        for ws_dir in base.glob("workspace=*"):
+            ws = ws_dir.name.split("=", 1)[1]
+            if ws == EMPTY_WORKSPACE:
+                continue
+            for day_dir in ws_dir.glob("date=*"):
+                try:
+                    day = date.fromisoformat(day_dir.name.split("=", 1)[1])
+                except ValueError:
+                    continue
+                for hour_dir in day_dir.glob("hour=*"):
+                    if hour_dir.name.endswith(".swap"):
+                        continue
+                    try:
+                        hour = int(hour_dir.name.split("=", 1)[1])
+                    except ValueError:
+                        continue
+                    out.append((PartitionKey(kind, ws, day, hour), hour_dir))
+        return sorted(out)
+
+    def compact_hour(self, key: PartitionKey, hour_dir: Path, protected: set[Path]) -> bool:
+        """Merge the hour's files into one and (for metrics) refresh its rollups.
+
+        Files in ``protected`` (still needed to prove what the WAL replay may skip) are left
+        alone. Returns True when something was rewritten."""
+        files = sorted(hour_dir.glob("*.parquet"))
+        parts = [f for f in files if f.name.startswith("part-")]
+        if not parts or any(f in protected for f in files):
+            return False
+        table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        schema = self.schemas[key.kind]
+        table = table.select(schema.names).cast(schema)
+        staged = hour_dir.with_name(hour_dir.name + f".{uuid.uuid4().hex[:6]}.swap")
+        staged.mkdir()
+        merged = staged / f"compacted-{uuid.uuid4().hex[:8]}.parquet"
+        sorted_table = table.sort_by([("node_uuid", "ascending"), ("time", "ascending")])
+        self._write_file(merged, sorted_table, {})
+        if _rename_exchange(staged, hour_dir):
+            fsync_dir(hour_dir.parent)
+            shutil.rmtree(staged, ignore_errors=True)  # now holds the old small files
+        else:  # no atomic swap: keep the small files rather than risk readers seeing both
+            shutil.rmtree(staged, ignore_errors=True)
+            if key.kind == self.rollup_kind:
+                self.write_rollups(key, sorted_table)
+            return False
+        if key.kind == self.rollup_kind:
+            self.write_rollups(key, sorted_table)
+        return True
+
+    def write_rollups(self, key: PartitionKey, table: pa.Table) -> None:
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        for tier in ("1m", "5m"):
+            rolled = self.rollup(frame, tier)
+            rkey = PartitionKey(f"{self.rollup_kind}_{tier}", key.workspace, key.day, key.hour)
+            self._write_file(self.root / rkey.relpath() / "rollup.parquet", rolled.to_arrow(), {})
+        # the hourly tier: one file per day, rewritten as each hour closes
+        day_file = (
+            self.root
+            / f"{self.rollup_kind}_1h/workspace={key.workspace}/date={key.day.isoformat()}"
+            / "rollup.parquet"
+        )
+        hourly = self.rollup(frame, "1h")
+        if day_file.exists():
+            old = pl.read_parquet(day_file)
+            start = key.start
+            old = old.filter(
+                (pl.col("time") < start) | (pl.col("time") >= start + timedelta(hours=1))
+            )
+            hourly = pl.concat([old, hourly], how="vertical_relaxed").sort("node_uuid", "time")
+        self._write_file(day_file, hourly.to_arrow(), {})
+
+    def apply_retention(self, tiers: dict[str, int], today: date) -> int:
+        """Delete date partitions older than each tier's days; returns how many went."""
+        removed = 0
+        for kind, days in tiers.items():
+            base = self.root / kind
+            if not base.exists() or days <= 0:
+                continue
+            cutoff = today - timedelta(days=days)
+            for day_dir in base.glob("workspace=*/date=*"):
+                if day_dir.parent.name == f"workspace={EMPTY_WORKSPACE}":
+                    continue
+                try:
+                    day = date.fromisoformat(day_dir.name.split("=", 1)[1])
+                except ValueError:
+                    continue
+                if day < cutoff:
+                    shutil.rmtree(day_dir, ignore_errors=True)
+                    removed += 1
+        return removed
+
+    def drop_workspace(self, workspace: str) -> None:
+        for kind_dir in self.root.iterdir():
+            target = kind_dir / f"workspace={workspace}"
+            if target.exists():
+                shutil.rmtree(target, ignore_errors=True)
+
+    def rollup_schema(self) -> pa.Schema:
+        fields = [
+            pa.field("node_uuid", pa.string()),
+            pa.field("time", pa.timestamp("us", tz="UTC")),
+            pa.field("samples", pa.int64()),
+        ]
+        for name in self.rollup_floats:
+            fields += [pa.field(f"{name}_avg", pa.float64()), pa.field(f"{name}_max", pa.float64())]
+        for name in self.rollup_ints:
+            fields += [pa.field(f"{name}_avg", pa.float64()), pa.field(f"{name}_max", pa.int64())]
+        return pa.schema(fields)
+
+    def rollup(self, frame: pl.DataFrame, every: str) -> pl.DataFrame:
+        """Per node and ``every`` bucket: sample count, and mean and max of every measure."""
+        aggs: list[pl.Expr] = [pl.len().cast(pl.Int64).alias("samples")]
+        for name in (*self.rollup_floats, *self.rollup_ints):
+            aggs += [
+                pl.col(name).mean().cast(pl.Float64).alias(f"{name}_avg"),
+                pl.col(name).max().alias(f"{name}_max"),
+            ]
+        out = (
+            frame.with_columns(pl.col("time").dt.truncate(every))
+            .group_by("node_uuid", "time")
+            .agg(aggs)
+            .sort("node_uuid", "time")
+        )
+        target = pl.from_arrow(self.rollup_schema().empty_table())
+        assert isinstance(target, pl.DataFrame)
+        return out.cast(target.schema).select(target.columns)
