@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from store import Connection, Store
+from store import Connection, Store, collectors
 from store import workspaces as repo
 from store.errors import InvalidValue, NotFound, StoreError
 
@@ -154,6 +154,39 @@ def op_token_revoke(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str
     return _token_out(repo.revoke_token(con, ref))
 
 
+def _collector_out(c: dict[str, Any], ws_uuid: uuid.UUID) -> dict[str, Any]:
+    return {
+        "key_id": str(c["id"]),
+        "workspace_id": str(ws_uuid),
+        "name": c["name"],
+        "prefix": c["prefix"],
+        "created_at": c["created_at"].isoformat(),
+        "revoked_at": c["revoked_at"].isoformat() if c["revoked_at"] else None,
+    }
+
+
+def op_collector_create(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    row, key = collectors.create_collector(con, ws_uuid, a.get("name") or "collector")
+    return {**_collector_out(row, ws_uuid), "key": key}
+
+
+def op_collector_list(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    return {
+        "collectors": [_collector_out(c, ws_uuid) for c in collectors.list_collectors(con, ws_uuid)]
+    }
+
+
+def op_collector_revoke(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    ws_uuid = _ws_ref(con, a.get("workspace"))
+    try:
+        key_id = uuid.UUID(str(a.get("key_id")))
+    except ValueError:
+        raise NotFound("collector key not found") from None
+    return _collector_out(collectors.revoke_collector(con, ws_uuid, key_id), ws_uuid)
+
+
 OPS: dict[str, Callable[[Connection, Config, dict[str, Any]], dict[str, Any]]] = {
     "workspace.create": op_workspace_create,
     "workspace.list": op_workspace_list,
@@ -162,6 +195,9 @@ OPS: dict[str, Callable[[Connection, Config, dict[str, Any]], dict[str, Any]]] =
     "token.create": op_token_create,
     "token.list": op_token_list,
     "token.revoke": op_token_revoke,
+    "collector.create": op_collector_create,
+    "collector.list": op_collector_list,
+    "collector.revoke": op_collector_revoke,
 }
 
 

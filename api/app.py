@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import duckdb
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -17,6 +20,7 @@ from ingest.receiver import CachedCredentials, Credential, Receiver, ReceiverSet
 from store import Connection, Store
 from store import collectors as collectors_repo
 from store import workspaces as ws_repo
+from store.catalog import export_snapshots, write_catalog
 
 from .config import Config
 from .errors import error_middleware
@@ -97,6 +101,15 @@ async def _metrics(request: web.Request) -> web.Response:
     )
 
 
+async def _refresh_snapshots(store: Store, pipeline: Pipeline, cfg: Config) -> None:
+    while True:
+        await asyncio.sleep(cfg.lake.maintenance_interval_secs)
+        try:
+            await store.run(export_snapshots, pipeline.lake.root)
+        except Exception:
+            log.exception("snapshot export failed")
+
+
 def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     store = store or Store(cfg.database_path, cfg.store.threads, cfg.store.memory_limit)
     app = web.Application(
@@ -158,7 +171,16 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await pipeline.start()
         await receiver.start()
+        await store.run(export_snapshots, pipeline.lake.root)
+        try:
+            await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
+        except duckdb.Error as exc:  # an old catalog held open elsewhere stays usable
+            log.warning("catalog not rewritten: %s", exc)
+        snapshots = asyncio.create_task(_refresh_snapshots(store, pipeline, cfg))
         yield
+        snapshots.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await snapshots
         await receiver.stop()
         await pipeline.stop()
 

@@ -86,6 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("token", help="token id (or a unique prefix of it), or the token itself")
     _common(p)
 
+    col = sub.add_parser("collector", help="manage collector keys (binary telemetry)")
+    col_sub = col.add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = col_sub.add_parser("create", help="create a collector key (printed once)")
+    p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
+    p.add_argument("--name", default="collector", help="a label for the key")
+    _common(p)
+    p = col_sub.add_parser("list", help="list a workspace's collector keys")
+    p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
+    _common(p)
+    p = col_sub.add_parser("revoke", help="revoke a collector key")
+    p.add_argument("key_id", help="the key's id")
+    p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
+    _common(p)
+
+    sql = sub.add_parser("sql", help="query the lake with DuckDB (read-only; works while serving)")
+    sql.add_argument("query", nargs="?", help="SQL to run; without it, an interactive prompt")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _common(sql, json_flag=False)
+
     cfg = sub.add_parser("config", help="show or check the configuration")
     _common(cfg, json_flag=False)
     mode = cfg.add_mutually_exclusive_group(required=True)
@@ -141,6 +160,10 @@ def _cmd_admin(args: argparse.Namespace, cfg: Config) -> int:
             a["name"] = args.name
     elif key == "token.revoke":
         a = {"token": args.token}
+    elif key in ("collector.create", "collector.list"):
+        a = {"workspace": args.workspace, "name": getattr(args, "name", None)}
+    elif key == "collector.revoke":
+        a = {"workspace": args.workspace, "key_id": args.key_id}
     result = call_admin(cfg, key, a)
 
     if key == "workspace.create":
@@ -176,8 +199,22 @@ def _cmd_admin(args: argparse.Namespace, cfg: Config) -> int:
             for t in result["tokens"]
         ]
         text = "\n".join(lines) or "no tokens"
-    else:
+    elif key == "token.revoke":
         text = f"token {result['token_id']} revoked"
+    elif key == "collector.create":
+        text = (
+            f"collector key {result['key_id']} for workspace {result['workspace_id']}\n"
+            f"collector key (shown once, store it now): {result['key']}"
+        )
+    elif key == "collector.list":
+        lines = [
+            f"{c['key_id']}  {c['prefix']}…  {c['name']:<16} created {c['created_at']}"
+            + (f"  REVOKED {c['revoked_at']}" if c["revoked_at"] else "")
+            for c in result["collectors"]
+        ]
+        text = "\n".join(lines) or "no collector keys"
+    else:
+        text = f"collector key {result['key_id']} revoked"
     _out(args, result, text)
     return 0
 
@@ -220,6 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "config":
         return _cmd_config(args)
+    if args.command == "sql":
+        from .sql import run_sql
+
+        try:
+            return run_sql(_load(args), args.query, args.format)
+        except ConfigError as exc:
+            return _fail(args, "config_error", str(exc))
     try:
         if args.command == "serve":
             return _cmd_serve(args)
