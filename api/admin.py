@@ -7,12 +7,15 @@ server runs, the CLI opens the database itself and calls the very same functions
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import socket
 import struct
+import tempfile
 import uuid
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +42,25 @@ __all__ = [
 SOCKET_NAME = "admin.sock"
 
 
+_MAX_SOCKET_PATH = 100  # sockaddr_un holds 108 bytes
+
+
 def admin_socket_path(cfg: Config) -> Path:
-    return cfg.data_path / SOCKET_NAME
+    """``<data_dir>/admin.sock``; for a data directory whose path is too long for a Unix socket,
+    a name in the temporary directory derived from the data directory's absolute path."""
+    path = cfg.data_path / SOCKET_NAME
+    if len(os.fsencode(path.absolute())) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(cfg.data_path.resolve())).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"floodwatch-{digest}.sock"
+
+
+def _iso(when: Any) -> str | None:
+    """UTC time as the HTTP API writes it: ISO 8601, seconds, Z."""
+    if when is None:
+        return None
+    text: str = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return text
 
 
 def _ws_out(ws: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +72,7 @@ def _ws_out(ws: dict[str, Any]) -> dict[str, Any]:
         "node_count": ws["node_count"],
         "subscription_status": ws["subscription_status"],
         "parent_id": str(ws["parent_uuid"]) if ws["parent_uuid"] else None,
-        "created_at": ws["created_at"].isoformat(),
+        "created_at": _iso(ws["created_at"]),
     }
 
 
@@ -62,16 +82,28 @@ def _token_out(t: dict[str, Any]) -> dict[str, Any]:
         "workspace_id": str(t["workspace_uuid"]),
         "name": t["name"],
         "prefix": t["prefix"],
-        "created_at": t["created_at"].isoformat(),
-        "revoked_at": t["revoked_at"].isoformat() if t["revoked_at"] else None,
-        "last_used_at": t["last_used_at"].isoformat() if t["last_used_at"] else None,
+        "created_at": _iso(t["created_at"]),
+        "revoked_at": _iso(t["revoked_at"]),
+        "last_used_at": _iso(t["last_used_at"]),
     }
+
+
+def _all_workspaces(con: Connection) -> list[dict[str, Any]]:
+    """Every live workspace, each top-level one followed by its sub-workspaces."""
+    top, _ = repo.list_workspaces(con, None, limit=100_000)
+    out = []
+    for r in top:
+        out.append(r)
+        subs, _ = repo.list_workspaces(con, r["uuid"], limit=100_000)
+        out.extend(subs)
+    return out
 
 
 def _ws_ref(con: Connection, ref: str | None) -> uuid.UUID:
     """A workspace named by id, unique id prefix or exact name; with no ref, the only one."""
-    rows, _ = repo.list_workspaces(con, None, limit=10_000)
+    rows = _all_workspaces(con)
     if ref is None:
+        rows = [r for r in rows if r["parent_uuid"] is None]
         if len(rows) == 1:
             return uuid.UUID(str(rows[0]["uuid"]))
         raise InvalidValue(f"{len(rows)} workspaces exist; name one with --workspace", "workspace")
@@ -106,13 +138,7 @@ def op_workspace_create(con: Connection, cfg: Config, a: dict[str, Any]) -> dict
 
 
 def op_workspace_list(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
-    rows, _ = repo.list_workspaces(con, None, limit=10_000)
-    out = []
-    for r in rows:
-        out.append(_ws_out(r))
-        subs, _ = repo.list_workspaces(con, r["uuid"], limit=10_000)
-        out.extend(_ws_out(s) for s in subs)
-    return {"workspaces": out}
+    return {"workspaces": [_ws_out(r) for r in _all_workspaces(con)]}
 
 
 def op_workspace_update(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
@@ -160,8 +186,8 @@ def _collector_out(c: dict[str, Any], ws_uuid: uuid.UUID) -> dict[str, Any]:
         "workspace_id": str(ws_uuid),
         "name": c["name"],
         "prefix": c["prefix"],
-        "created_at": c["created_at"].isoformat(),
-        "revoked_at": c["revoked_at"].isoformat() if c["revoked_at"] else None,
+        "created_at": _iso(c["created_at"]),
+        "revoked_at": _iso(c["revoked_at"]),
     }
 
 

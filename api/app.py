@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -22,6 +23,7 @@ from store import collectors as collectors_repo
 from store import workspaces as ws_repo
 from store.catalog import export_snapshots, write_catalog
 
+from .activity import ActivityTracker
 from .config import Config
 from .errors import error_middleware
 from .http import rate_headers_middleware
@@ -29,7 +31,7 @@ from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES
 from .state import STATE, AppState
 
-__all__ = ["AccessLogger", "create_app", "pipeline_settings"]
+__all__ = ["AccessLogger", "bootstrap", "create_app", "pipeline_settings"]
 
 log = logging.getLogger("floodwatch")
 
@@ -49,12 +51,30 @@ class AccessLogger(AbstractAccessLogger):
 
 
 def bootstrap_default_workspace(con: Connection, cfg: Config) -> str | None:
-    """On an empty database, create the default workspace; returns its token or None."""
-    _, total = ws_repo.list_workspaces(con, None, limit=1)
-    if total:
+    """On a database that never held a workspace, create the default one; returns its token."""
+    row = con.execute("SELECT count(*) FROM workspaces").fetchone()
+    if row is not None and row[0]:
         return None
     _, token = ws_repo.create_workspace(con, "default", cfg.api.default_plan)
     return token
+
+
+async def bootstrap(app: web.Application) -> None:
+    """Called once the server listens (so a busy port never eats the one-time token)."""
+    st = app[STATE]
+    if not st.config.api.bootstrap_workspace:
+        return
+    token = await st.store.run(bootstrap_default_workspace, st.config)
+    if token is not None:
+        # straight to the terminal, never through logging (which may go to a file)
+        print(
+            "\nCreated the default workspace. Its deploy token, shown once:\n\n"
+            f"    {token}\n\n"
+            "Use it as 'Authorization: Bearer <token>'. More tokens: floodwatch token create "
+            "(.venv/bin/floodwatch after make run)\n",
+            file=sys.stdout,
+            flush=True,
+        )
 
 
 def pipeline_settings(cfg: Config) -> PipelineSettings:
@@ -101,6 +121,21 @@ async def _metrics(request: web.Request) -> web.Response:
     )
 
 
+class LimiterGuard:
+    """The REST API's failed-authentication limiter, offered to the telemetry receiver."""
+
+    def __init__(self, limiter: FixedWindowLimiter) -> None:
+        self.limiter = limiter
+
+    def allowed(self, client: str) -> int | None:
+        now = time.time()
+        verdict = self.limiter.peek(client, now)
+        return None if verdict.allowed else verdict.retry_after(now)
+
+    def failed(self, client: str) -> None:
+        self.limiter.hit(client, time.time())
+
+
 async def _refresh_snapshots(store: Store, pipeline: Pipeline, cfg: Config) -> None:
     while True:
         await asyncio.sleep(cfg.lake.maintenance_interval_secs)
@@ -125,6 +160,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         return await store.run(_node_index, workspace)
 
     credentials = CachedCredentials(resolve, index, ttl_secs=cfg.ingest.auth_cache_secs)
+    activity = ActivityTracker(store)
+    auth_failures = FixedWindowLimiter(cfg.api.auth_failures_per_minute)
     receiver = Receiver(
         pipeline,
         credentials,
@@ -136,12 +173,14 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             decode_threads=cfg.ingest.decode_threads,
             max_concurrent_decodes=cfg.ingest.max_concurrent_decodes,
         ),
+        on_activity=activity.record,
+        auth_guard=LimiterGuard(auth_failures),
     )
     app[STATE] = AppState(
         config=cfg,
         store=store,
         token_limiter=FixedWindowLimiter(cfg.api.rate_limit_per_minute),
-        auth_failure_limiter=FixedWindowLimiter(cfg.api.auth_failures_per_minute),
+        auth_failure_limiter=auth_failures,
         pipeline=pipeline,
         receiver=receiver,
         credentials=credentials,
@@ -153,24 +192,13 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.start()
-        if cfg.api.bootstrap_workspace:
-            token = await store.run(bootstrap_default_workspace, cfg)
-            if token is not None:
-                # straight to the terminal, never through logging (which may go to a file)
-                print(
-                    "\nCreated the default workspace. Its deploy token, shown once:\n\n"
-                    f"    {token}\n\n"
-                    "Use it as 'Authorization: Bearer <token>'. More tokens: "
-                    "floodwatch token create\n",
-                    file=sys.stdout,
-                    flush=True,
-                )
         yield
         await store.stop()
 
     async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await pipeline.start()
         await receiver.start()
+        await activity.start()
         await store.run(export_snapshots, pipeline.lake.root)
         try:
             await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
@@ -182,6 +210,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         with contextlib.suppress(asyncio.CancelledError):
             await snapshots
         await receiver.stop()
+        await activity.stop()
         await pipeline.stop()
 
     app.cleanup_ctx.append(store_ctx)

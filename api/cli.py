@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from agent.main import add_agent_parser, run_agent
 from store.errors import DatabaseLocked, StoreError
 from store.plans import PLANS, SUBSCRIPTION_STATUSES
 
@@ -104,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("query", nargs="?", help="SQL to run; without it, an interactive prompt")
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _common(sql, json_flag=False)
+
+    add_agent_parser(sub)
 
     cfg = sub.add_parser("config", help="show or check the configuration")
     _common(cfg, json_flag=False)
@@ -255,8 +259,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Files we create (database, WAL, lake) are readable by the owner's group at most.
+    os.umask(0o027)
     if args.command == "config":
         return _cmd_config(args)
+    if args.command == "agent":
+        return run_agent(args)
     if args.command == "sql":
         from .sql import run_sql
 

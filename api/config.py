@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -62,7 +63,7 @@ class ServerConfig:
         10.0, "How long in-flight requests may run after SIGTERM/SIGINT before they are cut."
     )
     public_url: str = _setting(
-        "", "Base URL shown in links (dashboard_url); empty means http://host:port."
+        "", "Public base URL, given as the server of the OpenAPI document; empty: none."
     )
 
 
@@ -170,6 +171,7 @@ class Config:
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_MEMORY = re.compile(r"(?i)\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|%)")
 
 
 def _section_types(cls: type) -> dict[str, Any]:
@@ -294,6 +296,12 @@ def _validate(cfg: Config) -> Config:
             raise ConfigError(f"lake.{name}: must be at least 1")
     if lk.maintenance_interval_secs <= 0 or lk.compact_after_secs < 0:
         raise ConfigError("lake: intervals must be positive")
+    if not _MEMORY.fullmatch(st.memory_limit.strip()):
+        raise ConfigError("store.memory_limit: expected a size such as 512MB, 1GB or 80%")
+    if not 1 <= lk.compression_level <= 22:
+        raise ConfigError("lake.compression_level: must be between 1 and 22")
+    if ing.max_clock_skew_secs < 0:
+        raise ConfigError("ingest.max_clock_skew_secs: must not be negative")
     if st.threads < 1:
         raise ConfigError("store.threads: must be at least 1")
     if not st.database_file:
@@ -306,7 +314,12 @@ def _env_tree(environ: Mapping[str, str]) -> dict[str, Any]:
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX):
             continue
-        parts = key[len(ENV_PREFIX) :].lower().split("__")
+        rest = key[len(ENV_PREFIX) :]
+        if "__" not in rest:
+            continue  # not configuration-shaped (e.g. a script's FLOODWATCH_TOKEN)
+        parts = rest.lower().split("__")
+        if parts[0] == "agent":
+            continue  # the agent's own settings (agent/config.py), not the server's
         if len(parts) != 2 or not all(parts):
             raise ConfigError(
                 f"environment variable {key}: expected FLOODWATCH_<SECTION>__<SETTING>"

@@ -13,6 +13,7 @@
 405    method_not_allowed      the path exists, the method does not
 409    conflict                a name or e-mail already exists
 413    payload_too_large       the body is larger than ``api.max_body_bytes``
+415    unsupported_media_type  a binary telemetry body without the Arrow stream Content-Type
 429    rate_limited            too many requests; see ``Retry-After``
 500    internal_error          a bug; logged with a request id, never with request data
 503    unavailable             overloaded or starting: retry after ``Retry-After`` seconds

@@ -12,7 +12,7 @@ import uvloop
 from aiohttp import web
 
 from .admin import admin_socket_path, create_admin_app
-from .app import AccessLogger, create_app
+from .app import AccessLogger, bootstrap, create_app
 from .config import Config
 
 __all__ = ["run_server"]
@@ -22,7 +22,7 @@ log = logging.getLogger("floodwatch")
 
 async def _serve(cfg: Config) -> None:
     data = cfg.data_path
-    data.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data.mkdir(parents=True, exist_ok=True, mode=0o750)
     app = create_app(cfg)
     runner = web.AppRunner(
         app,
@@ -30,8 +30,9 @@ async def _serve(cfg: Config) -> None:
         access_log=logging.getLogger("floodwatch.access"),
         shutdown_timeout=cfg.server.shutdown_timeout_secs,
         handle_signals=False,
+        keepalive_timeout=75,
     )
-    await runner.setup()  # opens the database, applies migrations, bootstraps
+    await runner.setup()  # opens the database, applies migrations, replays the WAL
     admin_runner: web.AppRunner | None = None
     sock_path = admin_socket_path(cfg)
     try:
@@ -55,6 +56,7 @@ async def _serve(cfg: Config) -> None:
         host = cfg.server.host
         url_host = f"[{host}]" if ":" in host else host
         log.info("floodwatch listening on http://%s:%s data=%s", url_host, port, data)
+        await bootstrap(app)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -346,17 +346,21 @@ class Pipeline:
         retired = [r for r in self._unretired if r[0] <= cp]
         self._unretired = [r for r in self._unretired if r[0] > cp]
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._lake_executor, self._retire, retired, cp)
+        # Order matters for crash safety: the batch ids must be in the ledger before the WAL
+        # forgets their entries, and journal lines may only go once the checkpoint is on disk
+        # (replay of entries after an older checkpoint still needs them).
+        await loop.run_in_executor(self._lake_executor, self._remember_ids, retired)
         await self.wal.checkpoint(cp)
+        await loop.run_in_executor(self._lake_executor, self._prune_journal, cp)
 
-    def _retire(self, retired: list[tuple[int, str, float]], cp: int) -> None:
-        """Before the WAL forgets entries up to ``cp``: keep their batch ids in the ledger and
-        drop journal lines that replay will no longer need."""
+    def _remember_ids(self, retired: list[tuple[int, str, float]]) -> None:
         if retired:
             with open(self._ledger_path, "a") as fh:
                 fh.write("".join(f"{key} {when:.3f}\n" for _, key, when in retired))
                 fh.flush()
                 os.fsync(fh.fileno())
+
+    def _prune_journal(self, cp: int) -> None:
         keep = [r for r in self._journal if max(r["seqs"]) > cp]
         if len(keep) != len(self._journal):
             self._journal = keep

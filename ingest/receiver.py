@@ -10,13 +10,14 @@ import asyncio
 import hashlib
 import re
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import orjson
+import polars as pl
 import pyarrow as pa
 from aiohttp import web
 
@@ -42,6 +43,19 @@ class Credential:
     node: str | None
 
 
+# Latest (node, time, pps, bps) per node of an accepted metrics batch.
+ActivitySink = Callable[[list[tuple[str, datetime, float, float]]], None]
+
+
+class AuthGuard(Protocol):
+    """Failed-authentication accounting per client address (shared with the REST API)."""
+
+    def allowed(self, client: str) -> int | None:
+        """None when the client may try; else seconds until it may."""
+
+    def failed(self, client: str) -> None: ...
+
+
 class CredentialStore(Protocol):
     def resolve(self, key: str) -> Awaitable[Credential | None]: ...
 
@@ -60,11 +74,18 @@ class ReceiverSettings:
 
 class Receiver:
     def __init__(
-        self, pipeline: Pipeline, credentials: CredentialStore, settings: ReceiverSettings
+        self,
+        pipeline: Pipeline,
+        credentials: CredentialStore,
+        settings: ReceiverSettings,
+        on_activity: ActivitySink | None = None,
+        auth_guard: AuthGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.credentials = credentials
         self.settings = settings
+        self.on_activity = on_activity
+        self.auth_guard = auth_guard
         self._executor: ThreadPoolExecutor | None = None
         self._decoding = 0
 
@@ -124,7 +145,7 @@ class Receiver:
             index = None if cred.node else await self.credentials.node_index(cred.workspace)
             loop = asyncio.get_running_loop()
             try:
-                decoded, table = await loop.run_in_executor(
+                decoded, table, latest = await loop.run_in_executor(
                     self._executor, self._decode, body, kind.name, cred, index
                 )
             except DecodeError as exc:
@@ -135,6 +156,8 @@ class Receiver:
         METRICS.rows_received.inc(table.num_rows, kind.name)
         key = f"{cred.id}:{batch_id}" if batch_id else None
         accepted, duplicate = await self.pipeline.submit(kind.name, cred.workspace, table, key)
+        if accepted and self.on_activity is not None and latest:
+            self.on_activity(latest)
         payload = {
             "ok": True,
             "accepted": accepted,
@@ -146,7 +169,7 @@ class Receiver:
 
     def _decode(
         self, body: bytes, kind_name: str, cred: Credential, index: dict[str, str] | None
-    ) -> tuple[tuple[str, ...], pa.Table]:
+    ) -> tuple[tuple[str, ...], pa.Table, list[tuple[str, datetime, float, float]]]:
         kind = KINDS[kind_name]
         decoded = decode_body(
             body,
@@ -157,21 +180,44 @@ class Receiver:
             max_skew=self.settings.max_skew,
         )
         table = to_lake_table(kind, decoded.table, source="arrow", node=cred.node, index=index)
-        return decoded.ignored_columns, table
+        latest = latest_per_node(table) if kind_name == "metrics" else []
+        return decoded.ignored_columns, table, latest
 
     async def _authenticate(self, request: web.Request) -> Credential:
+        client = request.remote or "unknown"
+        if self.auth_guard is not None:
+            wait = self.auth_guard.allowed(client)
+            if wait is not None:
+                raise web.HTTPTooManyRequests(
+                    reason="too many failed authentication attempts; slow down",
+                    headers={"Retry-After": str(wait)},
+                )
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         key = key.strip()
-        if scheme.lower() != "bearer" or not key or len(key) > 256:
-            raise web.HTTPUnauthorized(reason="missing key (Authorization: Bearer <key>)")
-        cred = await self.credentials.resolve(key)
+        cred = None
+        if scheme.lower() == "bearer" and key and len(key) <= 256:
+            cred = await self.credentials.resolve(key)
         if cred is None:
+            if self.auth_guard is not None:
+                self.auth_guard.failed(client)
+            if not key:
+                raise web.HTTPUnauthorized(reason="missing key (Authorization: Bearer <key>)")
             raise web.HTTPUnauthorized(reason="invalid key")
         node_header = request.headers.get("X-Node-UUID")
         if node_header and cred.node and node_header.strip().lower() != cred.node:
             raise web.HTTPForbidden(reason="X-Node-UUID does not match the key's node")
         return cred
+
+
+def latest_per_node(table: pa.Table) -> list[tuple[str, datetime, float, float]]:
+    """For each node in a lake-form metrics table: its newest row's time, pps and bps."""
+    if table.num_rows == 0:
+        return []
+    frame = pl.from_arrow(table.select(["node_uuid", "time", "pps", "bps"]))
+    assert isinstance(frame, pl.DataFrame)
+    latest = frame.sort("time").group_by("node_uuid").agg(pl.all().last())
+    return [(r[0], r[1], float(r[2]), float(r[3])) for r in latest.iter_rows()]
 
 
 class CachedCredentials:

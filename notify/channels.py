@@ -105,7 +105,8 @@ def _headers(key: str, value: Any) -> dict[str, str]:
         raise ChannelConfigError(f"config.{key} must be an object of at most 20 headers")
     out = {}
     for name, v in value.items():
-        if not re.match(r"^[A-Za-z0-9-]{1,64}$", name) or not isinstance(v, str) or len(v) > 1024:
+        bad_value = not isinstance(v, str) or len(v) > 1024 or any(ord(c) < 32 for c in v)
+        if not re.match(r"^[A-Za-z0-9-]{1,64}$", name) or bad_value:
             raise ChannelConfigError(f"config.{key} holds an invalid header")
         out[name] = v
     return out
@@ -155,7 +156,7 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
     "webhook": ChannelType(
         {"url": _HTTP},
         {"secret": _text, "headers": _headers},
-        frozenset({"secret", "headers"}),
+        frozenset({"url", "secret", "headers"}),
         {"webhook_url": "url"},
     ),
     "teams": ChannelType(
@@ -165,7 +166,7 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
         {"bot_token": _telegram_token, "chat_id": _chat_id}, {}, frozenset({"bot_token"})
     ),
     "grafana": ChannelType(
-        {"url": _HTTP}, {"api_key": _text}, frozenset({"api_key"}), {"webhook_url": "url"}
+        {"url": _HTTP}, {"api_key": _text}, frozenset({"url", "api_key"}), {"webhook_url": "url"}
     ),
     "datadog": ChannelType(
         {"api_key": _text},
@@ -184,7 +185,7 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
     "prometheus": ChannelType(
         {"url": _HTTP},
         {"username": _text, "password": _text},
-        frozenset({"password"}),
+        frozenset({"url", "password"}),
         {"alertmanager_url": "url"},
     ),
 }

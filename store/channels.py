@@ -75,8 +75,9 @@ def create_channel(
     return get_channel(con, ws_uuid, ch_uuid)
 
 
-def delete_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> None:
+def delete_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> dict[str, Any]:
     ch = get_channel(con, ws_uuid, ref)
     con.execute(
         "DELETE FROM channels WHERE id = ? AND workspace_uuid = ?", [ch["id"], str(ws_uuid)]
     )
+    return ch

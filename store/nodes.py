@@ -109,8 +109,13 @@ def _check_service_ports(value: Any) -> list[dict[str, Any]]:
     return out
 
 
-def validate_node_fields(body: dict[str, Any]) -> dict[str, Any]:
-    """Checked and normalised fields for a new node (deploy or create)."""
+def validate_node_fields(body: dict[str, Any], strict: bool = False) -> dict[str, Any]:
+    """Checked and normalised fields for a new node. ``strict`` (REST create) refuses unknown
+    fields; the Deploy API ignores them, as installers in the wild send extras."""
+    if strict:
+        for key in body:
+            if key not in _CREATE_FIELDS:
+                raise InvalidValue(f"unknown field {key} (known: {', '.join(_CREATE_FIELDS)})", key)
     return {
         "name": check_text(body.get("name"), "name"),
         "ip": check_ip(body.get("ip")),

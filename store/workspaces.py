@@ -88,6 +88,12 @@ def create_workspace(
             parent = get_workspace(con, parent_uuid)
             if parent["parent_uuid"] is not None:
                 raise Forbidden("a sub-workspace cannot have sub-workspaces of its own")
+            cap = parent["node_limit"]
+            if cap is not None and (limit is None or limit > cap):
+                raise InvalidValue(
+                    f"node_limit of a sub-workspace may not exceed its parent's ({cap})",
+                    "node_limit",
+                )
             if email is not None:
                 dup = con.execute(
                     "SELECT 1 FROM workspaces WHERE parent_uuid = ? AND deleted_at IS NULL "
@@ -177,23 +183,36 @@ def update_workspace(
 def delete_workspace(
     con: Connection, ws_uuid: uuid.UUID | str, parent_uuid: uuid.UUID | None
 ) -> None:
-    """Deactivate a workspace, its nodes and its tokens. With ``parent_uuid`` the workspace must
-    be that parent's child (anything else is reported as not found)."""
+    """Deactivate a workspace, its sub-workspaces, all their nodes, tokens and collector keys.
+    With ``parent_uuid`` the workspace must be that parent's child (else: not found)."""
     ws = get_workspace(con, ws_uuid)
     if parent_uuid is not None and ws["parent_uuid"] != parent_uuid:
         raise NotFound("workspace not found")
     now = utcnow()
+    children = [
+        r[0]
+        for r in con.execute(
+            "SELECT uuid FROM workspaces WHERE parent_uuid = ? AND deleted_at IS NULL",
+            [str(ws_uuid)],
+        ).fetchall()
+    ]
     with transaction(con):
-        con.execute("UPDATE workspaces SET deleted_at = ? WHERE uuid = ?", [now, str(ws_uuid)])
-        con.execute(
-            "UPDATE nodes SET deleted_at = ? WHERE workspace_uuid = ? AND deleted_at IS NULL",
-            [now, str(ws_uuid)],
-        )
-        con.execute(
-            "UPDATE deploy_tokens SET revoked_at = ? WHERE workspace_uuid = ? "
-            "AND revoked_at IS NULL",
-            [now, str(ws_uuid)],
-        )
+        for target in [str(ws_uuid), *(str(c) for c in children)]:
+            con.execute("UPDATE workspaces SET deleted_at = ? WHERE uuid = ?", [now, target])
+            con.execute(
+                "UPDATE nodes SET deleted_at = ? WHERE workspace_uuid = ? AND deleted_at IS NULL",
+                [now, target],
+            )
+            con.execute(
+                "UPDATE deploy_tokens SET revoked_at = ? WHERE workspace_uuid = ? "
+                "AND revoked_at IS NULL",
+                [now, target],
+            )
+            con.execute(
+                "UPDATE collector_keys SET revoked_at = ? WHERE workspace_uuid = ? "
+                "AND revoked_at IS NULL",
+                [now, target],
+            )
 
 
 def _insert_token(

@@ -90,5 +90,5 @@ async def get_channel(request: web.Request) -> web.Response:
 async def delete_channel(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     ref = _ref(request)
-    await state(request).store.run(repo.delete_channel, caller.ws_uuid, ref)
-    return json_response({"ok": True, "deleted": True})
+    ch = await state(request).store.run(repo.delete_channel, caller.ws_uuid, ref)
+    return json_response({"ok": True, "deleted": True, "id": ch["id"], "uuid": ch["uuid"]})

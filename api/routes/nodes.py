@@ -59,7 +59,7 @@ async def list_nodes(request: web.Request) -> web.Response:
 async def create_node(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     body = await read_json(request)
-    fields = repo.validate_node_fields(body)
+    fields = repo.validate_node_fields(body, strict=True)
     store = state(request).store
     node, api_key = await store.run(repo.create_node, caller.workspace, fields)
     state(request).credentials.clear()
