@@ -28,7 +28,6 @@ from store.errors import InvalidValue, NotFound, StoreError
 
 from .config import Config
 from .errors import ApiError, error_middleware, json_response
-from .state import STATE
 
 __all__ = [
     "OPS",
@@ -255,6 +254,8 @@ async def _admin_call(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_json", "admin request is not JSON") from None
     if not isinstance(body, dict) or not isinstance(body.get("args", {}), dict):
         raise ApiError(400, "invalid_json", "admin request must be {op, args}")
+    from .state import STATE
+
     st = request.app[STATE]
     result = await st.store.run(run_op, st.config, str(body.get("op")), body.get("args", {}))
     st.credentials.clear()
@@ -262,6 +263,8 @@ async def _admin_call(request: web.Request) -> web.Response:
 
 
 def create_admin_app(main_app: web.Application) -> web.Application:
+    from .state import STATE
+
     app = web.Application(middlewares=[error_middleware], client_max_size=65536)
     app[STATE] = main_app[STATE]
     app.router.add_post("/admin/call", _admin_call)

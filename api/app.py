@@ -127,13 +127,10 @@ class LimiterGuard:
     def __init__(self, limiter: FixedWindowLimiter) -> None:
         self.limiter = limiter
 
-    def allowed(self, client: str) -> int | None:
+    def failed(self, client: str) -> int | None:
         now = time.time()
-        verdict = self.limiter.peek(client, now)
+        verdict = self.limiter.hit(client, now)
         return None if verdict.allowed else verdict.retry_after(now)
-
-    def failed(self, client: str) -> None:
-        self.limiter.hit(client, time.time())
 
 
 async def _refresh_snapshots(store: Store, pipeline: Pipeline, cfg: Config) -> None:

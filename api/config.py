@@ -10,7 +10,9 @@ and a test fails when one is missing there.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -199,14 +201,15 @@ def _coerce(path: str, value: Any, typ: Any, from_env: bool) -> Any:
                 pass
         raise ConfigError(f"{path}: expected an integer, got {value!r}")
     if typ is float:
+        number: float | None = None
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if from_env and isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{path}: expected a number, got {value!r}")
+            number = float(value)
+        elif from_env and isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value.strip())
+        if number is None or not math.isfinite(number):
+            raise ConfigError(f"{path}: expected a finite number, got {value!r}")
+        return number
     if typ is str:
         if isinstance(value, str):
             return value
@@ -339,7 +342,7 @@ def load_config(
                 data = tomllib.load(fh)
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path}: {exc}") from exc
         cfg = _build(Config, data, "", False, cfg)
     env = _env_tree(os.environ if environ is None else environ)
@@ -377,6 +380,7 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, int | float):
         return repr(v)
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    s = "".join(f"\\u{ord(c):04x}" if ord(c) < 32 or ord(c) == 127 else c for c in s)
     return f'"{s}"'
 
 

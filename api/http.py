@@ -72,20 +72,21 @@ async def authenticate(request: web.Request) -> Caller:
     st = state(request)
     now = time.time()
     client = _client_key(request)
-    failures = st.auth_failure_limiter.peek(client, now)
-    if not failures.allowed:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many failed authentication attempts; slow down",
-            headers={"Retry-After": str(failures.retry_after(now))},
-        )
     token = _bearer(request)
     found = None
     if token is not None and len(token) <= 256:
         found = await st.store.run(ws_repo.authenticate_token, token)
     if found is None:
-        st.auth_failure_limiter.hit(client, now)
+        # Only failures are limited: a client behind the same address (a proxy, a NAT) that
+        # holds a valid token is never locked out by someone else's guessing.
+        failures = st.auth_failure_limiter.hit(client, now)
+        if not failures.allowed:
+            raise ApiError(
+                429,
+                "rate_limited",
+                "too many failed authentication attempts; slow down",
+                headers={"Retry-After": str(failures.retry_after(now))},
+            )
         if token is None:
             raise ApiError(
                 401, "unauthorized", "missing deploy token (Authorization: Bearer <token>)"

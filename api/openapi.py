@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 document of REST v1, the Deploy API and the health check.
+"""The OpenAPI 3.1 document of REST v1, the Deploy API, binary telemetry and the health check.
 
 Written by hand from the handlers in ``api/routes``. Enumerations are taken from the modules that
 enforce them, so they cannot drift; everything else is checked by ``tests/test_openapi.py``, which
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingest.receiver import CONTENT_TYPE as ARROW_STREAM
+from ingest.schema import KINDS, WIRE_VERSION
 from notify.channels import MAX_VALUE_LEN
 from store.analytics import RANGES
 from store.incidents import INCIDENT_STATUSES, SEVERITIES
@@ -38,12 +40,34 @@ def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+_UUID: Schema = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+}
+_TIMESTAMP: Schema = {
+    "type": "string",
+    "format": "date-time",
+    "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
+    "description": "UTC, ISO 8601, whole seconds.",
+    "examples": ["2026-08-01T09:00:00Z"],
+}
+# components that nullable fields copy inline, so that null is a plain type-array member
+_INLINE = {"Uuid": _UUID, "Timestamp": _TIMESTAMP}
+
+
 def _nullable(schema: Schema) -> Schema:
-    """``schema`` or null; plain types become a type array, anything else an ``anyOf``."""
-    if "type" in schema and "$ref" not in schema and "enum" not in schema:
-        kind = schema["type"]
-        return {**schema, "type": [*([kind] if isinstance(kind, str) else kind), "null"]}
-    return {"anyOf": [schema, {"type": "null"}]}
+    """``schema`` or null, as a type array (``["string", "null"]``) wherever possible."""
+    name = schema.get("$ref", "").rpartition("/")[2]
+    if name in _INLINE:
+        schema = _INLINE[name]
+    if "type" not in schema or "$ref" in schema:
+        return {"anyOf": [schema, {"type": "null"}]}
+    kind = schema["type"]
+    out = {**schema, "type": [*([kind] if isinstance(kind, str) else kind), "null"]}
+    if "enum" in schema:
+        out["enum"] = [*schema["enum"], None]
+    return out
 
 
 def _obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = (), **extra: Any) -> Schema:
@@ -104,7 +128,7 @@ def _node_properties() -> dict[str, Schema]:
         "last_pps": _nullable(_NUMBER),
         "last_bps": _nullable(_NUMBER),
         "agent_version": _nullable({"type": "string"}),
-        "sp_enabled": {"type": "boolean", "description": "Service protection on or off."},
+        "sp_enabled": {"type": "boolean", "description": "Service-port protection on or off."},
         "sp_sensitivity": {"type": "string", "enum": list(SP_SENSITIVITIES)},
         "sp_response_mode": {"type": "string", "enum": list(SP_RESPONSE_MODES)},
         "service_ports": {"type": "array", "items": _ref("ServicePort")},
@@ -132,7 +156,7 @@ def _node_stats_properties() -> dict[str, Schema]:
         ),
         "protocol_breakdown": _obj(
             {"tcp": figure, "udp": figure, "icmp": figure, "other": figure},
-            description="Share of traffic per protocol, in percent; null without telemetry.",
+            description="Traffic per protocol; every figure is null until telemetry arrives.",
         ),
         "conn_count": _nullable(_int()),
     }
@@ -199,6 +223,40 @@ def _workspace_properties() -> dict[str, Schema]:
         "email": _nullable({"type": "string"}),
         "created_at": _ref("Timestamp"),
         "updated_at": _ref("Timestamp"),
+    }
+
+
+def _node_create_properties() -> dict[str, Schema]:
+    return {
+        "name": _ref("Name"),
+        "ip": _ref("IpAddress"),
+        "location": _ref("OptionalText"),
+        "os": _ref("OptionalText"),
+        "interface": {
+            "type": ["string", "null"],
+            "pattern": "^([A-Za-z0-9_.:@-]{1,15})?$",
+            "default": "eth0",
+            "description": "Network interface; empty or null means `eth0`.",
+        },
+        "priority": {
+            "enum": [*PRIORITIES, None],
+            "default": "production",
+            "description": "Null means `production`.",
+        },
+    }
+
+
+def _collector_properties() -> dict[str, Schema]:
+    return {
+        "id": _ref("Uuid"),
+        "name": {"type": "string", "maxLength": 100},
+        "prefix": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{8}$",
+            "description": "The key's first characters, to tell keys apart.",
+        },
+        "created_at": _ref("Timestamp"),
+        "revoked_at": _nullable(_ref("Timestamp")),
     }
 
 
@@ -307,13 +365,17 @@ def _channel_configs() -> dict[str, tuple[Schema, str]]:
         "webhook": (
             _obj(
                 {
-                    "url": _http_url("Where events are POSTed."),
+                    "url": _http_url("Where events are POSTed (secret)."),
                     "secret": _setting("HMAC-SHA256 signing key (secret)."),
                     "headers": {
                         "type": "object",
                         "maxProperties": 20,
                         "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
-                        "additionalProperties": {"type": "string", "maxLength": 1024},
+                        "additionalProperties": {
+                            "type": "string",
+                            "maxLength": 1024,
+                            "pattern": r"^[^\x00-\x1f]*$",
+                        },
                         "description": "Extra request headers (secret).",
                     },
                 },
@@ -343,7 +405,10 @@ def _channel_configs() -> dict[str, tuple[Schema, str]]:
         ),
         "grafana": (
             _obj(
-                {"url": _http_url("Grafana webhook URL."), "api_key": _setting("(secret)")},
+                {
+                    "url": _http_url("Grafana webhook URL (secret)."),
+                    "api_key": _setting("API key (secret)."),
+                },
                 optional=("api_key",),
             ),
             "`webhook_url` for `url`",
@@ -371,9 +436,9 @@ def _channel_configs() -> dict[str, tuple[Schema, str]]:
         "prometheus": (
             _obj(
                 {
-                    "url": _http_url("Alertmanager URL."),
+                    "url": _http_url("Alertmanager URL (secret)."),
                     "username": _setting(),
-                    "password": _setting("(secret)"),
+                    "password": _setting("Basic-auth password (secret)."),
                 },
                 optional=("username", "password"),
             ),
@@ -385,6 +450,10 @@ def _channel_configs() -> dict[str, tuple[Schema, str]]:
 def _channel_create() -> Schema:
     variants = []
     for kind, (config, aliases) in _channel_configs().items():
+        config["properties"] = {  # an optional setting may be null, meaning unset
+            key: value if key in config["required"] else _nullable(value)
+            for key, value in config["properties"].items()
+        }
         name = f"{kind.capitalize()}Config"
         description = f"`config` of a `{kind}` channel."
         if aliases:
@@ -429,14 +498,8 @@ def _schemas() -> dict[str, Schema]:
             },
             description="The one error envelope of every failed request.",
         ),
-        "Uuid": {"type": "string", "format": "uuid", "pattern": "^[0-9a-f-]{36}$"},
-        "Timestamp": {
-            "type": "string",
-            "format": "date-time",
-            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$",
-            "description": "UTC, ISO 8601, whole seconds.",
-            "examples": ["2026-08-01T09:00:00Z"],
-        },
+        "Uuid": _UUID,
+        "Timestamp": _TIMESTAMP,
         "Name": {
             "type": "string",
             "minLength": 1,
@@ -507,25 +570,17 @@ def _schemas() -> dict[str, Schema]:
         "NodeCreate": {
             "type": "object",
             "required": ["name", "ip"],
-            "properties": {
-                "name": _ref("Name"),
-                "ip": _ref("IpAddress"),
-                "location": _ref("OptionalText"),
-                "os": _ref("OptionalText"),
-                "interface": {
-                    "type": ["string", "null"],
-                    "pattern": "^[A-Za-z0-9_.:@-]{1,15}$",
-                    "default": "eth0",
-                    "description": "Network interface; empty or null means `eth0`.",
-                },
-                "priority": {
-                    "enum": [*PRIORITIES, None],
-                    "default": "production",
-                    "description": "Null means `production`.",
-                },
-            },
-            "description": "Names are unique within a workspace, regardless of case. Other "
-            "fields are ignored.",
+            "properties": _node_create_properties(),
+            "additionalProperties": False,
+            "description": "Names are unique within a workspace, regardless of case. Unknown "
+            "fields are refused.",
+        },
+        "DeployRequest": {
+            "type": "object",
+            "required": ["name", "ip"],
+            "properties": _node_create_properties(),
+            "description": "As NodeCreate, but other fields are ignored: installers in the wild "
+            "send extras.",
         },
         "NodeUpdate": {
             "type": "object",
@@ -536,7 +591,7 @@ def _schemas() -> dict[str, Schema]:
                 "os": _ref("OptionalText"),
                 "interface": {
                     "type": ["string", "null"],
-                    "pattern": "^[A-Za-z0-9_.:@-]{1,15}$",
+                    "pattern": "^([A-Za-z0-9_.:@-]{1,15})?$",
                     "description": "Empty or null means `eth0`.",
                 },
                 "priority": _ref("Priority"),
@@ -602,7 +657,14 @@ def _schemas() -> dict[str, Schema]:
             "required": ["name"],
             "properties": {
                 "name": _ref("Name"),
-                "email": _nullable(_ref("Email")),
+                "email": {
+                    "anyOf": [
+                        _ref("Email"),
+                        {"type": "string", "pattern": r"^\s*$"},
+                        {"type": "null"},
+                    ],
+                    "description": "Trimmed; empty or null means none.",
+                },
                 "send_welcome_email": {
                     "type": "boolean",
                     "description": "Checked, but no e-mail is sent yet.",
@@ -616,13 +678,41 @@ def _schemas() -> dict[str, Schema]:
                 "node_limit": _nullable(
                     _int(
                         maximum=MAX_NODE_LIMIT,
-                        description="Overrides the plan's limit; null is unlimited.",
+                        description="Overrides the plan's limit; null is unlimited. May not "
+                        "exceed the parent's own limit.",
                     )
                 ),
             },
             "additionalProperties": False,
             "description": "E-mail addresses are unique among a workspace's sub-workspaces.",
         },
+        "Collector": _obj(
+            _collector_properties(),
+            description="A collector key: sends binary telemetry for any node of its workspace.",
+        ),
+        "CollectorCreated": _obj(
+            {
+                **_collector_properties(),
+                "key": {**_HEX64, "description": "The key itself; shown only in this answer."},
+            }
+        ),
+        "CollectorCreate": _obj({"name": _ref("Name")}, description="Unknown fields are refused."),
+        "TelemetryAccepted": _envelope(
+            {
+                "accepted": _int(description="Rows stored; 0 for a duplicate."),
+                "batch_id": _nullable({"type": "string", "description": "The X-Batch-Id sent."}),
+                "duplicate": {
+                    "type": "boolean",
+                    "description": "True when a batch with this X-Batch-Id was stored before.",
+                },
+                "ignored_columns": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "Columns this server does not know; they were not stored.",
+                },
+            },
+            description="The batch is durable (fsynced).",
+        ),
         "AnalyticsSummary": _envelope(
             {
                 "range": {"type": "string", "enum": list(RANGES)},
@@ -768,6 +858,7 @@ def _parameters() -> dict[str, Any]:
         "WorkspaceUuid": path(
             "uuid", {"type": "string", "format": "uuid"}, "The sub-workspace's UUID."
         ),
+        "CollectorId": path("id", {"type": "string", "format": "uuid"}, "The key's `id`."),
         "IncidentRef": path("ref", either_id, "The incident's integer `id` or its UUID."),
         "ChannelRef": path("id", either_id, "The channel's integer `id` or its UUID."),
     }
@@ -799,12 +890,15 @@ def _headers() -> dict[str, Any]:
 
 
 def _rate_headers(*, required: bool = True) -> dict[str, Any]:
-    """The X-RateLimit-* headers: sent on every answer once the token is recognised, so on
-    successes and on most errors; a 429, 500 or 503 may come before that."""
+    """The X-RateLimit-* headers. Every answer to a request whose deploy token was recognised
+    carries them: always on success, on an error only if it came after that check."""
     if required:
         return {name: {"$ref": f"#/components/headers/{name}"} for name in _RATE_HEADERS}
     return {
-        name: {"description": f"{text} Absent if the token was not checked.", "schema": schema}
+        name: {
+            "description": f"{text} Present once the deploy token was checked.",
+            "schema": schema,
+        }
         for name, (text, schema) in _RATE_HEADERS.items()
     }
 
@@ -830,8 +924,7 @@ def _error(description: str, codes: tuple[str, ...], **headers: Any) -> dict[str
 
 
 def _responses() -> dict[str, Any]:
-    rate = _rate_headers()
-    maybe_rate = _rate_headers(required=False)
+    rate = _rate_headers(required=False)
 
     def header(name: str) -> dict[str, str]:
         return {"$ref": f"#/components/headers/{name}"}
@@ -843,10 +936,12 @@ def _responses() -> dict[str, Any]:
             ("invalid_parameter", "invalid_json"),
             **rate,
         ),
-        "Unauthorized": _error(
-            "The deploy token is missing, wrong or revoked.",
-            ("unauthorized",),
+        "InvalidBatch": _error(
+            "The batch or a telemetry header is malformed; `field` names the bad column when "
+            "there is one. Do not resend it.",
+            ("invalid_batch",),
         ),
+        "Unauthorized": _error("The token or key is missing, wrong or revoked.", ("unauthorized",)),
         "PaymentRequired": _error(
             "Writes need an active (or trialing) subscription; creating a node also needs a free "
             "slot under the plan's node limit.",
@@ -854,7 +949,8 @@ def _responses() -> dict[str, Any]:
             **rate,
         ),
         "Forbidden": _error(
-            "Only a top-level workspace's token may manage sub-workspaces.",
+            "Authenticated but not allowed: sub-workspaces are managed with a top-level "
+            "workspace's token only; a node key may only send its own node's rows.",
             ("forbidden",),
             **rate,
         ),
@@ -874,22 +970,38 @@ def _responses() -> dict[str, Any]:
             **rate,
         ),
         "PayloadTooLarge": _error(
-            "The body is larger than `api.max_body_bytes` (1 MiB by default).",
+            "The body is too large: over `api.max_body_bytes` (1 MiB) for JSON; over "
+            "`ingest.max_body_bytes` (64 MiB) or `ingest.max_batch_rows` rows for telemetry.",
             ("payload_too_large",),
             **rate,
+        ),
+        "UnsupportedMediaType": _error(
+            "The Content-Type is not the one the operation takes.",
+            ("unsupported_media_type",),
         ),
         "RateLimited": _error(
             "Too many requests for this token (X-RateLimit-* tell the window), or too many "
             "failed authentications from this address.",
             ("rate_limited",),
-            **{"Retry-After": header("Retry-After"), **maybe_rate},
+            **{"Retry-After": header("Retry-After"), **rate},
         ),
         "InternalError": _error(
             "A bug. The message carries a request id that the server's log also records.",
             ("internal_error",),
-            **maybe_rate,
+            **rate,
         ),
-        "Unavailable": _error("The database is not available.", ("unavailable",), **maybe_rate),
+        "Unavailable": _error(
+            "Overloaded, or the database is not available. Retry later; after `Retry-After` "
+            "seconds when given.",
+            ("unavailable",),
+            **{
+                "Retry-After": {
+                    "description": "Seconds to wait; sent when the server sheds load.",
+                    "schema": _int(1),
+                },
+                **rate,
+            },
+        ),
     }
 
 
@@ -904,20 +1016,24 @@ def _ok(description: str, schema: Schema, *, authenticated: bool = True) -> dict
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
-    names = {
-        400: "BadRequest",
-        401: "Unauthorized",
-        402: "PaymentRequired",
-        403: "Forbidden",
-        404: "NotFound",
-        409: "Conflict",
-        413: "PayloadTooLarge",
-        429: "RateLimited",
-        500: "InternalError",
-        503: "Unavailable",
-    }
+    """Error answers of a deploy-token operation: ``statuses`` plus those every one can give."""
     wanted = sorted({*statuses, 401, 429, 500, 503})
-    return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in wanted}
+    return {str(s): {"$ref": f"#/components/responses/{_ERROR_RESPONSES[s]}"} for s in wanted}
+
+
+_ERROR_RESPONSES = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    402: "PaymentRequired",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    415: "UnsupportedMediaType",
+    429: "RateLimited",
+    500: "InternalError",
+    503: "Unavailable",
+}
 
 
 # --------------------------------------------------------------------------- paths
@@ -940,6 +1056,7 @@ def _filter(name: str, values: tuple[str, ...] | list[str], description: str) ->
         "name": name,
         "in": "query",
         "required": False,
+        "allowEmptyValue": True,
         "schema": {"type": "string", "enum": list(values)},
         "description": f"{description} An empty value means no filter.",
     }
@@ -972,7 +1089,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "Register a node (Deploy API)",
                 "description": "Registers a node with the workspace's deploy token and returns "
                 "its agent API key. Answers 200, not 201, as the hosted service does.",
-                "requestBody": _body("NodeCreate", "The new node."),
+                "requestBody": _body("DeployRequest", "The new node."),
                 "responses": {
                     "200": _ok(
                         "The node was registered.",
@@ -1060,6 +1177,7 @@ def _paths() -> dict[str, Any]:
                         "name": "node",
                         "in": "query",
                         "required": False,
+                        "allowEmptyValue": True,
                         "schema": {"type": "string", "format": "uuid"},
                         "description": "Only incidents of this node. An empty value means no "
                         "filter.",
@@ -1130,7 +1248,59 @@ def _paths() -> dict[str, Any]:
                 "summary": "Delete a notification channel",
                 "description": "Permanent.",
                 "responses": {
-                    "200": _ok("The channel was deleted.", _envelope({"deleted": {"const": True}})),
+                    "200": _ok(
+                        "The channel was deleted.",
+                        _envelope(
+                            {"deleted": {"const": True}, "id": _int(1), "uuid": _ref("Uuid")}
+                        ),
+                    ),
+                    **_errors(402, 404),
+                },
+            },
+        },
+        "/api/v1/collectors": {
+            "get": {
+                "tags": ["Telemetry"],
+                "operationId": "listCollectors",
+                "summary": "List collector keys",
+                "description": "All of the workspace's collector keys, revoked ones too, oldest "
+                "first. The keys themselves are never shown again.",
+                "responses": {
+                    "200": _ok(
+                        "The collector keys.",
+                        _envelope(
+                            {
+                                "collectors": {"type": "array", "items": _ref("Collector")},
+                                "total": _int(),
+                            }
+                        ),
+                    ),
+                    **_errors(),
+                },
+            },
+            "post": {
+                "tags": ["Telemetry"],
+                "operationId": "createCollector",
+                "summary": "Create a collector key",
+                "requestBody": _body("CollectorCreate", "The new key's label."),
+                "responses": {
+                    "201": _ok(
+                        "The key was created.", _envelope({"collector": _ref("CollectorCreated")})
+                    ),
+                    **_errors(400, 402, 413),
+                },
+            },
+        },
+        "/api/v1/collectors/{id}": {
+            "parameters": [_param("CollectorId")],
+            "delete": {
+                "tags": ["Telemetry"],
+                "operationId": "revokeCollector",
+                "summary": "Revoke a collector key",
+                "description": "The key stops working within `ingest.auth_cache_secs`. Revoking "
+                "a revoked key changes nothing.",
+                "responses": {
+                    "200": _ok("The revoked key.", _envelope({"collector": _ref("Collector")})),
                     **_errors(402, 404),
                 },
             },
@@ -1208,7 +1378,8 @@ def _paths() -> dict[str, Any]:
                 "tags": ["Workspaces"],
                 "operationId": "deleteSubWorkspace",
                 "summary": "Delete a sub-workspace",
-                "description": "Deactivates the sub-workspace, its nodes and its tokens.",
+                "description": "Deactivates the sub-workspace with its nodes, deploy tokens and "
+                "collector keys.",
                 "responses": {
                     "200": _ok("The sub-workspace was deleted.", deleted),
                     **_errors(402, 403, 404),
@@ -1225,6 +1396,7 @@ def _paths() -> dict[str, Any]:
                         "name": "range",
                         "in": "query",
                         "required": False,
+                        "allowEmptyValue": True,
                         "schema": {"type": "string", "enum": list(RANGES), "default": "30d"},
                         "description": "Time range ending now. An empty value means `30d`.",
                     }
@@ -1241,6 +1413,94 @@ def _paths() -> dict[str, Any]:
                 "operationId": "statusOverview",
                 "summary": "Status overview",
                 "responses": {"200": _ok("The overview.", _ref("StatusOverview")), **_errors()},
+            }
+        },
+        "/api/v1/telemetry/{kind}": {
+            "post": {
+                "tags": ["Telemetry"],
+                "operationId": "sendTelemetry",
+                "summary": "Send a binary telemetry batch",
+                "description": "One Arrow IPC stream of `kind` rows (see docs/wire-format.md). "
+                "Answers 202 once the batch is durable. The path, Content-Type and headers are "
+                "checked before the key, so 400, 404 and 415 may come first. Keys have no request "
+                "limit (under load the answer is 503 with `Retry-After`), but failed keys count "
+                "towards the address's failed authentications, as on the REST API.",
+                "security": [{"ingestKey": []}],
+                "parameters": [
+                    {
+                        "name": "kind",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": list(KINDS)},
+                        "description": "What one row is: a node's second (`metrics`) or a "
+                        "sampled packet (`flows`).",
+                    },
+                    {
+                        "name": "X-Batch-Id",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
+                        "description": "Unique per batch of the sender; a batch re-sent with the "
+                        "same id by the same key is stored once.",
+                    },
+                    {
+                        "name": "X-Floodwatch-Wire-Version",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "enum": [str(WIRE_VERSION)]},
+                        "description": "Wire format version; others are refused.",
+                    },
+                    {
+                        "name": "X-Node-UUID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "format": "uuid"},
+                        "description": "With a node key: must be that key's node (else 403).",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "description": "An Arrow IPC stream (schema, record batches, end marker).",
+                    "content": {
+                        ARROW_STREAM: {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Stored, or recognised as a re-sent batch.",
+                        "content": {"application/json": {"schema": _ref("TelemetryAccepted")}},
+                    },
+                    **{
+                        str(status): {"$ref": f"#/components/responses/{name}"}
+                        for status, name in [
+                            (400, "InvalidBatch"),
+                            (401, "Unauthorized"),
+                            (403, "Forbidden"),
+                            (404, "NotFound"),
+                            (413, "PayloadTooLarge"),
+                            (415, "UnsupportedMediaType"),
+                            (429, "RateLimited"),
+                            (500, "InternalError"),
+                            (503, "Unavailable"),
+                        ]
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "tags": ["Health"],
+                "operationId": "metrics",
+                "summary": "Prometheus metrics",
+                "description": "Counters of the ingest pipeline in the Prometheus text format. "
+                "Needs no token; labels never carry node ids or addresses.",
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
             }
         },
         "/api/health": health("health"),
@@ -1266,17 +1526,19 @@ def _paths() -> dict[str, Any]:
 
 
 _DESCRIPTION = """\
-REST v1, the Deploy API and the health check of a Floodwatch server.
+REST v1, the Deploy API, binary telemetry, metrics and the health check of a Floodwatch server.
 
-Authenticate with a workspace deploy token: `Authorization: Bearer <token>`. Every answer is
-JSON. Success answers carry `"ok": true` next to their payload; failures carry
+REST v1 and the Deploy API take a workspace deploy token, `Authorization: Bearer <token>`;
+binary telemetry takes a node API key or a collector key the same way. Answers are JSON (except
+`/metrics`). Success answers carry `"ok": true` next to their payload; failures carry
 `{"ok": false, "error": {"code", "message", "field"?}}` with the status listed per operation.
 Any other method on a documented path gets 405 `method_not_allowed` with an `Allow` header; an
-unknown path gets 404 `not_found`.
+unknown path gets 404 `not_found`. Malformed HTTP, or a request line or header over 8190 bytes,
+is refused by the HTTP layer before any of this, with a plain-text 400.
 
 Each deploy token may make `api.rate_limit_per_minute` requests (1000 by default) per wall-clock
-minute; authenticated answers carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
-`X-RateLimit-Reset`. An address with too many failed authentications (600 per minute by default)
+minute; its answers carry `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset`.
+An address with too many failed authentications (`api.auth_failures_per_minute`, 600 by default)
 gets 429 for the rest of the minute. Writes (POST, PATCH, DELETE) need an active subscription.
 Timestamps are UTC in ISO 8601 with a `Z` suffix."""
 
@@ -1297,6 +1559,7 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             {"name": "Channels", "description": "Where alerts are sent."},
             {"name": "Workspaces", "description": "The caller's workspace and sub-workspaces."},
             {"name": "Analytics", "description": "Aggregates for dashboards and status pages."},
+            {"name": "Telemetry", "description": "Binary telemetry and its collector keys."},
             {"name": "Health", "description": "Unauthenticated checks and this document."},
         ],
         "security": [{"deployToken": []}],
@@ -1308,7 +1571,13 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "A workspace deploy token (64 hex characters). Create one "
                     "with `floodwatch token create`.",
-                }
+                },
+                "ingestKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A node's API key (sends that node's rows) or a collector key "
+                    "(sends rows of any node of its workspace).",
+                },
             },
             "schemas": _schemas(),
             "parameters": _parameters(),

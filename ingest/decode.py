@@ -25,6 +25,11 @@ _IPV6 = r"^[0-9A-Fa-f:.]{2,45}$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
+# Arrow scalars, not Python ones: pyarrow converts Python values on every call, slowly.
+_ZERO = pa.scalar(0.0, pa.float64())
+_TRUE = pa.scalar(True)
+
+
 @dataclass(frozen=True)
 class Decoded:
     table: pa.Table  # wire columns present in the batch, cast to their lake types
@@ -71,7 +76,7 @@ def _check_column(name: str, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArr
         if not (pa.types.is_floating(t) or _is_int(t)):
             raise DecodeError(f"column {name} must be a number, not {t}", column=name)
         out = arr.cast(pa.float64())
-        bad = pc.or_(pc.is_nan(out), pc.or_(pc.is_inf(out), pc.less(out, 0)))
+        bad = pc.or_(pc.is_nan(out), pc.or_(pc.is_inf(out), pc.less(out, _ZERO)))
         if pc.any(bad).as_py():
             raise DecodeError(f"column {name} holds a negative, NaN or infinite value", column=name)
         return out
@@ -94,7 +99,7 @@ def _check_column(name: str, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArr
         ok = pc.or_(pc.match_substring_regex(arr, _IPV4), pc.match_substring_regex(arr, _IPV6))
     else:
         ok = pc.match_substring_regex(arr, _UUID)
-    if not pc.all(pc.fill_null(ok, True)).as_py():
+    if not pc.all(pc.fill_null(ok, _TRUE)).as_py():
         what = "an IPv4 or IPv6 address" if col.kind == "ip" else "a UUID"
         raise DecodeError(f"column {name} holds a value that is not {what}", column=name)
     if col.kind == "uuid":

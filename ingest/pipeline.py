@@ -135,6 +135,7 @@ class Pipeline:
         self._unretired: list[tuple[int, str, float]] = []
         self._journal: list[dict[str, Any]] = []
         self._last_durable = 0
+        self._reserved = 0  # bytes of admitted batches not yet in the buffer
         self._lake_executor: ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -201,7 +202,7 @@ class Pipeline:
         await self.wal.start()
         METRICS.buffer_rows.bind(lambda: self.buffer.rows)
         METRICS.buffer_bytes.bind(lambda: self.buffer.nbytes)
-        METRICS.wal_pending_bytes.bind(lambda: self.wal.pending_bytes)
+        METRICS.wal_pending_bytes.bind(lambda: self._reserved)
         self._wake_flusher = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._flusher(), name="lake-flusher"),
@@ -226,6 +227,9 @@ class Pipeline:
 
     # --- accepting -----------------------------------------------------------------------------
 
+    def has_room(self, incoming_bytes: int = 0) -> bool:
+        return self.accepting and self.buffer.has_room(incoming_bytes + self._reserved)
+
     async def submit(
         self, kind: str, workspace: str, table: pa.Table, batch_key: str | None
     ) -> tuple[int, bool]:
@@ -244,9 +248,17 @@ class Pipeline:
                 METRICS.batches_duplicate.inc(1, kind)
                 return 0, True
         incoming = table.nbytes
-        if not self.buffer.has_room(incoming + self.wal.pending_bytes):
+        if not self.buffer.has_room(incoming + self._reserved):
             METRICS.batches_rejected.inc(1, kind, "backpressure")
             raise Backpressure("ingest buffer is full", 1)
+        # counted from admission until the rows sit in the buffer, so that concurrent requests
+        # cannot all pass the room check at once
+        self._reserved += incoming
+        held = [incoming]
+
+        def release() -> None:
+            self._reserved -= held.pop() if held else 0
+
         fut: asyncio.Future[tuple[int, bool]] | None = None
         if batch_key is not None:
             fut = asyncio.get_running_loop().create_future()
@@ -260,10 +272,12 @@ class Pipeline:
                 header["key"] = batch_key
 
             def on_durable(seq: int) -> None:
+                release()
                 self._on_durable(seq, kind, workspace, table, batch_key, header["t"])
 
             await self.wal.append(header, payload, on_durable)
         except BaseException as exc:
+            release()
             if fut is not None:
                 fut.set_exception(exc)
                 fut.exception()  # retrieved here so a lone future does not warn

@@ -19,6 +19,7 @@ from typing import Protocol
 import orjson
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 from aiohttp import web
 
 from .decode import decode_body
@@ -50,10 +51,8 @@ ActivitySink = Callable[[list[tuple[str, datetime, float, float]]], None]
 class AuthGuard(Protocol):
     """Failed-authentication accounting per client address (shared with the REST API)."""
 
-    def allowed(self, client: str) -> int | None:
-        """None when the client may try; else seconds until it may."""
-
-    def failed(self, client: str) -> None: ...
+    def failed(self, client: str) -> int | None:
+        """Count a failure; None while the client may go on trying, else seconds to wait."""
 
 
 class CredentialStore(Protocol):
@@ -131,9 +130,7 @@ class Receiver:
             METRICS.batches_rejected.inc(1, kind.name, "batch_id")
             raise DecodeError("X-Batch-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
         cred = await self._authenticate(request)
-        if not self.pipeline.accepting or not self.pipeline.buffer.has_room(
-            self.pipeline.wal.pending_bytes
-        ):
+        if not self.pipeline.has_room():
             METRICS.batches_rejected.inc(1, kind.name, "backpressure")
             raise Backpressure("ingest buffer is full", 1)
         if self._decoding >= self.settings.max_concurrent_decodes:
@@ -185,13 +182,6 @@ class Receiver:
 
     async def _authenticate(self, request: web.Request) -> Credential:
         client = request.remote or "unknown"
-        if self.auth_guard is not None:
-            wait = self.auth_guard.allowed(client)
-            if wait is not None:
-                raise web.HTTPTooManyRequests(
-                    reason="too many failed authentication attempts; slow down",
-                    headers={"Retry-After": str(wait)},
-                )
         header = request.headers.get("Authorization", "")
         scheme, _, key = header.partition(" ")
         key = key.strip()
@@ -200,7 +190,12 @@ class Receiver:
             cred = await self.credentials.resolve(key)
         if cred is None:
             if self.auth_guard is not None:
-                self.auth_guard.failed(client)
+                wait = self.auth_guard.failed(client)
+                if wait is not None:
+                    raise web.HTTPTooManyRequests(
+                        reason="too many failed authentication attempts; slow down",
+                        headers={"Retry-After": str(wait)},
+                    )
             if not key:
                 raise web.HTTPUnauthorized(reason="missing key (Authorization: Bearer <key>)")
             raise web.HTTPUnauthorized(reason="invalid key")
@@ -214,6 +209,13 @@ def latest_per_node(table: pa.Table) -> list[tuple[str, datetime, float, float]]
     """For each node in a lake-form metrics table: its newest row's time, pps and bps."""
     if table.num_rows == 0:
         return []
+    nodes = table.column("node_uuid")
+    first = nodes[0]
+    if pc.all(pc.equal(nodes, first)).as_py():  # one node (node key): no grouping needed
+        times = table.column("time")
+        i = pc.index(times, pc.max(times)).as_py()
+        row = table.slice(i, 1).to_pylist()[0]
+        return [(row["node_uuid"], row["time"], float(row["pps"]), float(row["bps"]))]
     frame = pl.from_arrow(table.select(["node_uuid", "time", "pps", "bps"]))
     assert isinstance(frame, pl.DataFrame)
     latest = frame.sort("time").group_by("node_uuid").agg(pl.all().last())

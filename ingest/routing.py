@@ -64,7 +64,8 @@ def to_lake_table(
     if node is not None:
         if "node" in names:
             col = table.column("node")
-            if pc.any(pc.not_equal(pc.fill_null(col, node), node)).as_py():
+            own = pa.scalar(node, pa.string())
+            if pc.any(pc.not_equal(pc.fill_null(col, own), own)).as_py():
                 raise DecodeError(
                     "column node names another node than the key's own", column="node", status=403
                 )

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 __all__ = ["CHANNEL_TYPES", "ChannelConfigError", "mask_config", "validate_channel_config"]
 
 MAX_VALUE_LEN = 2048
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ChannelConfigError(ValueError):
@@ -29,7 +30,7 @@ Check = Callable[[str, Any], Any]
 def _text(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ChannelConfigError(f"config.{key} must be a non-empty string")
-    if len(value) > MAX_VALUE_LEN or any(ord(c) < 32 for c in value):
+    if len(value) > MAX_VALUE_LEN or _CONTROL.search(value):
         raise ChannelConfigError(f"config.{key} is too long or holds control characters")
     return value.strip()
 
@@ -47,22 +48,22 @@ def _url(https_only: bool) -> Check:
     return check
 
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-_PHONE = re.compile(r"^\+[1-9]\d{6,14}$")
-_TELEGRAM_TOKEN = re.compile(r"^\d{3,15}:[A-Za-z0-9_-]{20,64}$")
-_CHAT_ID = re.compile(r"^(-?\d{1,20}|@[A-Za-z0-9_]{4,64})$")
+_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
+_PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
+_TELEGRAM_TOKEN = re.compile(r"[0-9]{3,15}:[A-Za-z0-9_-]{20,64}")
+_CHAT_ID = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64}")
 
 
 def _email(key: str, value: Any) -> str:
     text: str = _text(key, value)
-    if not _EMAIL.match(text):
+    if not _EMAIL.fullmatch(text):
         raise ChannelConfigError(f"config.{key} must be an e-mail address")
     return text
 
 
 def _phone(key: str, value: Any) -> str:
     text: str = _text(key, value).replace(" ", "").replace("-", "")
-    if not _PHONE.match(text):
+    if not _PHONE.fullmatch(text):
         raise ChannelConfigError(
             f"config.{key} must be a phone number in E.164 form (+15551234567)"
         )
@@ -86,7 +87,7 @@ def _choice(*choices: str) -> Check:
 
 def _telegram_token(key: str, value: Any) -> str:
     text: str = _text(key, value)
-    if not _TELEGRAM_TOKEN.match(text):
+    if not _TELEGRAM_TOKEN.fullmatch(text):
         raise ChannelConfigError(f"config.{key} must be a Telegram bot token (digits:letters)")
     return text
 
@@ -95,7 +96,7 @@ def _chat_id(key: str, value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     text: str = _text(key, value)
-    if not _CHAT_ID.match(text):
+    if not _CHAT_ID.fullmatch(text):
         raise ChannelConfigError(f"config.{key} must be a numeric chat id or an @channel name")
     return text
 
@@ -105,8 +106,8 @@ def _headers(key: str, value: Any) -> dict[str, str]:
         raise ChannelConfigError(f"config.{key} must be an object of at most 20 headers")
     out = {}
     for name, v in value.items():
-        bad_value = not isinstance(v, str) or len(v) > 1024 or any(ord(c) < 32 for c in v)
-        if not re.match(r"^[A-Za-z0-9-]{1,64}$", name) or bad_value:
+        bad_value = not isinstance(v, str) or len(v) > 1024 or bool(_CONTROL.search(v))
+        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name) or bad_value:
             raise ChannelConfigError(f"config.{key} holds an invalid header")
         out[name] = v
     return out
@@ -218,13 +219,22 @@ def validate_channel_config(channel_type: str, config: Any) -> dict[str, Any]:
 
 
 def _mask_value(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.hostname:
-        # keep the host visible: which service it points at is useful, the path is the secret
-        return f"{parts.scheme}://{parts.hostname}/****{value[-4:] if len(value) > 12 else ''}"
-    if len(value) <= 8:
-        return "****"
-    return "****" + value[-4:]
+    """Never the whole secret: a URL keeps its scheme and host (which service it points at
+    helps), anything else at most its last four characters, and only when it is long."""
+    host = None
+    try:
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https"):
+            host = parts.hostname
+    except ValueError:
+        host = None
+    tail = value[-4:] if len(value) >= 16 else ""
+    if host:
+        masked = f"{parts.scheme}://{host}/****{tail}"
+        if value not in masked and value.rstrip("/") not in masked:
+            return masked
+        return f"{parts.scheme}://****"
+    return "****" + tail
 
 
 def mask_config(channel_type: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -132,9 +132,12 @@ class Lake:
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         if meta:
             table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+        # dictionaries pay off for strings (node ids, addresses), not for measured rates
+        strings = [f.name for f in table.schema if pa.types.is_string(f.type)]
         pq.write_table(
             table,
             tmp,
+            use_dictionary=strings,
             compression=self.compression,
             compression_level=self.compression_level,
             row_group_size=1_000_000,

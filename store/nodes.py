@@ -40,8 +40,8 @@ SP_RESPONSE_MODES = ("full", "pipeline", "onnode")
 SERVICE_PORT_PROTOCOLS = ("tcp", "udp", "both")
 MAX_SERVICE_PORTS = 256
 
-_IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
-_PORT_VALUE = re.compile(r"^\d{1,5}(-\d{1,5})?(,\d{1,5}(-\d{1,5})?)*$")
+_IFACE = re.compile(r"[A-Za-z0-9_.:@-]{1,15}")
+_PORT_VALUE = re.compile(r"[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*")
 
 _CREATE_FIELDS = ("name", "ip", "location", "os", "interface", "priority")
 _UPDATE_FIELDS = (
@@ -59,7 +59,7 @@ READ_ONLY_FIELDS = frozenset(
 def _check_interface(value: Any) -> str:
     if value is None or value == "":
         return "eth0"
-    if not isinstance(value, str) or not _IFACE.match(value):
+    if not isinstance(value, str) or not _IFACE.fullmatch(value):
         raise InvalidValue(
             "interface must be a network interface name of 1-15 letters, digits or ._:@-",
             "interface",
@@ -73,7 +73,7 @@ def _check_port_value(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise InvalidValue(f"{where}.port_value must be a string such as '80' or '27015-27017'")
     text: str = value.replace(" ", "")
-    if not _PORT_VALUE.match(text):
+    if not _PORT_VALUE.fullmatch(text):
         raise InvalidValue(f"{where}.port_value must be ports or ranges separated by commas")
     for part in text.split(","):
         bounds = [int(p) for p in part.split("-")]

@@ -16,7 +16,7 @@ __all__ = [
     "check_text",
 ]
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def check_text(value: Any, field: str, max_len: int = 100) -> str:
@@ -49,6 +49,8 @@ def check_ip(value: Any, field: str = "ip") -> str:
         raise InvalidValue(f"{field} is not a valid IPv4 or IPv6 address", field) from None
     if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id:
         raise InvalidValue(f"{field} must not carry an IPv6 zone index", field)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return f"::ffff:{addr.ipv4_mapped}"  # RFC 5952 section 5, on every Python version
     return addr.compressed
 
 

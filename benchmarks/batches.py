@@ -1,0 +1,191 @@
+"""Deterministic telemetry batches for the benchmarks, written from docs/wire-format.md.
+
+Every value comes from ``pyarrow.compute.random`` with a fixed initializer (or ``random.Random``
+with a fixed seed), so the same ``seed`` gives the same rows; only ``time`` follows the clock,
+because the server refuses rows older than the raw retention or in the future.
+
+Rows carry every column of their kind (as a full agent sends them). Their ``time`` values are
+spread over one minute that ended shortly before the batch was built, so a batch falls in one
+hour partition as live traffic does.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import ipc
+
+__all__ = [
+    "ARROW",
+    "COMPRESSIONS",
+    "DISTINCT_ROWS",
+    "KIND_NAMES",
+    "BodySet",
+    "build_bodies",
+    "encode",
+    "flows_batch",
+    "metrics_batch",
+    "row_pool",
+    "wire_batch",
+]
+
+ARROW = "application/vnd.apache.arrow.stream"
+KIND_NAMES = ("metrics", "flows")
+COMPRESSIONS = ("none", "lz4", "zstd")
+# The address every flow row is sent to: the node's own (TEST-NET-3; nothing is ever sent there).
+NODE_IP = "203.0.113.10"
+_WINDOW = timedelta(seconds=60)
+
+# metrics column -> typical level; a row's value is level * (0.5 + uniform[0, 1))
+_RATES = {
+    "pps": 150_000.0,
+    "bps": 1.2e9,
+    "tcp_pps": 110_000.0,
+    "udp_pps": 35_000.0,
+    "icmp_pps": 400.0,
+    "other_pps": 50.0,
+    "syn_pps": 900.0,
+    "ack_pps": 90_000.0,
+    "fin_pps": 700.0,
+    "tx_pps": 120_000.0,
+    "tx_bps": 9.0e8,
+    "avg_pkt_len": 800.0,
+}
+# mostly zero on a healthy node: one row in ``1 / share`` has a value
+_SPARSE = {"rst_pps": (40.0, 0.05), "frag_pps": (20.0, 0.01), "drop_pps": (300.0, 0.002)}
+
+
+def _uniform(n: int, seed: int) -> pa.Array:
+    return pc.random(n, initializer=seed)
+
+
+def _ints(n: int, seed: int, lo: int, hi: int) -> pa.Array:
+    """Uniform integers in [lo, hi)."""
+    scaled = pc.add(pc.multiply(_uniform(n, seed), float(hi - lo)), float(lo))
+    return pc.cast(pc.floor(scaled), pa.int64())
+
+
+def _times(n: int, end: datetime) -> pa.Array:
+    start = end - _WINDOW
+    step = max(1, int(_WINDOW / timedelta(microseconds=1)) // max(n, 1))
+    base = int(start.timestamp() * 1_000_000)
+    return pa.array(range(base, base + n * step, step), pa.timestamp("us", tz="UTC"))
+
+
+def metrics_batch(n: int, seed: int, end: datetime | None = None) -> pa.Table:
+    """``n`` wire rows of ``metrics`` (no ``node`` column: they are sent with a node key)."""
+    end = end or datetime.now(UTC) - timedelta(seconds=5)
+    cols: dict[str, pa.Array] = {"time": _times(n, end)}
+    for i, (name, level) in enumerate(_RATES.items()):
+        cols[name] = pc.multiply(pc.add(_uniform(n, seed * 100 + i), 0.5), level)
+    for i, (name, (level, share)) in enumerate(_SPARSE.items()):
+        u = _uniform(n, seed * 100 + 50 + i)
+        value = pc.multiply(_uniform(n, seed * 100 + 60 + i), level)
+        cols[name] = pc.if_else(pc.less(u, share), value, 0.0)
+    cols["conn_count"] = _ints(n, seed * 100 + 70, 1_000, 50_000)
+    cols["distinct_sources"] = _ints(n, seed * 100 + 71, 10, 20_000)
+    return pa.table(cols)
+
+
+def flows_batch(n: int, seed: int, end: datetime | None = None) -> pa.Table:
+    """``n`` wire rows of ``flows``: sampled packets (1 in 1000) towards the node's address."""
+    end = end or datetime.now(UTC) - timedelta(seconds=5)
+    rng = random.Random(seed)
+    sources = pa.array(
+        [
+            f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}."
+            f"{rng.randrange(1, 255)}"
+            for _ in range(20_000)
+        ],
+        pa.string(),
+    )
+    src = pc.take(sources, _ints(n, seed * 100 + 1, 0, len(sources)))
+    proto_pick = _uniform(n, seed * 100 + 2)
+    protocol = pc.if_else(pc.less(proto_pick, 0.7), 6, pc.if_else(pc.less(proto_pick, 0.97), 17, 1))
+    is_tcp = pc.equal(protocol, 6)
+    has_ports = pc.not_equal(protocol, 1)
+    services = pa.array([80, 443, 53, 22, 123, 8080, 3389, 25], pa.int64())
+    dst_port = pc.take(services, _ints(n, seed * 100 + 3, 0, len(services)))
+    flags = pa.array([2, 16, 18, 24, 17, 4], pa.int64())
+    tcp_flags = pc.take(flags, _ints(n, seed * 100 + 4, 0, len(flags)))
+    packet_len = _ints(n, seed * 100 + 5, 40, 1501)
+    sampling = 1000
+    cols: dict[str, pa.Array] = {
+        "time": _times(n, end),
+        "src_ip": src,
+        "dst_ip": pa.array([NODE_IP] * n, pa.string()),
+        "src_port": pc.cast(
+            pc.if_else(has_ports, _ints(n, seed * 100 + 6, 1024, 65536), 0), pa.uint16()
+        ),
+        "dst_port": pc.cast(pc.if_else(has_ports, dst_port, 0), pa.uint16()),
+        "protocol": pc.cast(protocol, pa.uint8()),
+        "tcp_flags": pc.cast(pc.if_else(is_tcp, tcp_flags, None), pa.uint8()),
+        "packets": pa.array([sampling] * n, pa.int64()),
+        "bytes": pc.multiply(packet_len, sampling),
+        "sampling_rate": pa.array([sampling] * n, pa.int64()),
+        "ttl": pc.cast(_ints(n, seed * 100 + 7, 30, 129), pa.uint8()),
+        "packet_len": pc.cast(packet_len, pa.uint16()),
+    }
+    return pa.table(cols)
+
+
+def wire_batch(kind: str, n: int, seed: int, end: datetime | None = None) -> pa.Table:
+    if kind == "metrics":
+        return metrics_batch(n, seed, end)
+    if kind == "flows":
+        return flows_batch(n, seed, end)
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def encode(table: pa.Table, compression: str) -> bytes:
+    """One Arrow IPC stream (schema, batches, end-of-stream), as a sender posts it."""
+    sink = pa.BufferOutputStream()
+    opts = ipc.IpcWriteOptions(compression=None if compression == "none" else compression)
+    with ipc.new_stream(sink, table.schema, options=opts) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+@dataclass(frozen=True)
+class BodySet:
+    """Pre-built request bodies of one kind, batch size and compression."""
+
+    kind: str
+    rows: int
+    compression: str
+    bodies: tuple[bytes, ...]
+
+    @property
+    def mean_bytes(self) -> float:
+        return sum(len(b) for b in self.bodies) / len(self.bodies)
+
+
+# A flush writes up to 500,000 rows (ingest.flush_rows) to one file: with at least that many
+# distinct rows in rotation a file holds no repeated row, so bytes per row on disk is honest.
+DISTINCT_ROWS = 1 << 19
+
+_pool: dict[tuple[str, int, int], pa.Table] = {}
+
+
+def row_pool(kind: str, seed: int, rows: int = DISTINCT_ROWS) -> pa.Table:
+    """``rows`` distinct wire rows of ``kind`` (cached per process: the time window is that of
+    the first call)."""
+    key = (kind, seed, rows)
+    if key not in _pool:
+        _pool[key] = wire_batch(kind, rows, seed).combine_chunks()
+    return _pool[key]
+
+
+def build_bodies(
+    kind: str, rows: int, compression: str, seed: int, distinct_rows: int = DISTINCT_ROWS
+) -> BodySet:
+    """Bodies of ``rows`` rows each, cut from a pool of ``distinct_rows`` distinct rows (at least
+    two bodies); senders rotate them."""
+    count = max(2, -(-distinct_rows // rows))
+    pool = row_pool(kind, seed, max(distinct_rows, count * rows))
+    bodies = tuple(encode(pool.slice(i * rows, rows), compression) for i in range(count))
+    return BodySet(kind, rows, compression, bodies)

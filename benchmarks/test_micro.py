@@ -1,0 +1,193 @@
+"""Micro benchmarks of the telemetry pipeline's stages (pytest-benchmark, fixed seeds).
+
+    pytest benchmarks -q --benchmark-only          (make bench)
+
+Each reports rows/s of its median round in ``extra_info`` and in a table at the end. The numbers
+are for comparing stages and commits within one run on one machine, never for asserting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from ingest.buffer import split_by_hour
+from ingest.decode import decode_body
+from ingest.pipeline import encode_ipc
+from ingest.receiver import latest_per_node
+from ingest.routing import to_lake_table
+from ingest.schema import FLOWS, KINDS, METRICS
+from ingest.wal import Wal
+from store.lake import Lake, PartitionKey
+
+from .batches import NODE_IP, encode, wire_batch
+
+SEED = 20_251_128
+NODE = str(uuid.UUID(int=SEED))
+WORKSPACE = str(uuid.UUID(int=SEED + 1))
+_END = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(hours=1)
+
+
+def _decode(body: bytes, kind: Any) -> Any:
+    return decode_body(
+        body,
+        kind,
+        max_rows=1_000_000,
+        now=datetime.now(UTC),
+        max_age=timedelta(days=15),
+        max_skew=timedelta(minutes=5),
+    )
+
+
+def _lake_table(kind: str, rows: int, end: datetime = _END) -> pa.Table:
+    k = KINDS[kind]
+    decoded = _decode(encode(wire_batch(kind, rows, SEED, end), "none"), k)
+    return to_lake_table(k, decoded.table, source="arrow", node=NODE)
+
+
+# --- decode ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+def test_decode_metrics_10k(measure: Any, compression: str) -> None:
+    body = encode(wire_batch("metrics", 10_000, SEED, _END), compression)
+    out = measure(_decode, body, METRICS, rows=10_000)
+    assert out.table.num_rows == 10_000
+
+
+def test_decode_metrics_1k(measure: Any) -> None:
+    """Per-batch fixed costs show at small batches."""
+    body = encode(wire_batch("metrics", 1_000, SEED, _END), "lz4")
+    out = measure(_decode, body, METRICS, rows=1_000)
+    assert out.table.num_rows == 1_000
+
+
+def test_decode_flows_10k(measure: Any) -> None:
+    body = encode(wire_batch("flows", 10_000, SEED, _END), "lz4")
+    out = measure(_decode, body, FLOWS, rows=10_000)
+    assert out.table.num_rows == 10_000
+
+
+# --- routing -------------------------------------------------------------------------------------
+
+
+def test_to_lake_table_metrics_node_key(measure: Any) -> None:
+    wire = _decode(encode(wire_batch("metrics", 10_000, SEED, _END), "none"), METRICS).table
+    out = measure(to_lake_table, METRICS, wire, source="arrow", node=NODE, rows=10_000)
+    assert out.num_rows == 10_000
+
+
+def test_to_lake_table_flows_collector_key(measure: Any) -> None:
+    """A collector key: each row's node is found from its ``dst_ip``."""
+    wire = _decode(encode(wire_batch("flows", 10_000, SEED, _END), "none"), FLOWS).table
+    index = {"ip:" + NODE_IP: NODE}
+    out = measure(to_lake_table, FLOWS, wire, source="arrow", index=index, rows=10_000)
+    assert out.num_rows == 10_000
+
+
+def test_latest_per_node_metrics_10k(measure: Any) -> None:
+    """Runs for every accepted metrics batch (node liveness), in the decode worker."""
+    table = _lake_table("metrics", 10_000)
+    out = measure(latest_per_node, table, rows=10_000)
+    assert len(out) == 1
+
+
+# --- buffer and WAL encoding -------------------------------------------------------------------
+
+
+def test_split_by_hour_one_hour(measure: Any) -> None:
+    table = _lake_table("metrics", 10_000)
+    out = measure(split_by_hour, "metrics", WORKSPACE, table, rows=10_000)
+    assert len(out) == 1
+
+
+def test_split_by_hour_two_hours(measure: Any) -> None:
+    """A batch whose minute straddles an hour boundary is cut in two."""
+    end = _END.replace(minute=0, second=30)
+    table = _lake_table("metrics", 10_000, end)
+    out = measure(split_by_hour, "metrics", WORKSPACE, table, rows=10_000)
+    assert len(out) == 2
+
+
+@pytest.mark.parametrize("compression", ["lz4", "zstd", ""])
+def test_encode_ipc_metrics_10k(measure: Any, compression: str) -> None:
+    """The WAL entry of an accepted batch (``ingest.wal_compression``, lz4 by default)."""
+    table = _lake_table("metrics", 10_000)
+    out = measure(encode_ipc, table, compression, rows=10_000)
+    assert out
+
+
+# --- lake ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    lk = Lake(
+        tmp_path / "lake",
+        {k.name: k.lake_schema for k in KINDS.values()},
+        METRICS.name,
+        tuple(c.name for c in METRICS.columns if c.kind == "float"),
+        tuple(c.name for c in METRICS.columns if c.kind == "int"),
+    )
+    lk.prepare()
+    return lk
+
+
+@pytest.mark.parametrize("kind", ["metrics", "flows"])
+def test_lake_write_part_100k(measure: Any, lake: Lake, kind: str) -> None:
+    """One Parquet file of 100k rows: sort by node and time, zstd, fsync, rename."""
+    table = _lake_table(kind, 100_000)
+    key = PartitionKey(kind, WORKSPACE, _END.date(), _END.hour)
+    seqs = itertools.count(1)
+
+    def write() -> None:
+        seq = next(seqs)
+        lake.write_part(key, table, lake.new_part_path(key, seq), [seq])
+
+    measure(write, rows=100_000)
+    assert list((lake.root / key.relpath()).glob("part-*.parquet"))
+
+
+# --- WAL group commit ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def wal_loop() -> Iterator[tuple[asyncio.AbstractEventLoop, Wal]]:
+    """A started WAL in a temporary directory, with the event loop that drives it."""
+    with tempfile.TemporaryDirectory(prefix="floodwatch-bench-wal-") as tmp:
+        loop = asyncio.new_event_loop()
+        wal = Wal(Path(tmp), segment_max_bytes=64 * 1024 * 1024)
+        wal.open()
+        loop.run_until_complete(wal.start())
+        try:
+            yield loop, wal
+        finally:
+            loop.run_until_complete(wal.stop())
+            loop.close()
+
+
+@pytest.mark.parametrize("rows", [1_000, 10_000])
+def test_wal_append_100_concurrent(measure: Any, wal_loop: Any, rows: int) -> None:
+    """100 entries appended at once: one committer writes and fsyncs them as groups."""
+    loop, wal = wal_loop
+    payload = encode_ipc(_lake_table("metrics", rows), "lz4")
+
+    async def hundred() -> list[int]:
+        header = {"kind": "metrics", "ws": WORKSPACE, "rows": rows, "t": 0.0}
+        return list(await asyncio.gather(*(wal.append(dict(header), payload) for _ in range(100))))
+
+    def run() -> list[int]:
+        seqs: list[int] = loop.run_until_complete(hundred())
+        return seqs
+
+    seqs = measure(run, rows=100 * rows)
+    assert len(seqs) == 100
