@@ -386,8 +386,11 @@ class Pipeline:
     async def _flusher(self) -> None:
         assert self._wake_flusher is not None
         while not self._stopping:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation that
+            # arrives as its timeout fires, and stop() would then wait for ever
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake_flusher.wait(), timeout=0.2)
+                async with asyncio.timeout(0.2):
+                    await self._wake_flusher.wait()
             self._wake_flusher.clear()
             await self.flush()
 

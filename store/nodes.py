@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -342,12 +343,10 @@ def delete_node(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> No
     )
 
 
-def node_traffic_stats(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> dict[str, Any]:
-    """Baseline traffic and protocol mix of a node.
+BASELINE_WINDOW_SECS = 86_400
 
-    Telemetry lands in the Parquet lake (see the telemetry pipeline); until a node has sent any,
-    every figure is null and ``samples`` is 0. That empty form is part of the API contract."""
-    del con, ws_uuid, node_uuid  # no telemetry store yet: the empty form below is the answer
+
+def _empty_stats() -> dict[str, Any]:
     return {
         "baseline": {
             "avg_pps": None,
@@ -357,8 +356,66 @@ def node_traffic_stats(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID
             "p95_bps": None,
             "p99_bps": None,
             "samples": 0,
-            "window_secs": 86400,
+            "window_secs": BASELINE_WINDOW_SECS,
         },
         "protocol_breakdown": {"tcp": None, "udp": None, "icmp": None, "other": None},
         "conn_count": None,
     }
+
+
+def node_traffic_stats(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    node_uuid: uuid.UUID,
+    lake_root: Path | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Baseline traffic and protocol mix of a node over the last 24 hours of its per-second
+    metrics in the lake. With no telemetry, every figure is null and ``samples`` is 0: that empty
+    form is part of the API contract. ``protocol_breakdown`` is in percent of packets."""
+    out = _empty_stats()
+    if lake_root is None:
+        return out
+    now = now or utcnow()
+    since = now - timedelta(seconds=BASELINE_WINDOW_SECS)
+    base = lake_root / "metrics" / f"workspace={ws_uuid}"
+    days = {since.date().isoformat(), now.date().isoformat()}
+    globs = [str(base / f"date={d}" / "*" / "*.parquet") for d in sorted(days)]
+    globs = [g for g in globs if any(Path(g).parent.parent.glob("*/*.parquet"))]
+    if not globs:
+        return out
+    files = "[" + ", ".join("'" + g.replace("'", "''") + "'" for g in globs) + "]"
+    row = con.execute(
+        f"""SELECT count(*), avg(pps), quantile_cont(pps, 0.95), quantile_cont(pps, 0.99),
+                   avg(bps), quantile_cont(bps, 0.95), quantile_cont(bps, 0.99),
+                   sum(tcp_pps), sum(udp_pps), sum(icmp_pps), sum(other_pps),
+                   arg_max(conn_count, time)
+            FROM read_parquet({files}, union_by_name = true)
+            WHERE node_uuid = ? AND time >= ?""",
+        [str(node_uuid), since],
+    ).fetchone()
+    if row is None or not row[0]:
+        return out
+
+    def num(v: Any) -> float | None:
+        return None if v is None else round(float(v), 3)
+
+    out["baseline"] = {
+        "avg_pps": num(row[1]),
+        "p95_pps": num(row[2]),
+        "p99_pps": num(row[3]),
+        "avg_bps": num(row[4]),
+        "p95_bps": num(row[5]),
+        "p99_bps": num(row[6]),
+        "samples": int(row[0]),
+        "window_secs": BASELINE_WINDOW_SECS,
+    }
+    protos = [row[7], row[8], row[9], row[10]]
+    known = sum(v for v in protos if v is not None)
+    if known > 0:
+        out["protocol_breakdown"] = {
+            name: None if v is None else round(100.0 * float(v) / known, 2)
+            for name, v in zip(("tcp", "udp", "icmp", "other"), protos, strict=True)
+        }
+    out["conn_count"] = None if row[11] is None else int(row[11])
+    return out

@@ -203,3 +203,36 @@ def test_prometheus_metrics_count_rows(tserver: Server) -> None:
     assert accepted(after.text) - accepted(before) == 25
     assert "# TYPE floodwatch_wal_fsync_seconds histogram" in after.text
     assert node["uuid"] not in after.text
+
+
+def test_telemetry_drives_node_liveness_and_baseline(tserver: Server) -> None:
+    ws = new_workspace(tserver)
+    node = _node(ws.client)
+    before = ws.client.get(f"/api/v1/nodes/{node['uuid']}").json()["node"]
+    assert before["status"] == "offline" and before["baseline"]["samples"] == 0
+    assert before["protocol_breakdown"] == {"tcp": None, "udp": None, "icmp": None, "other": None}
+    n = 100
+    table = metrics_table(
+        range(n),
+        tcp_pps=pa.array([30.0] * n),
+        udp_pps=pa.array([60.0] * n),
+        icmp_pps=pa.array([10.0] * n),
+        other_pps=pa.array([0.0] * n),
+        conn_count=pa.array(list(range(n)), pa.int64()),
+    )
+    assert post_batch(tserver.base_url, node["api_key"], ipc_bytes(table)).status_code == 202
+
+    def seen() -> bool:
+        got = ws.client.get(f"/api/v1/nodes/{node['uuid']}").json()["node"]
+        return got["status"] == "online" and got["baseline"]["samples"] == n
+
+    assert wait_for(seen)
+    got = ws.client.get(f"/api/v1/nodes/{node['uuid']}").json()["node"]
+    assert got["last_pps"] == float(n - 1)  # the newest row carries the highest id
+    assert got["last_bps"] == float(n - 1) * 8
+    assert got["baseline"]["avg_pps"] == sum(range(n)) / n
+    assert got["baseline"]["p95_pps"] is not None and got["baseline"]["p99_pps"] >= 94
+    assert got["protocol_breakdown"] == {"tcp": 30.0, "udp": 60.0, "icmp": 10.0, "other": 0.0}
+    assert got["conn_count"] == n - 1
+    listed = ws.client.get("/api/v1/nodes?status=online").json()["nodes"]
+    assert [x["uuid"] for x in listed] == [node["uuid"]]
