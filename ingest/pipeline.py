@@ -216,8 +216,12 @@ class Pipeline:
         self._stopping = True
         if self._wake_flusher is not None:
             self._wake_flusher.set()
+        # The flusher is not cancelled: a flush cut off between writing a file and marking its
+        # group done would leave the group neither in the buffer nor accounted as written. It
+        # sees _stopping after its current pass and returns.
         for task in self._tasks:
-            task.cancel()
+            if task.get_name() != "lake-flusher":
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush(force=True)

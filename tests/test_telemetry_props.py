@@ -243,9 +243,10 @@ def test_acknowledged_rows_are_in_the_lake_exactly_once(
                 p = Pipeline(data, settings_)
                 await p.start()
                 continue
-            # rows may straddle an hour boundary, so that one batch spans two partitions
-            start = NOW - timedelta(seconds=len(ids) // 2 if straddle else len(ids) + 10)
-            table = metrics_table(ids, start=start.replace(minute=59, second=59))
+            # rows are 1 ms apart; with ``straddle`` half of them fall after the hour boundary,
+            # so that one batch spans two lake partitions
+            before_hour = len(ids) // 2 if straddle else len(ids) + 10
+            table = metrics_table(ids, start=NOW - timedelta(milliseconds=before_hour))
             lake = to_lake_table(METRICS, _decode(ipc_bytes(table)).table, source="t", node=node)
             accepted, duplicate = await p.submit("metrics", ws, lake, key)
             assert duplicate or accepted == len(ids)
