@@ -29,6 +29,7 @@ from .errors import error_middleware
 from .http import rate_headers_middleware
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES
+from .routes import agent as agent_api
 from .state import STATE, AppState
 
 __all__ = ["AccessLogger", "bootstrap", "create_app", "pipeline_settings"]
@@ -185,6 +186,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     receiver.add_routes(app)
+    agent_api.setup(app, agent_api.AgentApi(store, pipeline, credentials, activity, auth_failures))
     app.router.add_get("/metrics", _metrics)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:

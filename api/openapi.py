@@ -1522,7 +1522,138 @@ def _paths() -> dict[str, Any]:
             }
         },
     }
+    paths.update(_agent_paths())
     return paths
+
+
+# --------------------------------------------------------------------------- ftagent Agent API
+
+_AGENT_ERRORS = (400, 401, 403, 413, 429, 500, 503)
+
+
+def _agent_operation(
+    operation_id: str, summary: str, description: str, ok: Schema, *, body: bool = True
+) -> dict[str, Any]:
+    statuses = _AGENT_ERRORS if body else (401, 403, 429, 500, 503)
+    operation: dict[str, Any] = {
+        "tags": ["Agent"],
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description
+        + " Authenticated by the node's API key (`Authorization: Bearer`) plus `X-Node-UUID`, "
+        "which must name that key's node (missing: 401, another node: 403). Overload is 503 "
+        "with an integer `Retry-After`.",
+        "security": [{"nodeKey": []}],
+        "parameters": [
+            {
+                "name": "X-Node-UUID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The node's UUID; required in practice (401 without it).",
+            }
+        ],
+        "responses": {
+            "200": {
+                "description": "Accepted.",
+                "content": {"application/json": {"schema": ok}},
+            },
+            **{str(s): {"$ref": f"#/components/responses/{_ERROR_RESPONSES[s]}"} for s in statuses},
+        },
+    }
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "description": "The agent's JSON object; unknown fields are kept or ignored.",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    return operation
+
+
+def _agent_paths() -> dict[str, Any]:
+    ok: Schema = {"type": "object", "required": ["ok"], "properties": {"ok": {"const": True}}}
+    with_uuid: Schema = {
+        "type": "object",
+        "required": ["ok", "uuid"],
+        "properties": {"ok": {"const": True}, "uuid": _ref("Uuid")},
+    }
+    config: Schema = {
+        "type": "object",
+        "required": ["flow", "l7", "service_ports", "pending_commands"],
+        "properties": {
+            "flow": {"type": "object"},
+            "l7": {"type": "object"},
+            "service_ports": {"type": "object"},
+            "pending_commands": {"type": "array"},
+        },
+    }
+    ref_param = {
+        "name": "uuid",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        "description": "The incident uuid from the open, or one the agent made up (upserted).",
+    }
+    update = _agent_operation(
+        "agentUpdateIncident",
+        "Update an incident (ftagent)",
+        "Merges the update into the node's incident; an unknown uuid creates it.",
+        with_uuid,
+    )
+    update["parameters"] = [*update["parameters"], ref_param]
+    resolve = _agent_operation(
+        "agentResolveIncident",
+        "Resolve an incident (ftagent)",
+        "Resolves the node's incident (creating it when unknown); replays are merged.",
+        with_uuid,
+    )
+    resolve["parameters"] = [*resolve["parameters"], ref_param]
+    return {
+        "/api/v1/agent/config": {
+            "get": _agent_operation(
+                "agentConfig",
+                "Agent configuration (ftagent)",
+                "The complete configuration object, not wrapped in an envelope.",
+                config,
+                body=False,
+            )
+        },
+        "/api/v1/agent/heartbeat": {
+            "post": _agent_operation(
+                "agentHeartbeat",
+                "Heartbeat (ftagent)",
+                "Marks the node as seen now and records the agent version.",
+                ok,
+            )
+        },
+        "/api/v1/agent/metrics": {
+            "post": _agent_operation(
+                "agentMetrics",
+                "Traffic metrics (ftagent)",
+                "One metrics row, stamped on arrival, into the lake (source `ftagent`).",
+                ok,
+            )
+        },
+        "/api/v1/agent/incidents": {
+            "post": _agent_operation(
+                "agentOpenIncident",
+                "Open an incident (ftagent)",
+                "Opens an incident; a replayed open (same `started_at`, family and `inner_ip`) "
+                "answers the existing uuid.",
+                with_uuid,
+            )
+        },
+        "/api/v1/agent/incidents/{uuid}": {"post": update},
+        "/api/v1/agent/incidents/{uuid}/resolve": {"post": resolve},
+        "/api/v1/agent/commands/ack": {
+            "post": _agent_operation(
+                "agentCommandAck",
+                "Acknowledge a remote command (ftagent)",
+                "Records the outcome of a command; duplicate acks are accepted.",
+                ok,
+            )
+        },
+    }
 
 
 _DESCRIPTION = """\
@@ -1561,6 +1692,7 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             {"name": "Analytics", "description": "Aggregates for dashboards and status pages."},
             {"name": "Telemetry", "description": "Binary telemetry and its collector keys."},
             {"name": "Health", "description": "Unauthenticated checks and this document."},
+            {"name": "Agent", "description": "The ftagent Agent API (node API key)."},
         ],
         "security": [{"deployToken": []}],
         "paths": _paths(),
@@ -1571,6 +1703,11 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                     "scheme": "bearer",
                     "description": "A workspace deploy token (64 hex characters). Create one "
                     "with `floodwatch token create`.",
+                },
+                "nodeKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A node's API key, sent with that node's `X-Node-UUID`.",
                 },
                 "ingestKey": {
                     "type": "http",

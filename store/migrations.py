@@ -113,4 +113,17 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX collector_keys_hash ON collector_keys (key_hash);
         """,
     ),
+    (
+        3,
+        """
+        ALTER TABLE incidents ADD COLUMN agent_ref VARCHAR;
+        CREATE TABLE agent_command_acks (
+            node_uuid UUID NOT NULL,
+            command_id BIGINT NOT NULL,
+            status VARCHAR NOT NULL,
+            error VARCHAR,
+            received_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 ]

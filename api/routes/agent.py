@@ -1,0 +1,286 @@
+"""The ftagent Agent API, first slice: ``/api/v1/agent/{config,heartbeat,metrics,incidents,
+commands/ack}`` (docs: /work/shared/ftagent-protocol.md §4, obligations §8).
+
+Answers follow the agent's reading of status codes: 2xx always with a JSON object; 4xx only for
+what must be dropped for good (bad key: 401; missing ``X-Node-UUID``: 401; ``X-Node-UUID`` of
+another node than the key's: 403; a body that is not a JSON object, or metrics without numeric
+``pps``/``bps``: 400; over 4 MiB: 413); overload is 503 with a small integer ``Retry-After``.
+
+Metrics bodies become one METRICS lake row (source ``ftagent``) stamped with the arrival time:
+``pps``, ``bps``, ``conn_count``, and ``tcp_pps``/``udp_pps``/``icmp_pps`` estimated as the
+reported share of ``pps``. ``avg_pps``, ``threshold`` and ``samples`` have no lake column.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+from aiohttp import web
+
+from ingest.pipeline import Pipeline
+from ingest.receiver import CachedCredentials
+from ingest.schema import METRICS
+from store import Store
+from store import agent_incidents as repo
+from store import errors as store_errors
+
+from ..activity import ActivityTracker
+from ..errors import ApiError, json_response
+from ..ratelimit import FixedWindowLimiter
+
+__all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "metrics_row", "setup"]
+
+PREFIX = "/api/v1/agent"
+MAX_AGENT_BODY = 4 * 1024 * 1024
+RETRY_AFTER = "2"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def config_body(node: dict[str, Any]) -> dict[str, Any]:
+    """The complete config object (§4.1): every key the agent reads, with its documented type."""
+    ports = [
+        {"protocol": str(p.get("protocol") or "both"), "port_value": str(p.get("port_value"))}
+        for p in node.get("service_ports") or []
+        if isinstance(p, dict) and p.get("port_value")
+    ]
+    return {
+        "pps_threshold": 0,
+        "dynamic_threshold": True,
+        "pcap_enabled": True,
+        "ioc_patterns": [],
+        "ip_blocklist": [],
+        "velocity_detection": False,
+        "attack_holddown": 10,
+        "attack_cooldown": 120,
+        "confirm_ticks": 5,
+        "flow": {
+            "enabled": False,
+            "protocol": "auto",
+            "port": 0,
+            "sample_rate": 0,
+            "source_ips": [],
+            "node_ip": "",
+        },
+        "l7": {
+            "enabled": False,
+            "sensitivity": "medium",
+            "rps_threshold": None,
+            "error_rate_threshold": 50,
+        },
+        "service_ports": {
+            "enabled": bool(node.get("sp_enabled")),
+            "ports": ports,
+            "pps_threshold": 100,
+            "response_mode": str(node.get("sp_response_mode") or "full"),
+            "block_cooldown": 300,
+            "block_scope": "non_service",
+            "ip_safelist": [],
+            "sensitivity": str(node.get("sp_sensitivity") or "standard"),
+        },
+        "pending_commands": [],
+    }
+
+
+def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any]:
+    """One lake row from an ftagent metrics body; 400 when ``pps`` or ``bps`` is unusable."""
+    pps, bps = repo.num(body.get("pps")), repo.num(body.get("bps"))
+    for name, value in (("pps", pps), ("bps", bps)):
+        if value is None:
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be a non-negative number", field=name
+            )
+    assert pps is not None and bps is not None
+    row: dict[str, Any] = {"node_uuid": node, "source": "ftagent", "time": now}
+    row["pps"], row["bps"] = pps, bps
+    for proto in ("tcp", "udp", "icmp"):
+        share = repo.num(body.get(f"{proto}_pct"))
+        row[f"{proto}_pps"] = None if share is None else pps * min(share, 100.0) / 100.0
+    conn = repo.num(body.get("conn_count"))
+    row["conn_count"] = None if conn is None else int(min(conn, 2**62))
+    return row
+
+
+class AgentApi:
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        credentials: CachedCredentials,
+        activity: ActivityTracker,
+        auth_failures: FixedWindowLimiter,
+    ) -> None:
+        self.store = store
+        self.pipeline = pipeline
+        self.credentials = credentials
+        self.activity = activity
+        self.auth_failures = auth_failures
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    async def authenticate(self, request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
+        """(workspace, node) from the bearer node key plus a matching ``X-Node-UUID``."""
+        scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+        key = key.strip()
+        cred = None
+        if scheme.lower() == "bearer" and key and len(key) <= 256:
+            cred = await self.credentials.resolve(key)
+        if cred is None or cred.node is None:
+            now = time.time()
+            verdict = self.auth_failures.hit(request.remote or "unknown", now)
+            if not verdict.allowed:
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    "too many failed authentication attempts; slow down",
+                    headers={"Retry-After": str(verdict.retry_after(now))},
+                )
+            if not key:
+                raise ApiError(401, "unauthorized", "missing node key (Authorization: Bearer)")
+            raise ApiError(401, "unauthorized", "invalid node key")
+        header = request.headers.get("X-Node-UUID", "").strip().lower()
+        if not header:
+            raise ApiError(401, "unauthorized", "missing X-Node-UUID header")
+        if header != cred.node:
+            raise ApiError(403, "forbidden", "X-Node-UUID does not match the key's node")
+        return uuid.UUID(cred.workspace), uuid.UUID(cred.node)
+
+    async def body(self, request: web.Request) -> dict[str, Any]:
+        if request.content_length is not None and request.content_length > MAX_AGENT_BODY:
+            raise ApiError(413, "payload_too_large", "request body is too large")
+        chunks, size = [], 0
+        async for chunk in request.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > MAX_AGENT_BODY:
+                raise ApiError(413, "payload_too_large", "request body is too large")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        if not raw.strip():
+            raise ApiError(400, "invalid_json", "request body is empty; expected a JSON object")
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise ApiError(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_json", "request body must be a JSON object")
+        return body
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    async def config(self, request: web.Request) -> web.Response:
+        _, node = await self.authenticate(request)
+        row = await self.store.run(repo.node_config_row, node)
+        if row is None:  # deleted within the credential cache's lifetime
+            raise ApiError(401, "unauthorized", "invalid node key")
+        return json_response(config_body(row))
+
+    async def heartbeat(self, request: web.Request) -> web.Response:
+        _, node = await self.authenticate(request)
+        body = await self.body(request)
+        version = body.get("version", body.get("current_version"))
+        if not isinstance(version, str) or not version.strip() or len(version) > 64:
+            version = None
+        await self.store.run(repo.record_heartbeat, node, version, utcnow())
+        return json_response({"ok": True})
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        ws, node = await self.authenticate(request)
+        body = await self.body(request)
+        now = utcnow()
+        row = metrics_row(body, str(node), now)
+        table = pa.Table.from_pylist([row], schema=METRICS.lake_schema)
+        await self.pipeline.submit(METRICS.name, str(ws), table, None)
+        self.activity.record([(str(node), now, row["pps"], row["bps"])])
+        return json_response({"ok": True})
+
+    async def open_incident(self, request: web.Request) -> web.Response:
+        ws, node = await self.authenticate(request)
+        body = await self.body(request)
+        inc, merged = await self.store.run(repo.open_incident, ws, node, body, utcnow())
+        return json_response({"ok": True, "uuid": str(inc), "merged": merged})
+
+    async def _report(self, request: web.Request, kind: str) -> web.Response:
+        ws, node = await self.authenticate(request)
+        body = await self.body(request)
+        ref = request.match_info["uuid"].strip()
+        if not ref or len(ref) > 128:
+            raise ApiError(404, "not_found", "incident not found")
+        inc, created = await self.store.run(
+            repo.report_incident, ws, node, ref, kind, body, utcnow()
+        )
+        return json_response({"ok": True, "uuid": str(inc), "created": created})
+
+    async def update_incident(self, request: web.Request) -> web.Response:
+        return await self._report(request, "update")
+
+    async def resolve_incident(self, request: web.Request) -> web.Response:
+        return await self._report(request, "resolve")
+
+    async def command_ack(self, request: web.Request) -> web.Response:
+        _, node = await self.authenticate(request)
+        body = await self.body(request)
+        raw_id = body.get("command_id")
+        if isinstance(raw_id, str) and raw_id.strip().isdigit():
+            raw_id = int(raw_id.strip())
+        if isinstance(raw_id, bool) or not isinstance(raw_id, int) or abs(raw_id) >= 2**63:
+            raise ApiError(
+                400, "invalid_parameter", "command_id must be an integer", field="command_id"
+            )
+        status = body.get("status")
+        status = status[:32] if isinstance(status, str) and status else "unknown"
+        error = body.get("error")
+        error = error[:4000] if isinstance(error, str) else None
+        await self.store.run(repo.record_ack, node, raw_id, status, error, utcnow())
+        return json_response({"ok": True})
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def _retry_on_store_failure(handler: Handler) -> Handler:
+    """A database that is not available is overload to the agent: 503 with Retry-After."""
+
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except store_errors.StoreError as exc:
+            if isinstance(
+                exc,
+                store_errors.NotFound
+                | store_errors.Conflict
+                | store_errors.InvalidValue
+                | store_errors.Forbidden,
+            ):
+                raise
+            raise ApiError(
+                503,
+                "unavailable",
+                "the database is not available",
+                headers={"Retry-After": RETRY_AFTER},
+            ) from None
+
+    return wrapped
+
+
+AGENT = web.AppKey("floodwatch_agent_api", AgentApi)
+
+
+def setup(app: web.Application, api: AgentApi) -> None:
+    app[AGENT] = api
+    r = app.router
+    guard = _retry_on_store_failure
+    r.add_get(f"{PREFIX}/config", guard(api.config), allow_head=False)
+    r.add_post(f"{PREFIX}/heartbeat", guard(api.heartbeat))
+    r.add_post(f"{PREFIX}/metrics", guard(api.metrics))
+    r.add_post(f"{PREFIX}/incidents", guard(api.open_incident))
+    r.add_post(f"{PREFIX}/incidents/{{uuid}}", guard(api.update_incident))
+    r.add_post(f"{PREFIX}/incidents/{{uuid}}/resolve", guard(api.resolve_incident))
+    r.add_post(f"{PREFIX}/commands/ack", guard(api.command_ack))

@@ -1,0 +1,382 @@
+"""Incidents, liveness and command acks as reported by the ftagent Agent API.
+
+An agent names an incident by a string (``agent_ref``): the uuid the server issued at open, or a
+UUID the agent made up when the open failed. Lookups are always scoped to the reporting node, so
+an agent can never touch another node's incident.
+
+Merge rule (opens, updates and resolves all fold into one row):
+
+* a duplicate open (same node, ``started_at``, ``attack_family`` and ``inner_ip``) answers the
+  existing incident's uuid instead of creating a second one;
+* an update or resolve for an unknown reference creates the incident (upsert), keyed by that
+  reference; the reference becomes the incident's uuid when it is a free canonical UUID;
+* ``peak_pps``/``peak_bps`` keep the maximum ever reported; the family, subtype, source count,
+  protocol breakdown, top sources and top ports take the latest value sent; ``confidence`` comes
+  from the resolve; a late update never re-opens a resolved incident;
+* ``detail`` keeps everything the agent sent: the open body, the latest update body, the resolve
+  body, and counters of updates and replayed opens.
+
+Severity rule (the agent sends none; it only ever goes up while the incident lives):
+
+* L3/L4: ``critical`` from 1 Mpps or 10 Gbit/s peak, ``high`` from 100 kpps or 1 Gbit/s,
+  ``medium`` from 10 kpps or 100 Mbit/s, else ``low``;
+* L7 (``http_flood``, whose pps are always 0): by the highest request rate reported,
+  ``critical`` from 10 000 rps, ``high`` from 1 000, ``medium`` from 100, else ``low``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from .db import Connection, rows_as_dicts, transaction
+from .incidents import SEVERITIES
+
+__all__ = [
+    "derive_severity",
+    "node_config_row",
+    "open_incident",
+    "record_ack",
+    "record_heartbeat",
+    "report_incident",
+]
+
+_MAX_TEXT = 200
+_STATE_COLUMNS = (
+    "uuid, status, severity, attack_family, attack_subtype, title, started_at, resolved_at, "
+    "peak_pps, peak_bps, source_ip_count, confidence, protocol_breakdown, top_sources, "
+    "top_dst_ports, detail, agent_ref"
+)
+_JSON_COLUMNS = ("protocol_breakdown", "top_sources", "top_dst_ports", "detail")
+
+
+def num(value: Any) -> float | None:
+    """A finite non-negative number (ints and floats alike), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    out = float(value)
+    return out if math.isfinite(out) and out >= 0 else None
+
+
+def _int(value: Any) -> int | None:
+    v = num(value)
+    return int(min(v, 2**31 - 1)) if v is not None else None
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:_MAX_TEXT]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def derive_severity(peak_pps: float, peak_bps: float, max_rps: float, family: str) -> str:
+    if family == "http_flood" or (peak_pps == 0 and peak_bps == 0 and max_rps > 0):
+        steps = ((10_000, "critical"), (1_000, "high"), (100, "medium"))
+        return next((sev for lim, sev in steps if max_rps >= lim), "low")
+    if peak_pps >= 1_000_000 or peak_bps >= 10e9:
+        return "critical"
+    if peak_pps >= 100_000 or peak_bps >= 1e9:
+        return "high"
+    if peak_pps >= 10_000 or peak_bps >= 100e6:
+        return "medium"
+    return "low"
+
+
+def _higher(a: str, b: str) -> str:
+    return a if SEVERITIES.index(a) <= SEVERITIES.index(b) else b
+
+
+def _ports(value: Any) -> list[Any] | None:
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict):  # L7: {path: count}
+        return [{"path": str(k), "count": v} for k, v in value.items()]
+    return None
+
+
+def _blank(ref: str, started_at: datetime) -> dict[str, Any]:
+    return {
+        "uuid": None,
+        "status": "active",
+        "severity": "low",
+        "attack_family": "unknown",
+        "attack_subtype": None,
+        "title": None,
+        "started_at": started_at,
+        "resolved_at": None,
+        "peak_pps": 0.0,
+        "peak_bps": 0.0,
+        "source_ip_count": 0,
+        "confidence": None,
+        "protocol_breakdown": None,
+        "top_sources": None,
+        "top_dst_ports": None,
+        "detail": {
+            "source": "ftagent",
+            "agent_ref": ref,
+            "open": None,
+            "open_replays": 0,
+            "last_update": None,
+            "updates": 0,
+            "resolve": None,
+            "max_rps": 0.0,
+        },
+        "agent_ref": ref,
+    }
+
+
+def _apply(state: dict[str, Any], kind: str, body: dict[str, Any], now: datetime) -> None:
+    """Fold one agent body (``open``, ``update`` or ``resolve``) into the incident state."""
+    detail = state["detail"]
+    if kind == "open":
+        if detail.get("open") is not None:
+            detail["open_replays"] = int(detail.get("open_replays") or 0) + 1
+        detail["open"] = body
+    elif kind == "update":
+        detail["last_update"] = body
+        detail["updates"] = int(detail.get("updates") or 0) + 1
+    else:
+        detail["resolve"] = body
+    family = _text(body.get("attack_family"))
+    if family is not None and (kind != "open" or state["attack_family"] == "unknown"):
+        state["attack_family"] = family
+    subtype = _text(body.get("attack_subtype"))
+    if subtype is not None:
+        state["attack_subtype"] = subtype
+    for col in ("peak_pps", "peak_bps"):
+        value = num(body.get(col))
+        if value is not None:
+            state[col] = max(float(state[col] or 0.0), value)
+    rps = max(num(body.get("rps")) or 0.0, num(body.get("peak_rps")) or 0.0)
+    detail["max_rps"] = max(float(detail.get("max_rps") or 0.0), rps)
+    count = _int(body.get("source_ip_count"))
+    if count is not None:
+        state["source_ip_count"] = count
+    if isinstance(body.get("protocol_breakdown"), dict):
+        state["protocol_breakdown"] = body["protocol_breakdown"]
+    if isinstance(body.get("top_src_ips"), list):
+        state["top_sources"] = body["top_src_ips"]
+    ports = _ports(body.get("top_dst_ports"))
+    if ports is not None:
+        state["top_dst_ports"] = ports
+    if kind == "resolve":
+        confidence = _int(body.get("confidence"))
+        if confidence is not None:
+            state["confidence"] = min(confidence, 100)
+        if state["status"] == "active":
+            state["status"] = "resolved"
+        if state["resolved_at"] is None:
+            duration = num(body.get("duration_seconds")) or 0.0
+            end = now
+            if duration > 0:
+                end = min(now, state["started_at"] + timedelta(seconds=duration))
+            state["resolved_at"] = max(end, state["started_at"])
+    inner_ip = _text(body.get("inner_ip"))
+    if inner_ip is not None:
+        detail["inner_ip"] = inner_ip
+    where = detail.get("inner_ip")
+    state["title"] = state["attack_family"] + (f" on {where}" if where else "")
+    severity = derive_severity(
+        float(state["peak_pps"]),
+        float(state["peak_bps"]),
+        float(detail["max_rps"]),
+        state["attack_family"],
+    )
+    state["severity"] = _higher(state["severity"], severity)
+
+
+def _js(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _load(con: Connection, where: str, params: list[Any]) -> dict[str, Any] | None:
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_STATE_COLUMNS} FROM incidents WHERE {where} ORDER BY started_at LIMIT 1",
+            params,
+        )
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    for col in _JSON_COLUMNS:
+        if isinstance(row.get(col), str):
+            row[col] = orjson.loads(row[col])
+    if not isinstance(row.get("detail"), dict):
+        row["detail"] = _blank(row["agent_ref"] or str(row["uuid"]), row["started_at"])["detail"]
+    return row
+
+
+def _save(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, state: dict[str, Any], now: datetime
+) -> uuid.UUID:
+    values = [
+        state["status"],
+        state["severity"],
+        state["attack_family"],
+        state["attack_subtype"],
+        state["title"],
+        state["started_at"],
+        now,
+        state["resolved_at"],
+        state["peak_pps"],
+        state["peak_bps"],
+        state["source_ip_count"],
+        state["confidence"],
+        _js(state["protocol_breakdown"]),
+        _js(state["top_sources"]),
+        _js(state["top_dst_ports"]),
+        _js(state["detail"]),
+        state["agent_ref"],
+    ]
+    if state["uuid"] is not None:
+        con.execute(
+            "UPDATE incidents SET status = ?, severity = ?, attack_family = ?, "
+            "attack_subtype = ?, title = ?, started_at = ?, updated_at = ?, resolved_at = ?, "
+            "peak_pps = ?, peak_bps = ?, source_ip_count = ?, confidence = ?, "
+            "protocol_breakdown = ?, top_sources = ?, top_dst_ports = ?, detail = ?, "
+            "agent_ref = ? WHERE uuid = ?",
+            [*values, str(state["uuid"])],
+        )
+        return uuid.UUID(str(state["uuid"]))
+    inc_uuid = _fresh_uuid(con, state["agent_ref"])
+    con.execute(
+        "INSERT INTO incidents (status, severity, attack_family, attack_subtype, title, "
+        "started_at, updated_at, resolved_at, peak_pps, peak_bps, source_ip_count, confidence, "
+        "protocol_breakdown, top_sources, top_dst_ports, detail, agent_ref, uuid, "
+        "workspace_uuid, node_uuid, source) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ftagent')",
+        [*values, str(inc_uuid), str(ws_uuid), str(node_uuid)],
+    )
+    return inc_uuid
+
+
+def _fresh_uuid(con: Connection, ref: str | None) -> uuid.UUID:
+    """The agent's own reference when it is a canonical UUID no incident holds yet."""
+    if ref is not None:
+        try:
+            candidate = uuid.UUID(ref)
+        except ValueError:
+            candidate = None
+        if candidate is not None and str(candidate) == ref.lower():
+            taken = con.execute(
+                "SELECT 1 FROM incidents WHERE uuid = ?", [str(candidate)]
+            ).fetchone()
+            if taken is None:
+                return candidate
+    return uuid.uuid4()
+
+
+def open_incident(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    node_uuid: uuid.UUID,
+    body: dict[str, Any],
+    now: datetime,
+) -> tuple[uuid.UUID, bool]:
+    """Open (or, for a replayed open, merge into) an incident. Returns (uuid, merged)."""
+    started = _parse_time(body.get("started_at")) or now
+    family = _text(body.get("attack_family")) or "unknown"
+    inner_ip = _text(body.get("inner_ip")) or ""
+    with transaction(con):
+        state = _load(
+            con,
+            "node_uuid = ? AND source = 'ftagent' AND started_at = ? AND attack_family = ? "
+            "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "
+            "AND json_extract_string(detail, '$.open') IS NOT NULL",
+            [str(node_uuid), started, family, inner_ip],
+        )
+        merged = state is not None
+        if state is None:
+            state = _blank("", started)
+            state["attack_family"] = family
+            new_uuid = uuid.uuid4()
+            state["agent_ref"] = str(new_uuid)
+            state["detail"]["agent_ref"] = str(new_uuid)
+        _apply(state, "open", body, now)
+        inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
+    return inc_uuid, merged
+
+
+def report_incident(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    node_uuid: uuid.UUID,
+    ref: str,
+    kind: str,
+    body: dict[str, Any],
+    now: datetime,
+) -> tuple[uuid.UUID, bool]:
+    """Fold an update or resolve (``kind``) into the node's incident ``ref``, creating it when
+    the server never saw it. Returns (uuid, created)."""
+    assert kind in ("update", "resolve")
+    with transaction(con):
+        state = _load(
+            con,
+            "node_uuid = ? AND (agent_ref = ? OR CAST(uuid AS VARCHAR) = ?)",
+            [str(node_uuid), ref, ref.lower()],
+        )
+        created = state is None
+        if state is None:
+            started = now
+            duration = num(body.get("duration_seconds")) if kind == "resolve" else None
+            if duration:
+                started = now - timedelta(seconds=min(duration, 10 * 365 * 86400))
+            state = _blank(ref, started)
+        _apply(state, kind, body, now)
+        inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
+    return inc_uuid, created
+
+
+def record_heartbeat(
+    con: Connection, node_uuid: uuid.UUID, version: str | None, now: datetime
+) -> None:
+    con.execute(
+        "UPDATE nodes SET last_seen = greatest(coalesce(last_seen, ?), ?), "
+        "agent_version = coalesce(?, agent_version) WHERE uuid = ?",
+        [now, now, version, str(node_uuid)],
+    )
+
+
+def record_ack(
+    con: Connection,
+    node_uuid: uuid.UUID,
+    command_id: int,
+    status: str,
+    error: str | None,
+    now: datetime,
+) -> None:
+    con.execute(
+        "INSERT INTO agent_command_acks VALUES (?, ?, ?, ?, ?)",
+        [str(node_uuid), command_id, status, error, now],
+    )
+
+
+def node_config_row(con: Connection, node_uuid: uuid.UUID) -> dict[str, Any] | None:
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT sp_enabled, sp_sensitivity, sp_response_mode, service_ports FROM nodes "
+            "WHERE uuid = ? AND deleted_at IS NULL",
+            [str(node_uuid)],
+        )
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    if isinstance(row["service_ports"], str):
+        row["service_ports"] = orjson.loads(row["service_ports"])
+    return row
