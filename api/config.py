@@ -110,13 +110,13 @@ class IngestConfig:
     )
     max_batch_rows: int = _setting(1_000_000, "Most rows in one binary batch; more gets 413.")
     flush_rows: int = _setting(
-        500_000, "A lake partition's buffered rows are written once this many have gathered..."
+        250_000, "A lake partition's buffered rows are written once this many have gathered..."
     )
     flush_age_secs: float = _setting(
         10.0, "...or once its oldest buffered row has waited this long."
     )
     max_buffer_bytes: int = _setting(
-        512 * 1024 * 1024,
+        256 * 1024 * 1024,
         "Memory for rows waiting to be written; past it the receiver answers 503 + Retry-After.",
     )
     wal_segment_bytes: int = _setting(64 * 1024 * 1024, "Size at which a WAL segment is rolled.")

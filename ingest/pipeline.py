@@ -49,9 +49,9 @@ FlushHook = Callable[[str, str, pa.Table], None]
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    flush_rows: int = 500_000
+    flush_rows: int = 250_000
     flush_age_secs: float = 10.0
-    max_buffer_bytes: int = 512 * 1024 * 1024
+    max_buffer_bytes: int = 256 * 1024 * 1024
     wal_segment_bytes: int = 64 * 1024 * 1024
     wal_compression: str = "lz4"
     dedup_window_secs: int = 86_400
@@ -353,6 +353,9 @@ class Pipeline:
                 continue
             self.buffer.done(group)
             written += group.rows
+        if written:
+            # hand the copies made while writing back to the system, so RSS follows the buffer
+            pa.default_memory_pool().release_unused()
         await self._advance_checkpoint()
         return written
 
