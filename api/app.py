@@ -9,7 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 from aiohttp import web
@@ -18,7 +18,7 @@ from aiohttp.abc import AbstractAccessLogger
 from ingest.metrics import METRICS
 from ingest.pipeline import Pipeline, PipelineSettings
 from ingest.receiver import CachedCredentials, Credential, Receiver, ReceiverSettings
-from store import Connection, Store
+from store import Connection, Store, agent_incidents, pcaps
 from store import collectors as collectors_repo
 from store import workspaces as ws_repo
 from store.catalog import export_snapshots, write_catalog
@@ -28,7 +28,7 @@ from .config import Config
 from .errors import error_middleware
 from .http import rate_headers_middleware
 from .ratelimit import FixedWindowLimiter
-from .routes import ROUTE_TABLES
+from .routes import ROUTE_TABLES, agent_pcap
 from .routes import agent as agent_api
 from .state import STATE, AppState
 
@@ -134,13 +134,29 @@ class LimiterGuard:
         return None if verdict.allowed else verdict.retry_after(now)
 
 
-async def _refresh_snapshots(store: Store, pipeline: Pipeline, cfg: Config) -> None:
+PCAP_RETENTION_EVERY_SECS = 3600.0
+
+
+async def _housekeeping(store: Store, pipeline: Pipeline, cfg: Config) -> None:
+    """Every maintenance interval: refresh the analysts' snapshots and expire agent incidents
+    that stopped getting updates; about once an hour: PCAP retention."""
+    last_pcap_sweep = 0.0
     while True:
         await asyncio.sleep(cfg.lake.maintenance_interval_secs)
         try:
             await store.run(export_snapshots, pipeline.lake.root)
         except Exception:
             log.exception("snapshot export failed")
+        try:
+            await store.run(agent_incidents.expire_stale_incidents, datetime.now(UTC))
+        except Exception:
+            log.exception("incident expiry failed")
+        if time.monotonic() - last_pcap_sweep >= PCAP_RETENTION_EVERY_SECS:
+            last_pcap_sweep = time.monotonic()
+            try:
+                await store.run(pcaps.delete_expired_pcaps, cfg.data_path, datetime.now(UTC))
+            except Exception:
+                log.exception("pcap retention failed")
 
 
 def create_app(cfg: Config, store: Store | None = None) -> web.Application:
@@ -187,6 +203,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         app.router.add_routes(table)
     receiver.add_routes(app)
     agent_api.setup(app, agent_api.AgentApi(store, pipeline, credentials, activity, auth_failures))
+    agent_pcap.setup(app)
     app.router.add_get("/metrics", _metrics)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -203,7 +220,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
         except duckdb.Error as exc:  # an old catalog held open elsewhere stays usable
             log.warning("catalog not rewritten: %s", exc)
-        snapshots = asyncio.create_task(_refresh_snapshots(store, pipeline, cfg))
+        snapshots = asyncio.create_task(_housekeeping(store, pipeline, cfg))
         yield
         snapshots.cancel()
         with contextlib.suppress(asyncio.CancelledError):

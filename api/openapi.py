@@ -12,6 +12,7 @@ from typing import Any
 from ingest.receiver import CONTENT_TYPE as ARROW_STREAM
 from ingest.schema import KINDS, WIRE_VERSION
 from notify.channels import MAX_VALUE_LEN
+from store.agent_reports import REPORT_KINDS
 from store.analytics import RANGES
 from store.incidents import INCIDENT_STATUSES, SEVERITIES
 from store.nodes import (
@@ -1523,7 +1524,148 @@ def _paths() -> dict[str, Any]:
         },
     }
     paths.update(_agent_paths())
+    paths.update(_agent_admin_paths())
+    from .routes.agent_pcap import OPENAPI_PATHS  # local import: the route module imports us
+
+    paths.update(OPENAPI_PATHS)
     return paths
+
+
+# ------------------------------------------------------- operators steering agents (REST, token)
+def _agent_admin_paths() -> dict[str, Any]:
+    from store.agent_settings import COMMAND_TYPES, SETTINGS
+
+    overrides: Schema = {
+        "type": "object",
+        "description": "Agent config overrides (keys of GET /api/v1/agent/config).",
+        "propertyNames": {"enum": sorted(SETTINGS)},
+    }
+    answer: Schema = {
+        "type": "object",
+        "required": ["ok", "agent_config"],
+        "properties": {"ok": {"const": True}, "agent_config": overrides},
+    }
+    patch_body = {
+        "required": True,
+        "description": "Overrides to set; null removes one; objects (flow, l7) merge by key.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    command: Schema = {
+        "type": "object",
+        "required": ["id", "command_type", "command_text", "status", "created_at"],
+        "properties": {
+            "id": _int(1),
+            "node_uuid": _ref("Uuid"),
+            "command_type": {"enum": list(COMMAND_TYPES)},
+            "command_text": {"type": "string"},
+            "title": {"type": ["string", "null"]},
+            "status": {"enum": ["pending", "applied", "failed"]},
+            "ack_status": {"type": ["string", "null"]},
+            "ack_error": {"type": ["string", "null"]},
+            "acked_at": {"anyOf": [_ref("Timestamp"), {"type": "null"}]},
+            "created_at": _ref("Timestamp"),
+        },
+    }
+    command_body = {
+        "required": True,
+        "description": "A remote command for the node's agent (ftagent-protocol section 4.1.4).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["command_text"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "command_type": {"enum": list(COMMAND_TYPES), "default": "iptables"},
+                        "command_text": {"type": "string", "minLength": 1, "maxLength": 16384},
+                        "title": {"type": "string", "maxLength": 200},
+                    },
+                }
+            }
+        },
+    }
+    tags = ["Agent control"]
+    return {
+        "/api/v1/workspace/agent-config": {
+            "get": {
+                "tags": tags,
+                "operationId": "getWorkspaceAgentConfig",
+                "summary": "Agent config defaults of the workspace",
+                "responses": {"200": _ok("The workspace's overrides.", answer), **_errors()},
+            },
+            "patch": {
+                "tags": tags,
+                "operationId": "patchWorkspaceAgentConfig",
+                "summary": "Change the workspace's agent config defaults",
+                "requestBody": patch_body,
+                "responses": {
+                    "200": _ok("The stored overrides.", answer),
+                    **_errors(400, 402, 413),
+                },
+            },
+        },
+        "/api/v1/nodes/{uuid}/agent-config": {
+            "parameters": [_param("NodeUuid")],
+            "get": {
+                "tags": tags,
+                "operationId": "getNodeAgentConfig",
+                "summary": "Agent config overrides of one node",
+                "responses": {"200": _ok("The node's overrides.", answer), **_errors(404)},
+            },
+            "patch": {
+                "tags": tags,
+                "operationId": "patchNodeAgentConfig",
+                "summary": "Change one node's agent config overrides",
+                "requestBody": patch_body,
+                "responses": {
+                    "200": _ok("The stored overrides.", answer),
+                    **_errors(400, 402, 404, 413),
+                },
+            },
+        },
+        "/api/v1/nodes/{uuid}/commands": {
+            "parameters": [_param("NodeUuid")],
+            "get": {
+                "tags": tags,
+                "operationId": "listNodeCommands",
+                "summary": "The node's newest 100 remote commands, with their acks",
+                "responses": {
+                    "200": _ok(
+                        "The commands.",
+                        {
+                            "type": "object",
+                            "required": ["ok", "commands", "total"],
+                            "properties": {
+                                "ok": {"const": True},
+                                "commands": {"type": "array", "items": command, "maxItems": 100},
+                                "total": _int(0),
+                            },
+                        },
+                    ),
+                    **_errors(404),
+                },
+            },
+            "post": {
+                "tags": tags,
+                "operationId": "createNodeCommand",
+                "summary": "Queue a remote command for the node's agent",
+                "description": "Delivered in pending_commands of GET /api/v1/agent/config until "
+                "the agent acknowledges it.",
+                "requestBody": command_body,
+                "responses": {
+                    "201": _ok(
+                        "The queued command.",
+                        {
+                            "type": "object",
+                            "required": ["ok", "command"],
+                            "properties": {"ok": {"const": True}, "command": command},
+                        },
+                    ),
+                    **_errors(400, 402, 404, 413),
+                },
+            },
+        },
+    }
 
 
 # --------------------------------------------------------------------------- ftagent Agent API
@@ -1653,7 +1795,166 @@ def _agent_paths() -> dict[str, Any]:
                 ok,
             )
         },
+        **_agent_report_paths(ok),
+        "/api/v1/reports": {
+            "get": {
+                "tags": ["Nodes"],
+                "operationId": "listAgentReports",
+                "summary": "List agent reports",
+                "description": "The reports the workspace's ftagent agents sent (GRE tunnels, VM "
+                "stats, service-port metrics and blocks, L7 detection and metrics, mirror "
+                "metrics), newest first. Identical consecutive reports of a node are one item "
+                "with `repeats` counted; only the newest 500 of each kind are kept per node.",
+                "parameters": [
+                    _param("Limit"),
+                    _param("Offset"),
+                    _filter("kind", REPORT_KINDS, "Only reports of this kind."),
+                    {
+                        "name": "node",
+                        "in": "query",
+                        "required": False,
+                        "allowEmptyValue": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                        "description": "Only reports of this node. An empty value means no filter.",
+                    },
+                ],
+                "responses": {
+                    "200": _ok(
+                        "A page of reports.",
+                        _envelope(
+                            {
+                                "reports": {
+                                    "type": "array",
+                                    "items": _AGENT_REPORT,
+                                    "description": "Reports, newest first.",
+                                },
+                                "total": _int(
+                                    description="Number of matching items across all pages."
+                                ),
+                                "limit": _int(1, maximum=100, description="The page size used."),
+                                "offset": _int(maximum=MAX_OFFSET, description="The offset used."),
+                            }
+                        ),
+                    ),
+                    **_errors(400),
+                },
+            }
+        },
+        "/api/v1/nodes/{uuid}/reports": {
+            "parameters": [_param("NodeUuid")],
+            "get": {
+                "tags": ["Nodes"],
+                "operationId": "latestNodeReports",
+                "summary": "A node's latest agent reports",
+                "description": "The newest report of each kind the node's ftagent sent, null "
+                "for a kind it never sent. A node of another workspace is 404.",
+                "responses": {
+                    "200": _ok(
+                        "The newest report of each kind.",
+                        _envelope(
+                            {
+                                "node_uuid": _ref("Uuid"),
+                                "reports": _obj(
+                                    {kind: _nullable(_AGENT_REPORT) for kind in REPORT_KINDS}
+                                ),
+                            }
+                        ),
+                    ),
+                    **_errors(404),
+                },
+            },
+        },
     }
+
+
+_AGENT_REPORT: Schema = _obj(
+    {
+        "id": _int(1, description="The report's id, increasing with arrival."),
+        "node_uuid": _ref("Uuid"),
+        "kind": {"type": "string", "enum": list(REPORT_KINDS)},
+        "received_at": {**_TIMESTAMP, "description": "When the report first arrived."},
+        "last_received_at": {
+            **_TIMESTAMP,
+            "description": "When an identical report last arrived (replays, frozen totals).",
+        },
+        "repeats": _int(1, description="How many times this identical report arrived in a row."),
+        "incident_ref": _nullable(
+            {"type": "string", "description": "`sp-blocks`: the agent's incident uuid."}
+        ),
+        "item_count": _nullable(
+            _int(description="Length of the report's main list (tunnels, vms, blocks, ...).")
+        ),
+        "summary": {
+            "type": "object",
+            "description": "The report's typed essentials, by kind (unusable values are null).",
+        },
+        "body": {"type": "object", "description": "The report as the agent sent it."},
+    }
+)
+
+_REPORT_ENDPOINTS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "gre-tunnels",
+        "agentGreTunnels",
+        "GRE tunnels (ftagent)",
+        "Stores the node's tunnel inventory; answers the tunnels' remote endpoints as "
+        "`whitelisted`.",
+    ),
+    ("vm-stats", "agentVmStats", "Per-VM traffic (ftagent)", "Stores the hypervisor VM totals."),
+    (
+        "sp/metrics",
+        "agentSpMetrics",
+        "Service-port metrics (ftagent)",
+        "Stores the service-port traffic split.",
+    ),
+    (
+        "sp/blocks",
+        "agentSpBlocks",
+        "Service-port blocks (ftagent)",
+        "Stores the source blocks the agent just installed.",
+    ),
+    (
+        "l7/detect",
+        "agentL7Detect",
+        "Web-server detection (ftagent)",
+        "Stores the web-server discovery result or the log path now tailed; opens no incident.",
+    ),
+    (
+        "l7/metrics",
+        "agentL7Metrics",
+        "HTTP metrics (ftagent)",
+        "Stores the statistics of a 10 s window of access-log lines; opens no incident.",
+    ),
+    (
+        "mirror-metrics",
+        "agentMirrorMetrics",
+        "Mirror metrics (ftagent)",
+        "Stores the per-destination-IP snapshot of a mirror node.",
+    ),
+)
+
+
+def _agent_report_paths(ok: Schema) -> dict[str, Any]:
+    tolerance = (
+        " Any JSON object is accepted (sparse, unknown fields kept, ints for floats); a known "
+        "field of an impossible type is 400. An identical consecutive report counts as a repeat."
+    )
+    out: dict[str, Any] = {}
+    for path, operation_id, summary, description in _REPORT_ENDPOINTS:
+        answer = ok
+        if path == "gre-tunnels":
+            answer = {
+                "type": "object",
+                "required": ["ok", "whitelisted"],
+                "properties": {
+                    "ok": {"const": True},
+                    "whitelisted": {"type": "array", "items": {"type": "string"}},
+                },
+            }
+        out[f"/api/v1/agent/{path}"] = {
+            "post": _agent_operation(operation_id, summary, description + tolerance, answer)
+        }
+    return out
 
 
 _DESCRIPTION = """\

@@ -22,6 +22,12 @@ Severity rule (the agent sends none; it only ever goes up while the incident liv
   ``medium`` from 10 kpps or 100 Mbit/s, else ``low``;
 * L7 (``http_flood``, whose pps are always 0): by the highest request rate reported,
   ``critical`` from 10 000 rps, ``high`` from 1 000, ``medium`` from 100, else ``low``.
+
+Expiry rule (§8.3): an active agent incident with no open, update or resolve for
+``INCIDENT_IDLE_EXPIRY_SECS`` is resolved by the server (``expire_stale_incidents``):
+``resolved_at`` becomes the time of its last report and ``detail.expired`` records when and why.
+It runs lazily for the reporting node on every open, update, resolve and heartbeat; a periodic
+call without a node covers agents that went silent altogether.
 """
 
 from __future__ import annotations
@@ -37,13 +43,21 @@ from .db import Connection, rows_as_dicts, transaction
 from .incidents import SEVERITIES
 
 __all__ = [
+    "INCIDENT_IDLE_EXPIRY_SECS",
     "derive_severity",
+    "expire_stale_incidents",
     "node_config_row",
     "open_incident",
     "record_ack",
     "record_heartbeat",
     "report_incident",
 ]
+
+INCIDENT_IDLE_EXPIRY_SECS = 600
+"""Seconds without any open, update or resolve after which an active agent incident expires.
+
+The agent updates a live incident every 1-5 s (§4.5), so ten minutes of silence means a crashed
+agent, a lost resolve, an L7 log that went quiet or an orphaned replayed open (§8.3 item 12)."""
 
 _MAX_TEXT = 200
 _STATE_COLUMNS = (
@@ -281,6 +295,40 @@ def _fresh_uuid(con: Connection, ref: str | None) -> uuid.UUID:
     return uuid.uuid4()
 
 
+def expire_stale_incidents(
+    con: Connection,
+    now: datetime,
+    *,
+    node_uuid: uuid.UUID | None = None,
+    idle_secs: float = INCIDENT_IDLE_EXPIRY_SECS,
+) -> int:
+    """Resolve active agent incidents (of ``node_uuid``, or of every node) that got no report
+    for ``idle_secs``. Returns how many were expired."""
+    cutoff = now - timedelta(seconds=idle_secs)
+    marker = orjson.dumps(
+        {
+            "expired": {
+                "at": now.isoformat(),
+                "by": "server",
+                "reason": f"no update from the agent for {int(idle_secs)} s",
+                "idle_secs": idle_secs,
+            }
+        }
+    ).decode()
+    where = "source = 'ftagent' AND status = 'active' AND updated_at < ?"
+    params: list[Any] = [cutoff]
+    if node_uuid is not None:
+        where += " AND node_uuid = ?"
+        params.append(str(node_uuid))
+    row = con.execute(
+        "UPDATE incidents SET status = 'resolved', resolved_at = greatest(updated_at, "
+        "started_at), updated_at = ?, detail = json_merge_patch(coalesce(detail, '{}'), ?) "
+        f"WHERE {where} RETURNING uuid",
+        [now, marker, *params],
+    ).fetchall()
+    return len(row)
+
+
 def open_incident(
     con: Connection,
     ws_uuid: uuid.UUID,
@@ -293,6 +341,7 @@ def open_incident(
     family = _text(body.get("attack_family")) or "unknown"
     inner_ip = _text(body.get("inner_ip")) or ""
     with transaction(con):
+        expire_stale_incidents(con, now, node_uuid=node_uuid)
         state = _load(
             con,
             "node_uuid = ? AND source = 'ftagent' AND started_at = ? AND attack_family = ? "
@@ -325,6 +374,7 @@ def report_incident(
     the server never saw it. Returns (uuid, created)."""
     assert kind in ("update", "resolve")
     with transaction(con):
+        expire_stale_incidents(con, now, node_uuid=node_uuid)
         state = _load(
             con,
             "node_uuid = ? AND (agent_ref = ? OR CAST(uuid AS VARCHAR) = ?)",
@@ -350,6 +400,7 @@ def record_heartbeat(
         "agent_version = coalesce(?, agent_version) WHERE uuid = ?",
         [now, now, version, str(node_uuid)],
     )
+    expire_stale_incidents(con, now, node_uuid=node_uuid)
 
 
 def record_ack(

@@ -126,4 +126,62 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        4,
+        """
+        CREATE SEQUENCE agent_report_id_seq START 1;
+        CREATE TABLE agent_reports (
+            id BIGINT PRIMARY KEY DEFAULT nextval('agent_report_id_seq'),
+            workspace_uuid UUID NOT NULL,
+            node_uuid UUID NOT NULL,
+            kind VARCHAR NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL,
+            last_received_at TIMESTAMPTZ NOT NULL,
+            repeats INTEGER NOT NULL DEFAULT 1,
+            incident_ref VARCHAR,
+            item_count INTEGER,
+            body JSON NOT NULL
+        );
+        """,
+    ),
+    (
+        5,
+        """
+        CREATE TABLE incident_pcaps (
+            id UUID PRIMARY KEY,
+            workspace_uuid UUID NOT NULL,
+            incident_uuid UUID NOT NULL,
+            node_uuid UUID NOT NULL,
+            name VARCHAR NOT NULL,
+            size BIGINT NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            format VARCHAR NOT NULL,
+            path VARCHAR NOT NULL,
+            upload_id VARCHAR,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE INDEX incident_pcaps_incident ON incident_pcaps (incident_uuid);
+        """,
+    ),
+    (
+        6,
+        """
+        CREATE TABLE agent_settings (
+            workspace_uuid UUID NOT NULL,
+            node_uuid UUID,
+            settings JSON NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE SEQUENCE agent_command_id_seq START 1;
+        CREATE TABLE agent_commands (
+            id BIGINT PRIMARY KEY DEFAULT nextval('agent_command_id_seq'),
+            workspace_uuid UUID NOT NULL,
+            node_uuid UUID NOT NULL,
+            command_type VARCHAR NOT NULL,
+            command_text VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 ]

@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import channels, collectors, health, incidents, nodes, workspaces
+from . import agent_admin, channels, collectors, health, incidents, nodes, workspaces
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -10,6 +10,7 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,
     nodes.routes,
     incidents.routes,
+    agent_admin.routes,
     channels.routes,
     collectors.routes,
     workspaces.routes,

@@ -1,5 +1,8 @@
-"""The ftagent Agent API, first slice: ``/api/v1/agent/{config,heartbeat,metrics,incidents,
-commands/ack}`` (docs: /work/shared/ftagent-protocol.md §4, obligations §8).
+"""The ftagent Agent API: ``/api/v1/agent/{config,heartbeat,metrics,incidents,commands/ack}``
+and the reports ``gre-tunnels``, ``vm-stats``, ``sp/metrics``, ``sp/blocks``, ``l7/detect``,
+``l7/metrics``, ``mirror-metrics`` (docs: /work/shared/ftagent-protocol.md §4, obligations §8),
+plus the REST views of those reports (deploy token): ``GET /api/v1/reports`` (paged, filters
+``node`` and ``kind``) and ``GET /api/v1/nodes/{uuid}/reports`` (the newest of each kind).
 
 Answers follow the agent's reading of status codes: 2xx always with a JSON object; 4xx only for
 what must be dropped for good (bad key: 401; missing ``X-Node-UUID``: 401; ``X-Node-UUID`` of
@@ -9,6 +12,12 @@ another node than the key's: 403; a body that is not a JSON object, or metrics w
 Metrics bodies become one METRICS lake row (source ``ftagent``) stamped with the arrival time:
 ``pps``, ``bps``, ``conn_count``, and ``tcp_pps``/``udp_pps``/``icmp_pps`` estimated as the
 reported share of ``pps``. ``avg_pps``, ``threshold`` and ``samples`` have no lake column.
+
+Reports (§4.9-4.15) are validated tolerantly and stored as they came (``store/agent_reports.py``;
+400 only for a known field of an impossible type, e.g. ``"tunnels": "gre0"``). Each answers
+``{"ok": true}``; ``gre-tunnels`` adds ``whitelisted``, the tunnels' remote endpoints (§4.9).
+``l7/detect`` and ``l7/metrics`` open no incident: L7 incidents come only from the agent's own
+incident calls (§4.4.4); ``l7/detect`` is the web-server discovery result.
 """
 
 from __future__ import annotations
@@ -26,12 +35,15 @@ from aiohttp import web
 from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials
 from ingest.schema import METRICS
-from store import Store
+from store import Connection, Store, agent_settings
 from store import agent_incidents as repo
+from store import agent_reports as reports
 from store import errors as store_errors
 
 from ..activity import ActivityTracker
 from ..errors import ApiError, json_response
+from ..http import authenticate as authenticate_deploy_token
+from ..http import choice_param, int_param, parse_uuid, path_uuid, state
 from ..ratelimit import FixedWindowLimiter
 
 __all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "metrics_row", "setup"]
@@ -90,6 +102,16 @@ def config_body(node: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _effective_config(
+    con: Connection, ws: uuid.UUID, node: uuid.UUID, defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """The defaults overlaid by the operators' overrides (workspace, then node), with the node's
+    unacknowledged commands."""
+    body = agent_settings.effective_settings(con, ws, node, defaults)
+    body["pending_commands"] = agent_settings.pending_commands(con, node)
+    return body
+
+
 def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any]:
     """One lake row from an ftagent metrics body; 400 when ``pps`` or ``bps`` is unusable."""
     pps, bps = repo.num(body.get("pps")), repo.num(body.get("bps"))
@@ -107,6 +129,37 @@ def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any
     conn = repo.num(body.get("conn_count"))
     row["conn_count"] = None if conn is None else int(min(conn, 2**62))
     return row
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+async def list_reports(request: web.Request) -> web.Response:
+    """REST: reports of the caller's nodes, newest first, optionally of one node and kind."""
+    caller = await authenticate_deploy_token(request)
+    limit = int_param(request, "limit", 50, 1, 100)
+    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    kind = choice_param(request, "kind", reports.REPORT_KINDS)
+    node = request.query.get("node")
+    node_uuid = None
+    if node:
+        node_uuid = parse_uuid(node)
+        if node_uuid is None:
+            raise ApiError(400, "invalid_parameter", "node must be a node UUID", field="node")
+    rows, total = await state(request).store.run(
+        reports.list_reports, caller.ws_uuid, node_uuid, kind, limit, offset
+    )
+    return json_response(
+        {"ok": True, "reports": rows, "total": total, "limit": limit, "offset": offset}
+    )
+
+
+async def latest_node_reports(request: web.Request) -> web.Response:
+    """REST: the newest report of each kind of one of the caller's nodes (404 otherwise)."""
+    caller = await authenticate_deploy_token(request)
+    node_uuid = path_uuid(request, "uuid", "node")
+    latest = await state(request).store.run(reports.latest_reports, caller.ws_uuid, node_uuid)
+    return json_response({"ok": True, "node_uuid": node_uuid, "reports": latest})
 
 
 class AgentApi:
@@ -176,11 +229,11 @@ class AgentApi:
     # --- handlers -----------------------------------------------------------------------------
 
     async def config(self, request: web.Request) -> web.Response:
-        _, node = await self.authenticate(request)
+        ws, node = await self.authenticate(request)
         row = await self.store.run(repo.node_config_row, node)
         if row is None:  # deleted within the credential cache's lifetime
             raise ApiError(401, "unauthorized", "invalid node key")
-        return json_response(config_body(row))
+        return json_response(await self.store.run(_effective_config, ws, node, config_body(row)))
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         _, node = await self.authenticate(request)
@@ -190,6 +243,21 @@ class AgentApi:
             version = None
         await self.store.run(repo.record_heartbeat, node, version, utcnow())
         return json_response({"ok": True})
+
+    def report(self, kind: str) -> Handler:
+        """The handler of one report endpoint (``kind`` in ``agent_reports.REPORT_KINDS``)."""
+
+        async def handler(request: web.Request) -> web.Response:
+            ws, node = await self.authenticate(request)
+            body = await self.body(request)
+            reports.validate_report(kind, body)
+            await self.store.run(reports.record_report, ws, node, kind, body, utcnow())
+            answer: dict[str, Any] = {"ok": True}
+            if kind == "gre-tunnels":
+                answer["whitelisted"] = reports.whitelisted(body)
+            return json_response(answer)
+
+        return handler
 
     async def metrics(self, request: web.Request) -> web.Response:
         ws, node = await self.authenticate(request)
@@ -242,9 +310,6 @@ class AgentApi:
         return json_response({"ok": True})
 
 
-Handler = Callable[[web.Request], Awaitable[web.Response]]
-
-
 def _retry_on_store_failure(handler: Handler) -> Handler:
     """A database that is not available is overload to the agent: 503 with Retry-After."""
 
@@ -284,3 +349,8 @@ def setup(app: web.Application, api: AgentApi) -> None:
     r.add_post(f"{PREFIX}/incidents/{{uuid}}", guard(api.update_incident))
     r.add_post(f"{PREFIX}/incidents/{{uuid}}/resolve", guard(api.resolve_incident))
     r.add_post(f"{PREFIX}/commands/ack", guard(api.command_ack))
+    for kind in reports.REPORT_KINDS:
+        path = kind.replace("sp-", "sp/").replace("l7-", "l7/")
+        r.add_post(f"{PREFIX}/{path}", guard(api.report(kind)))
+    r.add_get("/api/v1/reports", list_reports)
+    r.add_get("/api/v1/nodes/{uuid}/reports", latest_node_reports)

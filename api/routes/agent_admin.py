@@ -1,0 +1,91 @@
+"""REST endpoints through which operators steer ftagent agents: config overrides (workspace
+defaults and per node) and remote mitigation commands. What they set reaches the agents through
+``GET /api/v1/agent/config``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+from store import agent_settings as repo
+from store import nodes as nodes_repo
+
+from ..errors import ApiError, json_response
+from ..http import Caller, authenticate, path_uuid, read_json, state
+
+routes = web.RouteTableDef()
+
+COMMANDS_SHOWN = 100  # the newest ones; ``total`` counts all
+
+
+async def _node(request: web.Request, caller: Caller) -> uuid.UUID:
+    node_uuid = path_uuid(request, "uuid", "node")
+    await state(request).store.run(nodes_repo.get_node, caller.ws_uuid, node_uuid)
+    return node_uuid
+
+
+@routes.get("/api/v1/workspace/agent-config")
+async def get_workspace_agent_config(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    overrides = await state(request).store.run(repo.get_overrides, caller.ws_uuid, None)
+    return json_response({"ok": True, "agent_config": overrides})
+
+
+@routes.patch("/api/v1/workspace/agent-config")
+async def patch_workspace_agent_config(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    body = await read_json(request)
+    overrides = await state(request).store.run(repo.set_overrides, caller.ws_uuid, None, body)
+    return json_response({"ok": True, "agent_config": overrides})
+
+
+@routes.get("/api/v1/nodes/{uuid}/agent-config")
+async def get_node_agent_config(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    node_uuid = await _node(request, caller)
+    overrides = await state(request).store.run(repo.get_overrides, caller.ws_uuid, node_uuid)
+    return json_response({"ok": True, "agent_config": overrides})
+
+
+@routes.patch("/api/v1/nodes/{uuid}/agent-config")
+async def patch_node_agent_config(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    node_uuid = await _node(request, caller)
+    body = await read_json(request)
+    overrides = await state(request).store.run(repo.set_overrides, caller.ws_uuid, node_uuid, body)
+    return json_response({"ok": True, "agent_config": overrides})
+
+
+@routes.get("/api/v1/nodes/{uuid}/commands")
+async def list_commands(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    node_uuid = await _node(request, caller)
+    rows, total = await state(request).store.run(
+        repo.list_commands, caller.ws_uuid, node_uuid, COMMANDS_SHOWN
+    )
+    return json_response({"ok": True, "commands": rows, "total": total})
+
+
+_COMMAND_FIELDS = frozenset({"command_type", "command_text", "title"})
+
+
+@routes.post("/api/v1/nodes/{uuid}/commands")
+async def create_command(request: web.Request) -> web.Response:
+    caller = await authenticate(request)
+    node_uuid = await _node(request, caller)
+    body: dict[str, Any] = await read_json(request)
+    unknown = set(body) - _COMMAND_FIELDS
+    if unknown:
+        field = sorted(unknown)[0]
+        raise ApiError(400, "invalid_parameter", f"unknown field {field}", field=field)
+    row = await state(request).store.run(
+        repo.create_command,
+        caller.ws_uuid,
+        node_uuid,
+        body.get("command_type", "iptables"),
+        body.get("command_text"),
+        body.get("title"),
+    )
+    return json_response({"ok": True, "command": row}, status=201)

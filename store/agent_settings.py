@@ -1,0 +1,351 @@
+"""What operators tell ftagent agents: config overrides (per workspace, per node) and remote
+mitigation commands.
+
+Overrides are the keys of the agent's ``GET /agent/config`` answer that an operator may set
+(ftagent-protocol §4.1). Each is checked here, so an agent never receives a value of the wrong
+type (a wrong type aborts the agent's config handling). A node's effective config is the built-in
+defaults, overlaid by its workspace's overrides, overlaid by its own; objects (``flow``, ``l7``)
+merge key by key. In a PATCH, ``null`` removes an override.
+
+Commands get a unique non-zero integer id, stay pending until the node acknowledges them, and
+record the ack (applied or failed, with the agent's error text).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from .db import Connection, rows_as_dicts, utcnow
+from .errors import InvalidValue, NotFound
+
+__all__ = [
+    "COMMAND_TYPES",
+    "create_command",
+    "effective_settings",
+    "get_overrides",
+    "list_commands",
+    "pending_commands",
+    "set_overrides",
+]
+
+COMMAND_TYPES = ("iptables", "ip6tables", "nft", "sysctl", "shell", "xdp", "tc", "ipset")
+MAX_COMMAND_TEXT = 16_384
+
+Check = Callable[[str, Any], Any]
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise InvalidValue(f"{key} must be true or false", key)
+    return v
+
+
+def _int(lo: int, hi: int) -> Check:
+    def check(key: str, v: Any) -> int:
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise InvalidValue(f"{key} must be an integer from {lo} to {hi}", key)
+        return v
+
+    return check
+
+
+def _num(lo: float, hi: float, nullable: bool = False) -> Check:
+    def check(key: str, v: Any) -> float | int | None:
+        if v is None and nullable:
+            return None
+        if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
+            raise InvalidValue(f"{key} must be a number from {lo:g} to {hi:g}", key)
+        return v
+
+    return check
+
+
+def _choice(*choices: str) -> Check:
+    def check(key: str, v: Any) -> str:
+        if v not in choices:
+            raise InvalidValue(f"{key} must be one of {', '.join(choices)}", key)
+        return str(v)
+
+    return check
+
+
+def _text(max_len: int) -> Check:
+    def check(key: str, v: Any) -> str:
+        if not isinstance(v, str) or len(v) > max_len or any(ord(c) < 32 for c in v):
+            raise InvalidValue(f"{key} must be a string of at most {max_len} characters", key)
+        return v
+
+    return check
+
+
+def _ip_list(key: str, v: Any) -> list[str]:
+    if not isinstance(v, list) or len(v) > 1000:
+        raise InvalidValue(f"{key} must be a list of at most 1000 IP addresses", key)
+    out = []
+    for item in v:
+        try:
+            out.append(ipaddress.ip_address(str(item)).compressed)
+        except ValueError:
+            raise InvalidValue(f"{key} holds {item!r}, which is not an IP address", key) from None
+    return out
+
+
+def _ioc_patterns(key: str, v: Any) -> list[dict[str, str]]:
+    if not isinstance(v, list) or len(v) > 1000:
+        raise InvalidValue(f"{key} must be a list of at most 1000 patterns", key)
+    out = []
+    for item in v:
+        if not isinstance(item, dict) or not isinstance(item.get("pattern"), str):
+            raise InvalidValue(f"{key} entries must be objects with a string pattern", key)
+        out.append(
+            {
+                "pattern": _text(256)(key, item["pattern"]),
+                "attack_name": _text(100)(key, item.get("attack_name", "ioc")),
+                "attack_family": _text(100)(key, item.get("attack_family", "unknown")),
+            }
+        )
+    return out
+
+
+def _blocklist(key: str, v: Any) -> list[dict[str, str]]:
+    ips = _ip_list(key, [i.get("indicator") if isinstance(i, dict) else i for i in v or []])
+    return [{"indicator": ip} for ip in ips]
+
+
+def _labels(key: str, v: Any) -> dict[str, str]:
+    if not isinstance(v, dict) or len(v) > 10_000:
+        raise InvalidValue(f"{key} must be an object of address -> label", key)
+    return {str(k): _text(100)(key, label) for k, label in v.items()}
+
+
+def _object(spec: dict[str, Check]) -> Check:
+    def check(key: str, v: Any) -> dict[str, Any]:
+        if not isinstance(v, dict):
+            raise InvalidValue(f"{key} must be an object", key)
+        out: dict[str, Any] = {}
+        for k, value in v.items():
+            if k not in spec:
+                raise InvalidValue(f"{key}.{k} is not a setting of {key}", key)
+            out[k] = spec[k](f"{key}.{k}", value)
+        return out
+
+    return check
+
+
+_NODE_IP = _text(45)
+
+SETTINGS: dict[str, Check] = {
+    "pps_threshold": _num(0, 1e12),
+    "dynamic_threshold": _bool,
+    "pcap_enabled": _bool,
+    "velocity_detection": _bool,
+    "attack_holddown": _int(3, 3600),
+    "attack_cooldown": _num(10, 86_400),
+    "confirm_ticks": _int(2, 30),
+    "gre_mode": _choice("enabled", "disabled", "auto"),
+    "gre_max_depth": _int(1, 8),
+    "hypervisor_mode": _bool,
+    "vm_labels": _labels,
+    "ioc_patterns": _ioc_patterns,
+    "ip_blocklist": _blocklist,
+    "preferred_firewall": _choice("iptables", "nftables", "ufw", "firewalld"),
+    "suspended": _bool,
+    "flow": _object(
+        {
+            "enabled": _bool,
+            "protocol": _choice("auto", "sflow", "netflow_v5", "netflow_v9", "ipfix"),
+            "port": _int(0, 65535),
+            "sample_rate": _int(0, 1_000_000),
+            "source_ips": _ip_list,
+            "node_ip": _NODE_IP,
+        }
+    ),
+    "l7": _object(
+        {
+            "enabled": _bool,
+            "action": _choice("auto_detect"),
+            "log_path": _text(1024),
+            "rps_threshold": _num(1, 1e9, nullable=True),
+            "error_rate_threshold": _num(1, 100),
+            "sensitivity": _choice("low", "medium", "high"),
+        }
+    ),
+}
+
+
+def _scope(node_uuid: uuid.UUID | None) -> tuple[str, list[Any]]:
+    if node_uuid is None:
+        return "node_uuid IS NULL", []
+    return "node_uuid = ?", [str(node_uuid)]
+
+
+def get_overrides(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None
+) -> dict[str, Any]:
+    cond, params = _scope(node_uuid)
+    row = con.execute(
+        f"SELECT settings FROM agent_settings WHERE workspace_uuid = ? AND {cond}",
+        [str(ws_uuid), *params],
+    ).fetchone()
+    if row is None:
+        return {}
+    value: dict[str, Any] = orjson.loads(row[0])
+    return value
+
+
+def set_overrides(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None, patch: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply a partial change (``null`` removes a key) and return the stored overrides."""
+    current = get_overrides(con, ws_uuid, node_uuid)
+    for key, value in patch.items():
+        if key not in SETTINGS:
+            raise InvalidValue(f"{key} is not an agent setting", key)
+        if value is None:
+            current.pop(key, None)
+            continue
+        checked = SETTINGS[key](key, value)
+        if isinstance(checked, dict) and isinstance(current.get(key), dict):
+            merged = {**current[key], **checked}
+            current[key] = merged
+        else:
+            current[key] = checked
+    cond, params = _scope(node_uuid)
+    con.execute(
+        f"DELETE FROM agent_settings WHERE workspace_uuid = ? AND {cond}",
+        [str(ws_uuid), *params],
+    )
+    con.execute(
+        "INSERT INTO agent_settings VALUES (?, ?, ?, ?)",
+        [
+            str(ws_uuid),
+            str(node_uuid) if node_uuid else None,
+            orjson.dumps(current).decode(),
+            utcnow(),
+        ],
+    )
+    return current
+
+
+def effective_settings(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """``defaults`` overlaid by the workspace's overrides, then the node's."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}
+    for layer in (get_overrides(con, ws_uuid, None), get_overrides(con, ws_uuid, node_uuid)):
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                out[key] = {**out[key], **value}
+            else:
+                out[key] = value
+    return out
+
+
+_COMMAND_COLUMNS = """
+    c.id, c.node_uuid, c.command_type, c.command_text, c.title, c.created_at,
+    a.status AS ack_status, a.error AS ack_error, a.received_at AS acked_at
+"""
+_COMMAND_FROM = """
+    FROM agent_commands c
+    LEFT JOIN (
+        SELECT command_id, node_uuid, arg_max(status, received_at) AS status,
+               arg_max(error, received_at) AS error, max(received_at) AS received_at
+        FROM agent_command_acks GROUP BY 1, 2
+    ) a ON a.command_id = c.id AND a.node_uuid = c.node_uuid
+"""
+
+
+def create_command(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    node_uuid: uuid.UUID,
+    command_type: Any,
+    command_text: Any,
+    title: Any = None,
+) -> dict[str, Any]:
+    if command_type not in COMMAND_TYPES:
+        raise InvalidValue(
+            f"command_type must be one of {', '.join(COMMAND_TYPES)}", "command_type"
+        )
+    if not isinstance(command_text, str) or not command_text.strip():
+        raise InvalidValue("command_text must be a non-empty string", "command_text")
+    if len(command_text) > MAX_COMMAND_TEXT:
+        raise InvalidValue(f"command_text is longer than {MAX_COMMAND_TEXT}", "command_text")
+    if command_type == "xdp":
+        try:
+            spec = orjson.loads(command_text)
+        except orjson.JSONDecodeError:
+            raise InvalidValue(
+                "an xdp command_text must be a JSON object", "command_text"
+            ) from None
+        if not isinstance(spec, dict) or spec.get("type") not in (
+            "xdp_filter",
+            "xdp_filter_remove",
+        ):
+            raise InvalidValue(
+                "an xdp spec needs type xdp_filter or xdp_filter_remove", "command_text"
+            )
+    if title is not None and (not isinstance(title, str) or len(title) > 200):
+        raise InvalidValue("title must be a string of at most 200 characters", "title")
+    row = con.execute(
+        "INSERT INTO agent_commands (workspace_uuid, node_uuid, command_type, command_text, "
+        "title, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        [str(ws_uuid), str(node_uuid), command_type, command_text, title or "", utcnow()],
+    ).fetchone()
+    assert row is not None
+    return get_command(con, ws_uuid, node_uuid, int(row[0]))
+
+
+def get_command(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, command_id: int
+) -> dict[str, Any]:
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_COMMAND_COLUMNS} {_COMMAND_FROM} "
+            "WHERE c.workspace_uuid = ? AND c.node_uuid = ? AND c.id = ?",
+            [str(ws_uuid), str(node_uuid), command_id],
+        )
+    )
+    if not rows:
+        raise NotFound("command not found")
+    return _status(rows[0])
+
+
+def _status(row: dict[str, Any]) -> dict[str, Any]:
+    ack = row.get("ack_status")
+    row["status"] = "pending" if ack is None else ("applied" if ack == "applied" else "failed")
+    return row
+
+
+def list_commands(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    total = con.execute(
+        "SELECT count(*) FROM agent_commands WHERE workspace_uuid = ? AND node_uuid = ?",
+        [str(ws_uuid), str(node_uuid)],
+    ).fetchone()
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_COMMAND_COLUMNS} {_COMMAND_FROM} "
+            "WHERE c.workspace_uuid = ? AND c.node_uuid = ? ORDER BY c.id DESC LIMIT ? OFFSET ?",
+            [str(ws_uuid), str(node_uuid), limit, offset],
+        )
+    )
+    return [_status(r) for r in rows], int(total[0]) if total else 0
+
+
+def pending_commands(con: Connection, node_uuid: uuid.UUID) -> list[dict[str, Any]]:
+    """Commands not yet acknowledged, in the agent's shape (§4.1.4)."""
+    rows = con.execute(
+        f"SELECT c.id, c.command_type, c.command_text, c.title {_COMMAND_FROM} "
+        "WHERE c.node_uuid = ? AND a.status IS NULL ORDER BY c.id",
+        [str(node_uuid)],
+    ).fetchall()
+    return [
+        {"id": int(r[0]), "command_type": r[1], "command_text": r[2], "title": r[3]} for r in rows
+    ]
