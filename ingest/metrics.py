@@ -5,6 +5,7 @@ an address or anything else from the wire, which an attacker could use to grow m
 
 from __future__ import annotations
 
+import abc
 import bisect
 import contextlib
 import threading
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterator
 __all__ = ["METRICS", "Counter", "Gauge", "Histogram", "Registry"]
 
 
-class _Metric:
+class _Metric(abc.ABC):
     kind = ""
 
     def __init__(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> None:
@@ -29,8 +30,9 @@ class _Metric:
         inner = ",".join(f'{k}="{v}"' for k, v in zip(self.labels, values, strict=True))
         return "{" + inner + "}"
 
+    @abc.abstractmethod
     def render(self) -> list[str]:
-        raise NotImplementedError  # pragma: no cover - every subclass renders itself
+        """The metric's sample lines in the Prometheus text format."""
 
 
 class Counter(_Metric):
