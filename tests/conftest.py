@@ -80,6 +80,18 @@ class Server:
         return self.stderr_path.read_text()
 
 
+# Every server a test starts, so that none outlives the session even when a test fails midway.
+_STARTED: list[Server] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_leftover_servers() -> Iterator[None]:
+    yield
+    for srv in _STARTED:
+        if srv.proc.poll() is None:
+            srv.stop(signal.SIGKILL)
+
+
 def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 30) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -94,6 +106,7 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: flo
         env=full_env,
     )
     server = Server(data_dir, port, proc, out, err, env or {})
+    _STARTED.append(server)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
