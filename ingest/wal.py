@@ -27,22 +27,16 @@ from typing import Any
 
 import orjson
 
+from store.lake import fsync_dir
+
 from .metrics import METRICS
 
-__all__ = ["Wal", "WalEntry", "fsync_dir"]
+__all__ = ["Wal", "WalEntry", "write_atomic"]
 
 _MAGIC = b"FWAL"
 _FRAME = struct.Struct("<4sIII")
 _SEGMENT_SUFFIX = ".wal"
 _CHECKPOINT = "checkpoint.json"
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

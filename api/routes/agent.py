@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -35,7 +35,7 @@ from aiohttp import web
 from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials
 from ingest.schema import METRICS
-from store import Connection, Store, agent_settings
+from store import Connection, Store, agent_settings, utcnow
 from store import agent_incidents as repo
 from store import agent_reports as reports
 from store import errors as store_errors
@@ -51,10 +51,6 @@ __all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "metrics_row", 
 PREFIX = "/api/v1/agent"
 MAX_AGENT_BODY = 4 * 1024 * 1024
 RETRY_AFTER = "2"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def config_body(node: dict[str, Any]) -> dict[str, Any]:
