@@ -258,7 +258,7 @@ async def _admin_call(request: web.Request) -> web.Response:
 
     st = request.app[STATE]
     result = await st.store.run(run_op, st.config, str(body.get("op")), body.get("args", {}))
-    st.credentials.clear()
+    st.control_changed()
     return json_response({"ok": True, "result": result})
 
 

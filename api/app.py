@@ -20,27 +20,41 @@ from ingest.pipeline import Pipeline, PipelineSettings
 from ingest.receiver import CachedCredentials, Credential, Receiver, ReceiverSettings
 from store import Connection, Store, agent_incidents, pcaps
 from store import collectors as collectors_repo
+from store import nodes as nodes_repo
 from store import workspaces as ws_repo
 from store.catalog import export_snapshots, write_catalog
 
-from .activity import ActivityTracker
+from .activity import ActivityTracker, ElevationRule
 from .config import Config
 from .errors import error_middleware
-from .http import rate_headers_middleware
+from .http import control_write_middleware, rate_headers_middleware
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES, agent_pcap
 from .routes import agent as agent_api
 from .state import STATE, AppState
 
-__all__ = ["AccessLogger", "bootstrap", "create_app", "pipeline_settings"]
+__all__ = ["AccessLogger", "access_logger_class", "bootstrap", "create_app", "pipeline_settings"]
 
 log = logging.getLogger("floodwatch")
 
 
+_HOT_PATHS = ("/api/v1/agent/", "/api/v1/telemetry/")
+
+
 class AccessLogger(AbstractAccessLogger):
-    """Method, path without the query string (it may carry a token), status, bytes, time."""
+    """Method, path without the query string (it may carry a token), status, bytes, time.
+
+    ``mode`` (setting ``server.access_log``): ``all``; ``rest``, every request except the
+    successful (2xx) calls of agents and telemetry senders, which are machine traffic counted on
+    ``/metrics`` (thousands of nodes would otherwise write thousands of lines a second); ``off``."""
+
+    mode = "rest"
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if self.mode == "off":
+            return
+        if self.mode == "rest" and response.status < 300 and request.path.startswith(_HOT_PATHS):
+            return
         self.logger.info(
             "%s %s %s %s %.1fms",
             request.method,
@@ -49,6 +63,10 @@ class AccessLogger(AbstractAccessLogger):
             response.body_length,
             time * 1000,
         )
+
+
+def access_logger_class(mode: str) -> type[AccessLogger]:
+    return type("AccessLogger_" + mode, (AccessLogger,), {"mode": mode})
 
 
 def bootstrap_default_workspace(con: Connection, cfg: Config) -> str | None:
@@ -135,46 +153,89 @@ class LimiterGuard:
 
 
 PCAP_RETENTION_EVERY_SECS = 3600.0
+BASELINE_REFRESH_EVERY_SECS = 300.0
 
 
 async def _housekeeping(store: Store, pipeline: Pipeline, cfg: Config) -> None:
-    """Every maintenance interval: refresh the analysts' snapshots and expire agent incidents
-    that stopped getting updates; about once an hour: PCAP retention."""
-    last_pcap_sweep = 0.0
+    """Every maintenance interval: refresh the analysts' snapshots."""
     while True:
         await asyncio.sleep(cfg.lake.maintenance_interval_secs)
         try:
             await store.run(export_snapshots, pipeline.lake.root)
         except Exception:
             log.exception("snapshot export failed")
+
+
+LOOP_LAG_TICK_SECS = 0.1
+LOOP_LAG_WARN_SECS = 1.0
+
+
+async def _watch_loop_lag() -> None:
+    """Measures how late a short timer fires: the time every request waits behind whatever
+    holds the event loop (or the GIL). Exposed on /metrics; a stall over a second is logged."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + LOOP_LAG_TICK_SECS
+        await asyncio.sleep(LOOP_LAG_TICK_SECS)
+        lag = max(0.0, loop.time() - due)
+        METRICS.loop_lag_seconds.observe(lag)
+        if lag >= LOOP_LAG_WARN_SECS:
+            log.warning("event loop stalled for %.2f s", lag)
+
+
+async def _agent_housekeeping(
+    store: Store, pipeline: Pipeline, activity: ActivityTracker, cfg: Config
+) -> None:
+    """Expire agent incidents that stopped getting reports (every few seconds), refresh node
+    baselines for ``elevated`` (every 5 minutes) and apply PCAP retention (about hourly)."""
+    expiry = cfg.api.agent_incident_expiry_secs
+    every = min(15.0, max(1.0, expiry / 20))
+    last_pcap_sweep = last_baselines = float("-inf")
+    while True:
         try:
-            await store.run(agent_incidents.expire_stale_incidents, datetime.now(UTC))
+            await store.run(
+                agent_incidents.expire_stale_incidents, datetime.now(UTC), idle_secs=expiry
+            )
         except Exception:
             log.exception("incident expiry failed")
+        if time.monotonic() - last_baselines >= BASELINE_REFRESH_EVERY_SECS:
+            last_baselines = time.monotonic()
+            try:
+                activity.baselines = await store.run(nodes_repo.node_baselines, pipeline.lake.root)
+            except Exception:
+                log.exception("baseline refresh failed")
         if time.monotonic() - last_pcap_sweep >= PCAP_RETENTION_EVERY_SECS:
             last_pcap_sweep = time.monotonic()
             try:
-                await store.run(pcaps.delete_expired_pcaps, cfg.data_path, datetime.now(UTC))
+                await store.run(
+                    pcaps.delete_expired_pcaps,
+                    cfg.data_path,
+                    datetime.now(UTC),
+                    cfg.api.pcap_retention_days,
+                )
             except Exception:
                 log.exception("pcap retention failed")
+        await asyncio.sleep(every)
 
 
 def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     store = store or Store(cfg.database_path, cfg.store.threads, cfg.store.memory_limit)
     app = web.Application(
-        middlewares=[rate_headers_middleware, error_middleware],
+        middlewares=[control_write_middleware, rate_headers_middleware, error_middleware],
         client_max_size=cfg.api.max_body_bytes,
     )
     pipeline = Pipeline(cfg.data_path, pipeline_settings(cfg))
 
     async def resolve(key: str) -> Credential | None:
-        return await store.run(_resolve_key, key)
+        return await store.read(_resolve_key, key)
 
     async def index(workspace: str) -> dict[str, str]:
-        return await store.run(_node_index, workspace)
+        return await store.read(_node_index, workspace)
 
     credentials = CachedCredentials(resolve, index, ttl_secs=cfg.ingest.auth_cache_secs)
-    activity = ActivityTracker(store)
+    activity = ActivityTracker(
+        store, rule=ElevationRule(cfg.api.elevated_factor, cfg.api.elevated_floor_pps)
+    )
     auth_failures = FixedWindowLimiter(cfg.api.auth_failures_per_minute)
     receiver = Receiver(
         pipeline,
@@ -202,7 +263,17 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     receiver.add_routes(app)
-    agent_api.setup(app, agent_api.AgentApi(store, pipeline, credentials, activity, auth_failures))
+    agent = agent_api.AgentApi(
+        store,
+        pipeline,
+        credentials,
+        activity,
+        auth_failures,
+        config_cache_secs=cfg.api.agent_config_cache_secs,
+        incident_expiry_secs=cfg.api.agent_incident_expiry_secs,
+    )
+    app[STATE].on_control_write.append(agent.configs.clear)
+    agent_api.setup(app, agent)
     agent_pcap.setup(app)
     app.router.add_get("/metrics", _metrics)
 
@@ -220,12 +291,21 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
         except duckdb.Error as exc:  # an old catalog held open elsewhere stays usable
             log.warning("catalog not rewritten: %s", exc)
-        snapshots = asyncio.create_task(_housekeeping(store, pipeline, cfg))
+        tasks = [
+            asyncio.create_task(_watch_loop_lag(), name="loop-lag"),
+            asyncio.create_task(_housekeeping(store, pipeline, cfg), name="housekeeping"),
+            asyncio.create_task(
+                _agent_housekeeping(store, pipeline, activity, cfg), name="agent-housekeeping"
+            ),
+        ]
         yield
-        snapshots.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await snapshots
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await receiver.stop()
+        await agent.batcher.drain()
         await activity.stop()
         await pipeline.stop()
 

@@ -61,6 +61,10 @@ class ServerConfig:
         "the server holds the database.",
     )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    access_log: str = _setting(
+        "rest",
+        "Access log lines: all; rest (all but successful agent and telemetry calls); off.",
+    )
     shutdown_timeout_secs: float = _setting(
         10.0, "How long in-flight requests may run after SIGTERM/SIGINT before they are cut."
     )
@@ -92,6 +96,21 @@ class ApiConfig:
     default_plan: str = _setting(
         "self-hosted", "Plan given to workspaces created without --plan (see docs/ARCHITECTURE.md)."
     )
+    agent_incident_expiry_secs: int = _setting(
+        600, "An active agent incident with no open, update or resolve for this long is resolved."
+    )
+    agent_config_cache_secs: float = _setting(
+        600.0, "Longest time a node's cached agent config answer is served (writes clear it)."
+    )
+    pcap_retention_days: int = _setting(
+        30, "Incident PCAP files older than this many days are deleted."
+    )
+    elevated_factor: float = _setting(
+        2.0, "A node is elevated while its newest pps exceeds this many times its baseline p99."
+    )
+    elevated_floor_pps: float = _setting(
+        1000.0, "Traffic below this many pps never makes a node elevated."
+    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +139,10 @@ class IngestConfig:
         "Memory for rows waiting to be written; past it the receiver answers 503 + Retry-After.",
     )
     wal_segment_bytes: int = _setting(64 * 1024 * 1024, "Size at which a WAL segment is rolled.")
-    wal_compression: str = _setting("lz4", "Arrow compression of WAL entries: none, lz4 or zstd.")
+    wal_compression: str = _setting(
+        "lz4",
+        "Arrow compression of WAL entries the server encodes (Agent API rows): none, lz4 or zstd.",
+    )
     dedup_window_secs: int = _setting(
         86_400, "How long a batch id (X-Batch-Id) is remembered to store re-sent batches once."
     )
@@ -140,7 +162,9 @@ class IngestConfig:
 @dataclass(frozen=True)
 class LakeConfig:
     compression: str = _setting("zstd", "Parquet compression: zstd, lz4, snappy or none.")
-    compression_level: int = _setting(3, "Compression level (zstd).")
+    compression_level: int = _setting(
+        1, "Compression level (zstd); 1 is faster than 3 and as small for telemetry."
+    )
     raw_retention_days: int = _setting(15, "Days of per-second node metrics kept.")
     flows_retention_days: int = _setting(15, "Days of sampled flows kept.")
     rollup_1m_retention_days: int = _setting(30, "Days of 1-minute rollups kept.")
@@ -253,6 +277,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("server.port: must be between 0 and 65535")
     if s.log_level not in _LOG_LEVELS:
         raise ConfigError(f"server.log_level: must be one of {', '.join(_LOG_LEVELS)}")
+    if s.access_log not in ("all", "rest", "off"):
+        raise ConfigError("server.access_log: must be one of all, rest, off")
     if s.shutdown_timeout_secs < 0:
         raise ConfigError("server.shutdown_timeout_secs: must not be negative")
     if not s.data_dir:
@@ -265,6 +291,16 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("api.auth_failures_per_minute: must be at least 1")
     if a.offline_after_secs < 1:
         raise ConfigError("api.offline_after_secs: must be at least 1")
+    if a.agent_incident_expiry_secs < 10:
+        raise ConfigError("api.agent_incident_expiry_secs: must be at least 10")
+    if not 0 <= a.agent_config_cache_secs <= 86400:
+        raise ConfigError("api.agent_config_cache_secs: must be from 0 to 86400")
+    if a.pcap_retention_days < 1:
+        raise ConfigError("api.pcap_retention_days: must be at least 1")
+    if not 1.0 <= a.elevated_factor <= 1000.0:
+        raise ConfigError("api.elevated_factor: must be from 1 to 1000")
+    if a.elevated_floor_pps < 0:
+        raise ConfigError("api.elevated_floor_pps: must not be negative")
     from store.plans import PLANS  # the plan catalogue lives with the workspace rules
 
     if a.default_plan not in PLANS:

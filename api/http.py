@@ -24,6 +24,7 @@ __all__ = [
     "Caller",
     "authenticate",
     "choice_param",
+    "control_write_middleware",
     "int_param",
     "path_uuid",
     "rate_headers_middleware",
@@ -127,6 +128,24 @@ async def rate_headers_middleware(request: web.Request, handler: Handler) -> web
     headers = request.get(_RATE_HEADERS)
     if headers:
         response.headers.update(headers)
+    return response
+
+
+_HOT_PATH_PREFIXES = ("/api/v1/agent/", "/api/v1/telemetry/")
+
+
+@web.middleware
+async def control_write_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """After every successful write through the REST API (not the agents' and senders' own
+    calls), the hot path's caches are cleared: revoked keys, deleted nodes, new overrides and
+    new commands apply to the very next agent call."""
+    response = await handler(request)
+    if (
+        request.method in WRITE_METHODS
+        and response.status < 400
+        and not request.path.startswith(_HOT_PATH_PREFIXES)
+    ):
+        state(request).control_changed()
     return response
 
 

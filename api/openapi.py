@@ -122,13 +122,27 @@ def _node_properties() -> dict[str, Schema]:
             "type": "string",
             "enum": list(NODE_STATUSES),
             "description": "Derived on read: `attack` while an incident is active, `offline` when "
-            "nothing was heard within `api.offline_after_secs`, `elevated` when traffic is above "
-            "baseline, else `online`.",
+            "nothing was heard within `api.offline_after_secs`, `elevated` while the newest "
+            "sample's pps is above `api.elevated_factor` times the node's baseline (and above "
+            "`api.elevated_floor_pps`), else `online`.",
         },
         "last_seen": _nullable(_ref("Timestamp")),
         "last_pps": _nullable(_NUMBER),
         "last_bps": _nullable(_NUMBER),
         "agent_version": _nullable({"type": "string"}),
+        "last_heartbeat_at": _nullable(_ref("Timestamp")),
+        "agent_status": _nullable(
+            {
+                "type": "object",
+                "description": "The newest ftagent heartbeat body as the agent sent it (baseline "
+                "state, circuit breaker, retry queue, interfaces, ...); scalar fields only when "
+                "it was over 16 KiB.",
+            }
+        ),
+        "agent_update_error": _nullable(
+            {"type": "string", "description": "The agent's last self-update failure report."}
+        ),
+        "agent_update_error_at": _nullable(_ref("Timestamp")),
         "sp_enabled": {"type": "boolean", "description": "Service-port protection on or off."},
         "sp_sensitivity": {"type": "string", "enum": list(SP_SENSITIVITIES)},
         "sp_response_mode": {"type": "string", "enum": list(SP_RESPONSE_MODES)},

@@ -12,12 +12,17 @@ import uvloop
 from aiohttp import web
 
 from .admin import admin_socket_path, create_admin_app
-from .app import AccessLogger, bootstrap, create_app
+from .app import access_logger_class, bootstrap, create_app
 from .config import Config
 
 __all__ = ["run_server"]
 
 log = logging.getLogger("floodwatch")
+
+LISTEN_BACKLOG = 4096
+"""Pending connections the kernel queues for us (capped by net.core.somaxconn). A fleet of
+agents reconnects all at once after a restart; with aiohttp's default of 128 the overflow's
+SYNs are dropped and those agents wait out a 1 s, then 3 s retransmit."""
 
 
 async def _serve(cfg: Config) -> None:
@@ -26,7 +31,7 @@ async def _serve(cfg: Config) -> None:
     app = create_app(cfg)
     runner = web.AppRunner(
         app,
-        access_log_class=AccessLogger,
+        access_log_class=access_logger_class(cfg.server.access_log),
         access_log=logging.getLogger("floodwatch.access"),
         shutdown_timeout=cfg.server.shutdown_timeout_secs,
         handle_signals=False,
@@ -36,7 +41,13 @@ async def _serve(cfg: Config) -> None:
     admin_runner: web.AppRunner | None = None
     sock_path = admin_socket_path(cfg)
     try:
-        site = web.TCPSite(runner, cfg.server.host, cfg.server.port, reuse_address=True)
+        site = web.TCPSite(
+            runner,
+            cfg.server.host,
+            cfg.server.port,
+            reuse_address=True,
+            backlog=LISTEN_BACKLOG,
+        )
         await site.start()
         if cfg.server.admin_socket:
             with contextlib.suppress(FileNotFoundError):

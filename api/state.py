@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -27,6 +28,14 @@ class AppState:
     receiver: Receiver
     credentials: CachedCredentials
     token_last_touched: dict[str, datetime] = field(default_factory=dict)
+    on_control_write: list[Callable[[], None]] = field(default_factory=list)
+
+    def control_changed(self) -> None:
+        """A write that may change keys, nodes, overrides or commands went through: forget the
+        hot path's cached answers (credentials, agent configs)."""
+        self.credentials.clear()
+        for callback in self.on_control_write:
+            callback()
 
 
 STATE = web.AppKey("floodwatch_state", AppState)

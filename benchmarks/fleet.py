@@ -9,11 +9,14 @@ attack times are jittered from a fixed seed. Bodies are the ftagent-shaped ones 
 
 To measure capacity in a short run the fleet is time-compressed: at ``--speedup 10`` every node
 does everything 10 times as often, so N nodes offer the load of ``10 * N`` real nodes. Phases,
-all in this one process (asyncio + aiohttp, ``--connections`` keep-alive connections, 127.0.0.1
-only, bounded in time and requests):
+all driven from this one process (asyncio + aiohttp; ``--connections`` keep-alive connections,
+by default one per simulated node as every ftagent holds its own; 127.0.0.1 only, bounded in
+time and requests):
 
-1. **bare**: closed loop of the same JSON bodies, same client and headers, against the bare
-   aiohttp handler of ``ceilings.py`` -- the requests/s HTTP alone allows here.
+1. **bare**: the very same fleet client, unpaced, against a bare aiohttp handler in its own
+   process (uvloop, no access log) that reads each body and answers 200 with a small JSON
+   object -- the requests/s that HTTP and this client alone allow here. Same code, bodies,
+   headers and connections on both sides of the ratio, so the client's own cost cancels out.
 2. **max**: the fleet against Floodwatch with no pacing (each node sends its next call as soon as
    the previous one is answered, at most ``--connections`` in flight): sustained requests/s.
 3. **paced**: the fleet at a speedup that offers half the bare handler's requests/s (or
@@ -21,7 +24,9 @@ only, bounded in time and requests):
 4. **half**: the fleet paced at half of Floodwatch's own sustained rate (the better of max and
    paced), for a latency figure at a load the server can carry.
 
-Targets (reported, never asserted): sustained >= 60% of bare requests/s; p99 < 50 ms at half load.
+Targets (reported, never asserted): sustained >= 60% of bare requests/s; p99 < 50 ms at half load,
+read after a warm-up of min(3 s, a quarter of the phase) in which every node opens its connection
+and the server's key and config caches fill (the p99 with the warm-up is reported beside it).
 
 Run: ``python -m benchmarks.fleet [--nodes N] [--secs S] [--quick] [--out FILE]``.
 """
@@ -30,13 +35,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import heapq
 import json
 import random
 import struct
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,8 +56,7 @@ import orjson
 
 from tests.test_agent_api import FLOOD_METRICS, HOST_HEARTBEAT, OPEN, RESOLVE, SPARSE_UPDATE
 
-from .ceilings import BareServer
-from .harness import PeakRss, ServerProcess
+from .harness import PeakRss, ServerProcess, free_port
 from .loadgen import check_loopback, percentile
 
 __all__ = ["main", "node_events", "tiny_pcap"]
@@ -57,6 +64,9 @@ __all__ = ["main", "node_events", "tiny_pcap"]
 SEED = 20260314
 REAL_NODE_RPS = 0.2 + 1 / 30 + 1 / 300  # metrics + heartbeats + config polls of a quiet node
 P99_TARGET_MS = 50.0
+WARMUP_MAX_SECS = 3.0
+"""Paced phases open one new connection per node and start with cold key and config caches;
+their first seconds are reported, but the latency targets are read after them."""
 RATIO_TARGET = 0.60
 _REQUEST_TIMEOUT_SECS = 30.0
 
@@ -142,11 +152,15 @@ class Stats:
     statuses: dict[str, dict[int, int]] = field(default_factory=dict)
     exceptions: dict[str, int] = field(default_factory=dict)
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    warmup_until: float = 0.0
+    steady: list[float] = field(default_factory=list)
 
     def record(self, kind: str, status: int, secs: float) -> None:
         per = self.statuses.setdefault(kind, {})
         per[status] = per.get(status, 0) + 1
         self.latencies.setdefault(kind, []).append(secs)
+        if time.monotonic() >= self.warmup_until:
+            self.steady.append(secs)
 
     @property
     def answered(self) -> int:
@@ -177,6 +191,9 @@ class Stats:
             "rps": round(self.rps, 1),
             "p50_ms": ms(every, 50),
             "p99_ms": ms(every, 99),
+            "warmup_secs": round(max(0.0, self.warmup_until - self.started), 2),
+            "steady_p50_ms": ms(self.steady, 50),
+            "steady_p99_ms": ms(self.steady, 99),
             "errors": errors,
             "endpoints": {
                 kind: {
@@ -301,9 +318,15 @@ class Fleet:
                     incident = str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
     async def run(
-        self, connections: int, secs: float, speedup: float | None, max_requests: int
+        self,
+        connections: int,
+        secs: float,
+        speedup: float | None,
+        max_requests: int,
+        warmup_secs: float = 0.0,
     ) -> Stats:
-        """The fleet for ``secs`` seconds: paced at ``speedup``, or unpaced when None."""
+        """The fleet for ``secs`` seconds: paced at ``speedup``, or unpaced when None. Answers
+        in the first ``warmup_secs`` count everywhere except in the ``steady_*`` percentiles."""
         import aiohttp
 
         stats = Stats()
@@ -313,6 +336,7 @@ class Fleet:
         budget = [max_requests]
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             t0 = stats.started = time.monotonic()
+            stats.warmup_until = t0 + warmup_secs
             deadline = t0 + secs
             tasks = [
                 self._node(session, i, stats, t0, deadline, speedup, gate, budget)
@@ -323,50 +347,70 @@ class Fleet:
         return stats
 
 
-async def bare_closed_loop(
-    base_url: str, connections: int, secs: float, max_requests: int
-) -> Stats:
-    """The same client, headers and JSON bodies (in the fleet's proportions) against the bare
-    aiohttp handler, closed loop on ``connections`` connections."""
-    import aiohttp
+_BARE_ANSWER = orjson.dumps({"ok": True, "uuid": str(uuid.UUID(int=SEED, version=4))})
 
-    check_loopback(base_url)
-    url = base_url + "/api/v1/telemetry/metrics"
-    mix = ["metrics"] * 6 + ["heartbeat", "incident_update"]
-    headers = {
-        "Authorization": "Bearer bare",
-        "X-Node-UUID": str(uuid.UUID(int=SEED)),
-        "User-Agent": "ftagent/1.9.65",
-        "Content-Type": "application/json",
-    }
-    stats = Stats()
-    budget = iter(range(max_requests))
-    connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
-    timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT_SECS)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        t0 = stats.started = time.monotonic()
-        deadline = t0 + secs
 
-        async def sender() -> None:
-            for i in budget:
-                start = time.monotonic()
-                if start >= deadline:
-                    return
-                kind = mix[i % len(mix)]
-                stats.sent += 1
-                try:
-                    async with session.post(url, data=_BODIES[kind], headers=headers) as resp:
-                        await resp.read()
-                        status = resp.status
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    name = type(exc).__name__
-                    stats.exceptions[name] = stats.exceptions.get(name, 0) + 1
-                    continue
-                stats.record(kind, status, time.monotonic() - start)
+async def _serve_bare_agent(port: int, max_secs: float) -> None:
+    """The bare handler: every GET and POST under any path reads the body and answers 200 with
+    a small JSON object (an ``ok`` and a ``uuid``, enough for the fleet's incident opens)."""
+    import signal
 
-        await asyncio.gather(*(sender() for _ in range(connections)))
-        stats.ended = time.monotonic()
-    return stats
+    from aiohttp import web
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=_BARE_ANSWER, content_type="application/json")
+
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max_secs)
+    await runner.cleanup()
+
+
+class BareAgentServer:
+    """``_serve_bare_agent`` in its own process (uvloop, no access log). A context manager."""
+
+    def __init__(self, max_secs: float) -> None:
+        self.port = free_port()
+        self.max_secs = max_secs
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> BareAgentServer:
+        cmd = [sys.executable, "-m", "benchmarks.fleet", "--bare-server", str(self.port)]
+        self.proc = subprocess.Popen([*cmd, "--secs", str(self.max_secs)])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("bare agent server exited early")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.base_url + "/health", timeout=1) as resp,
+            ):
+                if resp.status == 200:
+                    return self
+            time.sleep(0.05)
+        raise RuntimeError("bare agent server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 async def create_nodes(base_url: str, token: str, count: int) -> list[tuple[str, str]]:
@@ -425,10 +469,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "quiet_real_node_rps": round(REAL_NODE_RPS, 4),
     }
     with tempfile.TemporaryDirectory(prefix="floodwatch-fleet-") as tmp:
-        _log("bare aiohttp handler, closed loop")
-        with BareServer(max_secs=args.secs * 4 + 120) as bare:
+        _log("bare aiohttp handler: the same fleet client, unpaced")
+        with BareAgentServer(max_secs=args.secs * 4 + 120) as bare:
+            fake_nodes = [
+                (f"bare-{i}", str(uuid.UUID(int=SEED + i, version=4))) for i in range(args.nodes)
+            ]
+            bare_fleet = Fleet(bare.base_url, fake_nodes, args.attack_fraction)
             bare_stats = uvloop.run(
-                bare_closed_loop(bare.base_url, args.connections, args.secs, args.max_requests)
+                bare_fleet.run(args.connections, args.secs, None, args.max_requests)
             )
         report["bare"] = bare_stats.summary()
         _log(f"bare: {bare_stats.rps:.0f} req/s")
@@ -456,8 +504,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 speedup = args.speedup or target / (args.nodes * per_node_rps)
                 offered = args.nodes * speedup * per_node_rps
                 _log(f"paced: speedup {speedup:.1f}, offered ~{offered:.0f} req/s")
+                warmup = min(WARMUP_MAX_SECS, args.secs / 4)
                 paced_stats = uvloop.run(
-                    fleet.run(args.connections, args.secs, speedup, args.max_requests)
+                    fleet.run(args.connections, args.secs, speedup, args.max_requests, warmup)
                 )
                 cpu2 = server.cpu_secs()
                 report["paced"] = {
@@ -474,7 +523,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 offered2 = args.nodes * speedup2 * per_node_rps
                 _log(f"half: speedup {speedup2:.1f}, offered ~{offered2:.0f} req/s")
                 half_stats = uvloop.run(
-                    fleet.run(args.connections, args.secs, speedup2, args.max_requests)
+                    fleet.run(args.connections, args.secs, speedup2, args.max_requests, warmup)
                 )
                 cpu3 = server.cpu_secs()
                 report["half"] = {
@@ -491,15 +540,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             server.stop()
 
     ratio = sustained / max(bare_stats.rps, 1e-9)
-    p99 = report["paced"]["p99_ms"]
-    p99_half = report["half"]["p99_ms"]
+    p99 = report["paced"]["steady_p99_ms"]
+    p99_half = report["half"]["steady_p99_ms"]
     report["targets"] = {
         "ratio_to_bare": round(ratio, 3),
         "ratio_met": ratio >= RATIO_TARGET,
         "paced_p99_ms": p99,
+        "paced_p99_with_warmup_ms": report["paced"]["p99_ms"],
         "paced_p99_met": p99 is not None and p99 < P99_TARGET_MS,
         "paced_at_half_bare": args.speedup is None,
         "half_own_p99_ms": p99_half,
+        "half_own_p99_with_warmup_ms": report["half"]["p99_ms"],
         "half_own_p99_met": p99_half is not None and p99_half < P99_TARGET_MS,
     }
     report["nodes_per_process"] = {
@@ -522,8 +573,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['attack_fraction']:.0%} of nodes attacked; one real node of this fleet makes "
         f"{r['fleet_real_node_rps']} req/s (a quiet one {r['quiet_real_node_rps']}).",
         "",
-        "| phase | req/s | p50 ms | p99 ms | errors | server cores | server CPU ms/req |",
-        "| --- | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| phase | req/s | p50 ms | p99 ms | steady p50 / p99 ms | errors | server cores "
+        "| server CPU ms/req |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
     ]
     for name in ("bare", "max", "paced", "half"):
         p = r[name]
@@ -534,7 +586,8 @@ def markdown(r: dict[str, Any]) -> str:
                 f"offered {p['offered_rps']})"
             )
         lines.append(
-            f"| {label} | {p['rps']} | {p['p50_ms']} | {p['p99_ms']} | {p['errors'] or '-'} "
+            f"| {label} | {p['rps']} | {p['p50_ms']} | {p['p99_ms']} "
+            f"| {p['steady_p50_ms']} / {p['steady_p99_ms']} | {p['errors'] or '-'} "
             f"| {p.get('server_cpu_cores', '-')} | {p.get('server_cpu_ms_per_request', '-')} |"
         )
     for name in ("max", "paced", "half"):
@@ -556,10 +609,12 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         f"- Floodwatch / bare handler: {t['ratio_to_bare']:.0%} "
         f"(target >= {RATIO_TARGET:.0%}): {yes(t['ratio_met'])}",
-        f"- p99 at half the bare rate: {t['paced_p99_ms']} ms "
-        f"(target < {P99_TARGET_MS:.0f} ms): {yes(t['paced_p99_met'])}",
-        f"- p99 at half of Floodwatch's own sustained rate: {t['half_own_p99_ms']} ms "
-        f"(target < {P99_TARGET_MS:.0f} ms): {yes(t['half_own_p99_met'])}",
+        f"- p99 at half the bare rate, after the {r['paced']['warmup_secs']} s warm-up: "
+        f"{t['paced_p99_ms']} ms (target < {P99_TARGET_MS:.0f} ms): {yes(t['paced_p99_met'])}; "
+        f"{t['paced_p99_with_warmup_ms']} ms with it",
+        f"- p99 at half of Floodwatch's own sustained rate, after the warm-up: "
+        f"{t['half_own_p99_ms']} ms (target < {P99_TARGET_MS:.0f} ms): "
+        f"{yes(t['half_own_p99_met'])}; {t['half_own_p99_with_warmup_ms']} ms with it",
         f"- Sustained: {r['sustained_rps']} req/s (the better of max and paced).",
         f"- One Floodwatch process can serve about {n['quiet_nodes']} ftagent nodes "
         f"({r['sustained_rps']} req/s / {r['quiet_real_node_rps']} req/s per node); "
@@ -577,12 +632,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--speedup", type=float, help="time compression of the paced phase (default: half bare)"
     )
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        help="keep-alive connections (default: one per simulated node, as every ftagent holds "
+        "its own)",
+    )
     parser.add_argument("--attack-fraction", type=float, default=0.1)
     parser.add_argument("--max-requests", type=int, default=2_000_000, help="per phase")
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.bare_server is not None:  # the bare handler's own process (BareAgentServer)
+        import uvloop
+
+        uvloop.run(_serve_bare_agent(args.bare_server, args.secs))
+        return
     if args.quick:
         args.nodes, args.secs = min(args.nodes, 200), min(args.secs, 12.0)
+    if args.connections is None:
+        args.connections = args.nodes
     report = run(args)
     print(markdown(report))
     if args.out:

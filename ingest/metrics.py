@@ -156,6 +156,17 @@ class Registry:
         self.retention_deleted = Counter(
             "floodwatch_lake_retention_deleted_total", "Partitions removed by retention"
         )
+        self.loop_lag_seconds = Histogram(
+            "floodwatch_event_loop_lag_seconds",
+            "How late a 100 ms timer of the server's event loop fired (a busy loop delays every "
+            "request)",
+            _LATENCY,
+        )
+        self.agent_requests = Counter(
+            "floodwatch_agent_requests_total",
+            "ftagent Agent API calls by endpoint and answered status",
+            ("endpoint", "status"),
+        )
 
     def _all(self) -> list[_Metric]:
         return [m for m in vars(self).values() if isinstance(m, _Metric)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -224,7 +225,9 @@ def latest_per_node(table: pa.Table) -> list[tuple[str, datetime, float, float]]
 
 class CachedCredentials:
     """A ``CredentialStore`` over lookup functions, caching answers for ``ttl_secs`` so that the
-    hot path does not queue behind the database writer (revocations apply within the TTL)."""
+    hot path does not queue behind the database (the server also clears it on every write that
+    could revoke a key). An entry in the last quarter of its life is refreshed in the background
+    while it keeps being served, so a busy node never waits for its own lookup."""
 
     def __init__(self, resolve_fn, index_fn, ttl_secs: float = 10.0, max_entries: int = 100_000):  # type: ignore[no-untyped-def]
         self._resolve_fn = resolve_fn
@@ -233,23 +236,44 @@ class CachedCredentials:
         self.max_entries = max_entries
         self._keys: dict[str, tuple[float, Credential | None]] = {}
         self._indexes: dict[str, tuple[float, dict[str, str]]] = {}
+        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self._generation = 0
 
     def clear(self) -> None:
+        self._generation += 1  # refreshes already in flight must not bring old answers back
         self._keys.clear()
         self._indexes.clear()
+
+    async def _lookup(self, key: str, digest: str) -> Credential | None:
+        generation = self._generation
+        cred: Credential | None = await self._resolve_fn(key)
+        if generation != self._generation:
+            return cred
+        if len(self._keys) >= self.max_entries:
+            self._keys.clear()
+        if cred is not None:  # failures are not cached: a guessing client gains nothing
+            self._keys[digest] = (time.monotonic() + self.ttl, cred)
+        else:
+            self._keys.pop(digest, None)
+        return cred
+
+    async def _refresh(self, key: str, digest: str) -> None:
+        try:
+            await self._lookup(key, digest)
+        except Exception:  # the entry simply expires; the next call looks it up itself
+            logging.getLogger("floodwatch.ingest").debug("key refresh failed", exc_info=True)
+        finally:
+            self._refreshing.pop(digest, None)
 
     async def resolve(self, key: str) -> Credential | None:
         now = time.monotonic()
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         hit = self._keys.get(digest)
         if hit is not None and hit[0] > now:
+            if hit[0] - now < self.ttl / 4 and digest not in self._refreshing:
+                self._refreshing[digest] = asyncio.create_task(self._refresh(key, digest))
             return hit[1]
-        cred: Credential | None = await self._resolve_fn(key)
-        if len(self._keys) >= self.max_entries:
-            self._keys.clear()
-        if cred is not None:  # failures are not cached: a guessing client gains nothing
-            self._keys[digest] = (now + self.ttl, cred)
-        return cred
+        return await self._lookup(key, digest)
 
     async def node_index(self, workspace: str) -> dict[str, str]:
         now = time.monotonic()

@@ -23,11 +23,12 @@ Severity rule (the agent sends none; it only ever goes up while the incident liv
 * L7 (``http_flood``, whose pps are always 0): by the highest request rate reported,
   ``critical`` from 10 000 rps, ``high`` from 1 000, ``medium`` from 100, else ``low``.
 
-Expiry rule (§8.3): an active agent incident with no open, update or resolve for
-``INCIDENT_IDLE_EXPIRY_SECS`` is resolved by the server (``expire_stale_incidents``):
-``resolved_at`` becomes the time of its last report and ``detail.expired`` records when and why.
-It runs lazily for the reporting node on every open, update, resolve and heartbeat; a periodic
-call without a node covers agents that went silent altogether.
+Expiry rule (§8.3): an active agent incident with no open, update or resolve for ``idle_secs``
+(setting ``api.agent_incident_expiry_secs``, default ``INCIDENT_IDLE_EXPIRY_SECS``) is resolved by
+the server (``expire_stale_incidents``): ``resolved_at`` becomes the time of its last report and
+``detail.expired`` records when and why. It runs for the reporting node on every open, update and
+resolve (so a new open never merges into a stale incident), and for every node from the server's
+agent housekeeping task every few seconds (heartbeats stay off the database).
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ __all__ = [
     "node_config_row",
     "open_incident",
     "record_ack",
-    "record_heartbeat",
     "report_incident",
 ]
 
@@ -335,13 +335,14 @@ def open_incident(
     node_uuid: uuid.UUID,
     body: dict[str, Any],
     now: datetime,
+    idle_secs: float = INCIDENT_IDLE_EXPIRY_SECS,
 ) -> tuple[uuid.UUID, bool]:
     """Open (or, for a replayed open, merge into) an incident. Returns (uuid, merged)."""
     started = _parse_time(body.get("started_at")) or now
     family = _text(body.get("attack_family")) or "unknown"
     inner_ip = _text(body.get("inner_ip")) or ""
     with transaction(con):
-        expire_stale_incidents(con, now, node_uuid=node_uuid)
+        expire_stale_incidents(con, now, node_uuid=node_uuid, idle_secs=idle_secs)
         state = _load(
             con,
             "node_uuid = ? AND source = 'ftagent' AND started_at = ? AND attack_family = ? "
@@ -369,12 +370,13 @@ def report_incident(
     kind: str,
     body: dict[str, Any],
     now: datetime,
+    idle_secs: float = INCIDENT_IDLE_EXPIRY_SECS,
 ) -> tuple[uuid.UUID, bool]:
     """Fold an update or resolve (``kind``) into the node's incident ``ref``, creating it when
     the server never saw it. Returns (uuid, created)."""
     assert kind in ("update", "resolve")
     with transaction(con):
-        expire_stale_incidents(con, now, node_uuid=node_uuid)
+        expire_stale_incidents(con, now, node_uuid=node_uuid, idle_secs=idle_secs)
         state = _load(
             con,
             "node_uuid = ? AND (agent_ref = ? OR CAST(uuid AS VARCHAR) = ?)",
@@ -390,17 +392,6 @@ def report_incident(
         _apply(state, kind, body, now)
         inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
     return inc_uuid, created
-
-
-def record_heartbeat(
-    con: Connection, node_uuid: uuid.UUID, version: str | None, now: datetime
-) -> None:
-    con.execute(
-        "UPDATE nodes SET last_seen = greatest(coalesce(last_seen, ?), ?), "
-        "agent_version = coalesce(?, agent_version) WHERE uuid = ?",
-        [now, now, version, str(node_uuid)],
-    )
-    expire_stale_incidents(con, now, node_uuid=node_uuid)
 
 
 def record_ack(

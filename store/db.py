@@ -49,7 +49,9 @@ class Store:
         self._threads = threads
         self._memory_limit = memory_limit
         self._con: Connection | None = None
+        self._read_con: Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._reader: ThreadPoolExecutor | None = None
 
     @property
     def con(self) -> Connection:
@@ -103,9 +105,19 @@ class Store:
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.open)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_both)
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-read")
+
+    def _open_both(self) -> None:
+        self.open()
+        cur = self.con.cursor()  # made here, on the writer thread, then used only by the reader
+        cur.execute("SET TimeZone = 'UTC'")
+        self._read_con = cur
 
     async def stop(self) -> None:
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
         if self._executor is not None:
             executor = self._executor
             await asyncio.get_running_loop().run_in_executor(executor, self._close_con)
@@ -113,6 +125,9 @@ class Store:
             self._executor = None
 
     def _close_con(self) -> None:
+        if self._read_con is not None:
+            self._read_con.close()
+            self._read_con = None
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -125,6 +140,17 @@ class Store:
             raise StoreError("store is not started")
         call: Callable[[], T] = functools.partial(fn, self.con, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    async def read(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run the read-only ``fn(con, *args, **kwargs)`` on the reader thread, with a connection
+        of its own: the hot path's lookups (keys, agent configs) never queue behind writes. It
+        sees every committed write; ``fn`` must not write."""
+        if self._reader is None or self._read_con is None:
+            raise StoreError("store is not started")
+        call: Callable[[], T] = functools.partial(fn, self._read_con, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._reader, call)
 
     def call(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs

@@ -184,4 +184,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        7,
+        """
+        ALTER TABLE nodes ADD COLUMN agent_status JSON;
+        ALTER TABLE nodes ADD COLUMN last_heartbeat_at TIMESTAMPTZ;
+        ALTER TABLE nodes ADD COLUMN agent_update_error VARCHAR;
+        ALTER TABLE nodes ADD COLUMN agent_update_error_at TIMESTAMPTZ;
+        """,
+    ),
 ]

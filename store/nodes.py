@@ -2,7 +2,8 @@
 
 A node's status is derived when it is read, never stored: ``attack`` while it has an active
 incident, ``offline`` when nothing was heard from it for ``offline_after`` seconds (or ever),
-``elevated`` when ingest flagged its traffic above baseline, else ``online``.
+``elevated`` when the newest traffic sample was above the node's baseline (the flag is set by
+``api/activity.py`` with each liveness write, from ``node_baselines``), else ``online``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ __all__ = [
     "delete_node",
     "get_node",
     "list_nodes",
+    "node_baselines",
     "node_traffic_stats",
     "update_node",
     "validate_node_changes",
@@ -53,7 +55,21 @@ _UPDATE_FIELDS = (
     "service_ports",
 )
 READ_ONLY_FIELDS = frozenset(
-    {"uuid", "status", "api_key", "created_at", "updated_at", "last_seen", "last_pps", "last_bps"}
+    {
+        "uuid",
+        "status",
+        "api_key",
+        "created_at",
+        "updated_at",
+        "last_seen",
+        "last_pps",
+        "last_bps",
+        "agent_version",
+        "last_heartbeat_at",
+        "agent_status",
+        "agent_update_error",
+        "agent_update_error_at",
+    }
 )
 
 
@@ -182,6 +198,7 @@ _NODE_SELECT = f"""
     SELECT n.uuid, n.name, n.ip, n.location, n.os, n.interface, n.priority,
            {_status_sql()} AS status,
            n.last_seen, n.last_pps, n.last_bps, n.agent_version,
+           n.last_heartbeat_at, n.agent_status, n.agent_update_error, n.agent_update_error_at,
            n.sp_enabled, n.sp_sensitivity, n.sp_response_mode, n.service_ports,
            (SELECT count(*) FROM incidents i
              WHERE i.node_uuid = n.uuid AND i.status = 'active') AS active_incidents,
@@ -195,6 +212,9 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     sp = row.get("service_ports")
     if isinstance(sp, str):
         row["service_ports"] = orjson.loads(sp)
+    status = row.get("agent_status")
+    if isinstance(status, str):
+        row["agent_status"] = orjson.loads(status)
     return row
 
 
@@ -419,3 +439,30 @@ def node_traffic_stats(
         }
     out["conn_count"] = None if row[11] is None else int(row[11])
     return out
+
+
+def node_baselines(
+    con: Connection, lake_root: Path, now: datetime | None = None, min_minutes: int = 60
+) -> dict[str, float]:
+    """node UUID -> the 99th percentile of its per-minute average pps over the last 24 hours of
+    1-minute rollups, for every node with at least ``min_minutes`` of them (all workspaces)."""
+    now = now or utcnow()
+    since = now - timedelta(seconds=BASELINE_WINDOW_SECS)
+    days = sorted({since.date().isoformat(), now.date().isoformat()})
+    files = [
+        str(p)
+        for d in days
+        for p in sorted(lake_root.glob(f"metrics_1m/workspace=*/date={d}/hour=*/rollup.parquet"))
+    ]
+    if not files:
+        return {}
+    listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+    rows = con.execute(
+        f"""SELECT node_uuid, quantile_cont(pps_avg, 0.99)
+            FROM read_parquet({listed}, union_by_name = true, hive_partitioning = false)
+            WHERE time >= ? AND pps_avg IS NOT NULL
+            GROUP BY node_uuid
+            HAVING count(*) >= ?""",
+        [since, min_minutes],
+    ).fetchall()
+    return {str(node): float(p99) for node, p99 in rows if p99 is not None}

@@ -262,11 +262,28 @@ def test_heartbeat_variants_mark_node_online(aserver: Server) -> None:
     before = client.get(node_url).json()["node"]
     assert before["status"] == "offline" and before["last_seen"] is None
     mirror = {**copy.deepcopy(HOST_HEARTBEAT), "mirror_mode": True, "mirror_engine": None}
-    for body in (HOST_HEARTBEAT, mirror, TEST_HEARTBEAT, UPDATE_ERROR_HEARTBEAT):
+    for body in (HOST_HEARTBEAT, mirror, TEST_HEARTBEAT):
         _ok(agent.post("/heartbeat", body))
+    # liveness is written in one batch per second
+    assert wait_for(lambda: client.get(node_url).json()["node"]["status"] == "online", 10)
     node = client.get(node_url).json()["node"]
-    assert node["status"] == "online"
-    assert node["last_seen"] is not None
+    assert node["last_seen"] is not None and node["last_heartbeat_at"] is not None
+    assert node["agent_version"] == "1.9.65"
+    assert node["agent_status"] == TEST_HEARTBEAT  # the newest heartbeat, as sent
+    assert node["agent_update_error"] is None
+    _ok(agent.post("/heartbeat", HOST_HEARTBEAT))
+    assert wait_for(
+        lambda: client.get(node_url).json()["node"]["agent_status"] == HOST_HEARTBEAT, 10
+    )
+    # the self-update failure report has no version: it keeps the status and records the error
+    _ok(agent.post("/heartbeat", UPDATE_ERROR_HEARTBEAT))
+    assert wait_for(
+        lambda: client.get(node_url).json()["node"]["agent_update_error"]
+        == UPDATE_ERROR_HEARTBEAT["update_error"],
+        10,
+    )
+    node = client.get(node_url).json()["node"]
+    assert node["agent_status"] == HOST_HEARTBEAT and node["agent_update_error_at"] is not None
     assert node["agent_version"] == "1.9.65"
 
 

@@ -504,7 +504,7 @@ def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
         agent_incidents.report_incident(
             con, ws, node, str(host), "update", SPARSE_UPDATE, t0 + idle / 2
         )
-        agent_incidents.record_heartbeat(con, node, None, t0 + idle)
+        agent_incidents.expire_stale_incidents(con, t0 + idle, node_uuid=node)
         assert status(l7) == "resolved" and status(host) == "active"
         assert status(foreign) == "active"  # another node's is left to its own reports
         agent_incidents.open_incident(con, ws, other, {**OPEN, "inner_ip": "x"}, t0 + idle)

@@ -29,24 +29,25 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-import pyarrow as pa
 from aiohttp import web
 
+from ingest.errors import Backpressure
+from ingest.metrics import METRICS as INGEST_METRICS
 from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials
-from ingest.schema import METRICS
 from store import Connection, Store, agent_settings, utcnow
 from store import agent_incidents as repo
 from store import agent_reports as reports
 from store import errors as store_errors
 
-from ..activity import ActivityTracker
+from ..activity import ActivityTracker, heartbeat_status
+from ..agent_hotpath import ConfigCache, MetricsBatcher
 from ..errors import ApiError, json_response
 from ..http import authenticate as authenticate_deploy_token
 from ..http import choice_param, int_param, parse_uuid, path_uuid, state
 from ..ratelimit import FixedWindowLimiter
 
-__all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "metrics_row", "setup"]
+__all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "guard", "metrics_row", "setup"]
 
 PREFIX = "/api/v1/agent"
 MAX_AGENT_BODY = 4 * 1024 * 1024
@@ -98,12 +99,13 @@ def config_body(node: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _effective_config(
-    con: Connection, ws: uuid.UUID, node: uuid.UUID, defaults: dict[str, Any]
-) -> dict[str, Any]:
-    """The defaults overlaid by the operators' overrides (workspace, then node), with the node's
-    unacknowledged commands."""
-    body = agent_settings.effective_settings(con, ws, node, defaults)
+def load_config(con: Connection, ws: uuid.UUID, node: uuid.UUID) -> dict[str, Any] | None:
+    """The node's config answer: the defaults overlaid by the operators' overrides (workspace,
+    then node), with the node's unacknowledged commands; None when the node is gone."""
+    row = repo.node_config_row(con, node)
+    if row is None:
+        return None
+    body = agent_settings.effective_settings(con, ws, node, config_body(row))
     body["pending_commands"] = agent_settings.pending_commands(con, node)
     return body
 
@@ -166,12 +168,21 @@ class AgentApi:
         credentials: CachedCredentials,
         activity: ActivityTracker,
         auth_failures: FixedWindowLimiter,
+        config_cache_secs: float = 600.0,
+        incident_expiry_secs: float = repo.INCIDENT_IDLE_EXPIRY_SECS,
     ) -> None:
         self.store = store
         self.pipeline = pipeline
         self.credentials = credentials
         self.activity = activity
         self.auth_failures = auth_failures
+        self.configs = ConfigCache(self._load_config, ttl_secs=config_cache_secs)
+        self.batcher = MetricsBatcher(pipeline)
+        self.incident_expiry_secs = incident_expiry_secs
+
+    async def _load_config(self, ws: str, node: str) -> bytes | None:
+        body = await self.store.read(load_config, uuid.UUID(ws), uuid.UUID(node))
+        return None if body is None else json_response(body).body  # type: ignore[return-value]
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -226,10 +237,10 @@ class AgentApi:
 
     async def config(self, request: web.Request) -> web.Response:
         ws, node = await self.authenticate(request)
-        row = await self.store.run(repo.node_config_row, node)
-        if row is None:  # deleted within the credential cache's lifetime
+        body = await self.configs.get(str(ws), str(node))
+        if body is None:  # deleted within the credential cache's lifetime
             raise ApiError(401, "unauthorized", "invalid node key")
-        return json_response(await self.store.run(_effective_config, ws, node, config_body(row)))
+        return web.Response(body=body, content_type="application/json")
 
     async def heartbeat(self, request: web.Request) -> web.Response:
         _, node = await self.authenticate(request)
@@ -237,7 +248,11 @@ class AgentApi:
         version = body.get("version", body.get("current_version"))
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             version = None
-        await self.store.run(repo.record_heartbeat, node, version, utcnow())
+        error = body.get("update_error")
+        if "version" not in body and isinstance(error, str):  # the self-update report (§4.2.4)
+            self.activity.heartbeat(str(node), version, None, error[:1000] or "unknown error")
+        else:
+            self.activity.heartbeat(str(node), version, heartbeat_status(body))
         return json_response({"ok": True})
 
     def report(self, kind: str) -> Handler:
@@ -260,15 +275,16 @@ class AgentApi:
         body = await self.body(request)
         now = utcnow()
         row = metrics_row(body, str(node), now)
-        table = pa.Table.from_pylist([row], schema=METRICS.lake_schema)
-        await self.pipeline.submit(METRICS.name, str(ws), table, None)
+        await self.batcher.submit(str(ws), row)
         self.activity.record([(str(node), now, row["pps"], row["bps"])])
         return json_response({"ok": True})
 
     async def open_incident(self, request: web.Request) -> web.Response:
         ws, node = await self.authenticate(request)
         body = await self.body(request)
-        inc, merged = await self.store.run(repo.open_incident, ws, node, body, utcnow())
+        inc, merged = await self.store.run(
+            repo.open_incident, ws, node, body, utcnow(), self.incident_expiry_secs
+        )
         return json_response({"ok": True, "uuid": str(inc), "merged": merged})
 
     async def _report(self, request: web.Request, kind: str) -> web.Response:
@@ -278,7 +294,7 @@ class AgentApi:
         if not ref or len(ref) > 128:
             raise ApiError(404, "not_found", "incident not found")
         inc, created = await self.store.run(
-            repo.report_incident, ws, node, ref, kind, body, utcnow()
+            repo.report_incident, ws, node, ref, kind, body, utcnow(), self.incident_expiry_secs
         )
         return json_response({"ok": True, "uuid": str(inc), "created": created})
 
@@ -303,15 +319,23 @@ class AgentApi:
         error = body.get("error")
         error = error[:4000] if isinstance(error, str) else None
         await self.store.run(repo.record_ack, node, raw_id, status, error, utcnow())
+        self.configs.invalidate(str(node))
         return json_response({"ok": True})
 
 
-def _retry_on_store_failure(handler: Handler) -> Handler:
-    """A database that is not available is overload to the agent: 503 with Retry-After."""
+def guard(endpoint: str, handler: Handler) -> Handler:
+    """Counts each call by endpoint and status (``/metrics``), and turns a database that is not
+    available into overload for the agent: 503 with Retry-After."""
 
     async def wrapped(request: web.Request) -> web.Response:
+        status = 500
         try:
-            return await handler(request)
+            response = await handler(request)
+            status = response.status
+            return response
+        except ApiError as err:
+            status = err.status
+            raise
         except store_errors.StoreError as exc:
             if isinstance(
                 exc,
@@ -320,13 +344,20 @@ def _retry_on_store_failure(handler: Handler) -> Handler:
                 | store_errors.InvalidValue
                 | store_errors.Forbidden,
             ):
+                status = 400
                 raise
+            status = 503
             raise ApiError(
                 503,
                 "unavailable",
                 "the database is not available",
                 headers={"Retry-After": RETRY_AFTER},
             ) from None
+        except Backpressure:
+            status = 503
+            raise
+        finally:
+            INGEST_METRICS.agent_requests.inc(1, endpoint, str(status))
 
     return wrapped
 
@@ -337,16 +368,17 @@ AGENT = web.AppKey("floodwatch_agent_api", AgentApi)
 def setup(app: web.Application, api: AgentApi) -> None:
     app[AGENT] = api
     r = app.router
-    guard = _retry_on_store_failure
-    r.add_get(f"{PREFIX}/config", guard(api.config), allow_head=False)
-    r.add_post(f"{PREFIX}/heartbeat", guard(api.heartbeat))
-    r.add_post(f"{PREFIX}/metrics", guard(api.metrics))
-    r.add_post(f"{PREFIX}/incidents", guard(api.open_incident))
-    r.add_post(f"{PREFIX}/incidents/{{uuid}}", guard(api.update_incident))
-    r.add_post(f"{PREFIX}/incidents/{{uuid}}/resolve", guard(api.resolve_incident))
-    r.add_post(f"{PREFIX}/commands/ack", guard(api.command_ack))
+    r.add_get(f"{PREFIX}/config", guard("config", api.config), allow_head=False)
+    r.add_post(f"{PREFIX}/heartbeat", guard("heartbeat", api.heartbeat))
+    r.add_post(f"{PREFIX}/metrics", guard("metrics", api.metrics))
+    r.add_post(f"{PREFIX}/incidents", guard("incident_open", api.open_incident))
+    r.add_post(f"{PREFIX}/incidents/{{uuid}}", guard("incident_update", api.update_incident))
+    r.add_post(
+        f"{PREFIX}/incidents/{{uuid}}/resolve", guard("incident_resolve", api.resolve_incident)
+    )
+    r.add_post(f"{PREFIX}/commands/ack", guard("command_ack", api.command_ack))
     for kind in reports.REPORT_KINDS:
         path = kind.replace("sp-", "sp/").replace("l7-", "l7/")
-        r.add_post(f"{PREFIX}/{path}", guard(api.report(kind)))
+        r.add_post(f"{PREFIX}/{path}", guard(kind, api.report(kind)))
     r.add_get("/api/v1/reports", list_reports)
     r.add_get("/api/v1/nodes/{uuid}/reports", latest_node_reports)

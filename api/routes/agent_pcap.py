@@ -40,7 +40,7 @@ from store import pcaps as repo
 from ..errors import ApiError, json_response
 from ..http import authenticate, parse_uuid, path_uuid, state
 from ..state import STATE
-from .agent import AGENT, PREFIX, _retry_on_store_failure
+from .agent import AGENT, PREFIX, guard
 
 __all__ = ["MAX_MULTIPART_BODY_BYTES", "OPENAPI_PATHS", "PCAP_CONTENT_TYPE", "setup"]
 
@@ -341,7 +341,7 @@ def setup(app: web.Application) -> None:
     """Routes of this module; call after ``agent.setup`` (the upload uses its authentication)."""
     uploads = PcapUploads(app)
     r = app.router
-    r.add_post(f"{PREFIX}/incidents/{{uuid}}/pcap", _retry_on_store_failure(uploads.upload))
+    r.add_post(f"{PREFIX}/incidents/{{uuid}}/pcap", guard("pcap", uploads.upload))
     r.add_get("/api/v1/incidents/{ref}/pcaps", list_incident_pcaps, allow_head=False)
     r.add_get("/api/v1/incidents/{ref}/pcaps/{id}", download_pcap, allow_head=False)
 

@@ -1,0 +1,130 @@
+"""The in-memory parts of the Agent API's hot path: every ftagent node calls metrics every 5 s,
+heartbeat every 30 s and config every 300 s, so none of those may queue behind the database.
+
+- ``ConfigCache``: the effective config answer per node, serialized, loaded from the database
+  (reader thread) on a miss and kept until it is invalidated (any REST or admin write clears
+  everything, an ack clears its node) or ``ttl_secs`` pass, whichever comes first. Nothing but
+  those writes changes a config answer, so the TTL is only a safety net.
+- ``MetricsBatcher``: ftagent metrics rows of every request that arrives within a 5 ms window
+  become one Arrow table per workspace and one WAL entry; each request is answered when its
+  rows are durable (the same fsync-before-acknowledge rule as binary telemetry). The window
+  costs a metrics call up to 5 ms and saves the per-batch work (table, WAL frame, buffer entry)
+  for every row but the first of each window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pyarrow as pa
+
+from ingest.errors import Backpressure
+from ingest.pipeline import Pipeline
+from ingest.schema import METRICS
+
+__all__ = ["ConfigCache", "MetricsBatcher"]
+
+Loader = Callable[[str, str], Awaitable[bytes | None]]
+
+
+class ConfigCache:
+    """node UUID -> the serialized config answer (bytes, about 1 KiB a node)."""
+
+    def __init__(self, loader: Loader, ttl_secs: float = 600.0, max_entries: int = 200_000):
+        self._loader = loader
+        self.ttl = ttl_secs
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, int, bytes]] = {}
+        self._generation = 0
+        self.hits = 0
+        self.misses = 0
+
+    def clear(self) -> None:
+        """Forget every answer (bumping the generation also discards loads in flight)."""
+        self._generation += 1
+        self._entries.clear()
+
+    def invalidate(self, node: str) -> None:
+        self._generation += 1
+        self._entries.pop(node, None)
+
+    async def get(self, workspace: str, node: str) -> bytes | None:
+        now = time.monotonic()
+        hit = self._entries.get(node)
+        if hit is not None and hit[0] > now and hit[1] == self._generation:
+            self.hits += 1
+            return hit[2]
+        self.misses += 1
+        generation = self._generation
+        body = await self._loader(workspace, node)
+        if body is not None and generation == self._generation:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[node] = (now + self.ttl, generation, body)
+        return body
+
+
+class MetricsBatcher:
+    """Group commit of single ftagent metrics rows into lake tables."""
+
+    def __init__(
+        self, pipeline: Pipeline, max_rows: int = 4096, window_secs: float = 0.005
+    ) -> None:
+        self.pipeline = pipeline
+        self.max_rows = max_rows
+        self.window_secs = window_secs
+        self._pending: dict[str, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
+        self._count = 0
+        self._scheduled = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, workspace: str, row: dict[str, Any]) -> None:
+        """Returns once ``row`` is durable; raises ``Backpressure`` when the pipeline sheds."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        self._pending.setdefault(workspace, []).append((row, fut))
+        self._count += 1
+        if self._count >= self.max_rows:
+            self._dispatch()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_later(self.window_secs, self._dispatch)
+        await fut
+
+    def _dispatch(self) -> None:
+        self._scheduled = False
+        pending, self._pending, self._count = self._pending, {}, 0
+        for workspace, items in pending.items():
+            task = asyncio.ensure_future(self._write(workspace, items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _write(
+        self, workspace: str, items: list[tuple[dict[str, Any], asyncio.Future[None]]]
+    ) -> None:
+        error: BaseException | None = None
+        try:
+            table = pa.Table.from_pylist([row for row, _ in items], schema=METRICS.lake_schema)
+            await self.pipeline.submit(METRICS.name, workspace, table, None)
+        except Exception as exc:
+            error = exc
+        except asyncio.CancelledError:
+            error = Backpressure("the server is stopping", 2)
+        for _, fut in items:
+            if fut.done():
+                continue
+            if error is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(error)
+                fut.exception()  # a request that went away must not warn
+
+    async def drain(self) -> None:
+        """Write whatever is pending (on shutdown, before the pipeline stops)."""
+        if self._pending:
+            self._dispatch()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,346 @@
+"""The Agent API's hot path: keys and configs served from memory yet never stale after a REST
+write, metrics rows group-committed, liveness and heartbeats written in batches, ``elevated``
+from the node baseline, incident expiry and the access log driven by settings."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import requests
+
+from api.activity import ActivityTracker, ElevationRule, heartbeat_status
+from api.agent_hotpath import ConfigCache, MetricsBatcher
+from ingest.errors import Backpressure
+from store import Store
+from store import nodes as nodes_repo
+
+from .conftest import Server, assert_error, new_workspace, start_server
+from .telemetry import wait_for
+from .test_agent_api import HOST_HEARTBEAT, OPEN, Agent, _ok, _setup
+
+# --- against the real server ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "FLOODWATCH_INGEST__FLUSH_AGE_SECS": "0.2",
+        "FLOODWATCH_API__AGENT_INCIDENT_EXPIRY_SECS": "10",
+    }
+    srv = start_server(tmp_path_factory.mktemp("hot") / "data", env=env)
+    yield srv
+    srv.stop()
+
+
+def test_a_deleted_node_is_refused_on_its_very_next_call(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    _ok(agent.post("/heartbeat", HOST_HEARTBEAT))  # the key is now cached
+    _ok(agent.get("/config"))  # and so is the config answer
+    assert client.delete(f"/api/v1/nodes/{agent.node['uuid']}").status_code == 200
+    assert_error(agent.post("/heartbeat", HOST_HEARTBEAT), 401, "unauthorized")
+    assert_error(agent.get("/config"), 401, "unauthorized")
+
+
+def test_a_node_change_reaches_the_cached_config_at_once(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    assert _ok(agent.get("/config"))["service_ports"]["enabled"] is False
+    r = client.patch(
+        f"/api/v1/nodes/{agent.node['uuid']}",
+        json={"sp_enabled": True, "service_ports": [{"protocol": "tcp", "port_value": "443"}]},
+    )
+    assert r.status_code == 200, r.text
+    sp = _ok(agent.get("/config"))["service_ports"]
+    assert sp["enabled"] is True
+    assert sp["ports"] == [{"protocol": "tcp", "port_value": "443"}]
+
+
+def test_an_idle_incident_expires_after_the_configured_time(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    inc = _ok(agent.post("/incidents", OPEN))["uuid"]
+    got = client.get(f"/api/v1/incidents/{inc}").json()["incident"]
+    assert got["status"] == "active"
+    # api.agent_incident_expiry_secs = 10 here; the housekeeping task checks every second
+
+    def expired() -> bool:
+        return client.get(f"/api/v1/incidents/{inc}").json()["incident"]["status"] == "resolved"
+
+    assert wait_for(expired, timeout=40, interval=0.5)
+    detail = client.get(f"/api/v1/incidents/{inc}").json()["incident"]["detail"]
+    assert detail["expired"]["by"] == "server" and detail["expired"]["idle_secs"] == 10
+
+
+def test_agent_calls_are_counted_and_only_failures_logged(hserver: Server) -> None:
+    _, agent = _setup(hserver)
+    marker = uuid.uuid4().hex
+    _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "interface": marker}))
+    intruder = Agent(hserver, {**agent.node, "api_key": "f" * 64})
+    assert_error(intruder.post("/heartbeat", HOST_HEARTBEAT), 401, "unauthorized")
+    text = requests.get(hserver.url("/metrics"), timeout=30).text
+    counts = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("floodwatch_agent_requests_total{")
+    }
+    assert counts['floodwatch_agent_requests_total{endpoint="heartbeat",status="200"}'] >= 1
+    assert counts['floodwatch_agent_requests_total{endpoint="heartbeat",status="401"}'] >= 1
+    assert "floodwatch_event_loop_lag_seconds_count" in text
+
+    def logged() -> bool:
+        return "POST /api/v1/agent/heartbeat 401" in hserver.stderr()
+
+    assert wait_for(logged, timeout=10)
+    assert "POST /api/v1/agent/heartbeat 200" not in hserver.stderr()
+
+
+def test_a_huge_heartbeat_keeps_only_its_scalars(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    huge = {**HOST_HEARTBEAT, "available_interfaces": [{"name": "x" * 100}] * 400}
+    _ok(agent.post("/heartbeat", huge))
+    url = f"/api/v1/nodes/{agent.node['uuid']}"
+    assert wait_for(lambda: client.get(url).json()["node"]["agent_status"] is not None, 10)
+    status = client.get(url).json()["node"]["agent_status"]
+    assert "available_interfaces" not in status
+    assert status["version"] == "1.9.65" and status["retry_queue_size"] == 0
+
+
+def test_workspaces_see_only_their_own_nodes_status(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    _ok(agent.post("/heartbeat", HOST_HEARTBEAT))
+    other = new_workspace(hserver)
+    url = f"/api/v1/nodes/{agent.node['uuid']}"
+    assert wait_for(lambda: client.get(url).json()["node"]["status"] == "online", 10)
+    assert_error(other.client.get(url), 404, "not_found")
+
+
+# --- units -----------------------------------------------------------------------------------
+
+
+def test_heartbeat_status_is_the_body_or_its_scalars() -> None:
+    small = {"version": "1.9.65", "available_interfaces": [{"name": "eth0"}]}
+    assert (
+        heartbeat_status(small) == '{"version":"1.9.65","available_interfaces":[{"name":"eth0"}]}'
+    )
+    big = {"version": "1.9.65", "n": 3, "ok": True, "blob": "y" * 20_000, "list": [1] * 9000}
+    assert orjson.loads(heartbeat_status(big)) == {"version": "1.9.65", "n": 3, "ok": True}
+
+
+def test_elevation_rule() -> None:
+    rule = ElevationRule(factor=2.0, floor_pps=1000.0)
+    assert rule.elevated(5000.0, None) is False  # no baseline yet
+    assert rule.elevated(5000.0, 2000.0) is True
+    assert rule.elevated(4000.0, 2000.0) is False  # not above twice the baseline
+    assert rule.elevated(900.0, 10.0) is False  # under the floor
+    assert rule.elevated(float("nan"), 10.0) is False
+
+
+def _node_row(con: Any, ws: uuid.UUID, node: uuid.UUID) -> None:
+    now = datetime.now(UTC)
+    con.execute(
+        "INSERT INTO nodes (uuid, workspace_uuid, name, ip, interface, priority, api_key_hash, "
+        "api_key_prefix, created_at, updated_at) VALUES (?, ?, 'n', '192.0.2.1', 'eth0', "
+        "'normal', 'h', 'p', ?, ?)",
+        [str(node), str(ws), now, now],
+    )
+
+
+def _node_state(con: Any, node: uuid.UUID) -> tuple[Any, ...]:
+    row = con.execute(
+        "SELECT elevated, last_pps, agent_version, agent_status, last_seen, last_heartbeat_at, "
+        "agent_update_error FROM nodes WHERE uuid = ?",
+        [str(node)],
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_activity_tracker_writes_liveness_heartbeats_and_elevated(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = Store(tmp_path / "t.duckdb")
+        await store.start()
+        try:
+            ws, hot, calm, quiet = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+            for node in (hot, calm, quiet):
+                await store.run(_node_row, ws, node)
+            tracker = ActivityTracker(store, rule=ElevationRule(2.0, 1000.0))
+            tracker.baselines = {str(hot): 1500.0, str(calm): 1500.0}
+            t = datetime.now(UTC)
+            tracker.record([(str(hot), t, 9000.0, 1e6), (str(calm), t, 2000.0, 1e5)])
+            tracker.heartbeat(str(quiet), "1.9.65", heartbeat_status({"version": "1.9.65"}))
+            await tracker.flush()
+            hot_row = await store.run(_node_state, hot)
+            calm_row = await store.run(_node_state, calm)
+            quiet_row = await store.run(_node_state, quiet)
+            assert hot_row[0] is True and hot_row[1] == 9000.0
+            assert calm_row[0] is False and calm_row[1] == 2000.0
+            assert calm_row[5] is None  # traffic is not a heartbeat
+            assert quiet_row[0] is False and quiet_row[1] is None
+            assert quiet_row[2] == "1.9.65" and quiet_row[4] is not None
+            assert quiet_row[5] is not None and '"1.9.65"' in quiet_row[3]
+            # the attack ends; a self-update error keeps the stored status
+            tracker.record([(str(hot), t + timedelta(seconds=5), 1200.0, 1e5)])
+            tracker.heartbeat(str(quiet), None, None, "no network")
+            await tracker.flush()
+            hot_row = await store.run(_node_state, hot)
+            quiet_row = await store.run(_node_state, quiet)
+            assert hot_row[0] is False and hot_row[1] == 1200.0
+            assert quiet_row[6] == "no network" and '"1.9.65"' in quiet_row[3]
+            assert quiet_row[2] == "1.9.65"
+            # an older sample than the one held never wins
+            tracker.record([(str(hot), t + timedelta(seconds=9), 50.0, 1.0)])
+            tracker.record([(str(hot), t + timedelta(seconds=8), 99999.0, 1.0)])
+            await tracker.flush()
+            assert (await store.run(_node_state, hot))[1] == 50.0
+        finally:
+            await store.stop()
+
+    asyncio.run(scenario())
+
+
+def test_node_baselines_from_one_minute_rollups(tmp_path: Path) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    busy, sparse = str(uuid.uuid4()), str(uuid.uuid4())
+    times, nodes, pps = [], [], []
+    for i in range(120):
+        times.append(now - timedelta(minutes=i + 1))
+        nodes.append(busy)
+        pps.append(float(i))  # 0..119: the p99 is 117.81
+    for i in range(10):  # too little history for a baseline
+        times.append(now - timedelta(minutes=i + 1))
+        nodes.append(sparse)
+        pps.append(1.0)
+    table = pa.table(
+        {
+            "node_uuid": pa.array(nodes, pa.string()),
+            "time": pa.array(times, pa.timestamp("us", tz="UTC")),
+            "samples": pa.array([60] * len(nodes), pa.int64()),
+            "pps_avg": pa.array(pps, pa.float64()),
+            "pps_max": pa.array(pps, pa.float64()),
+        }
+    )
+    d = now.date().isoformat()
+    part = tmp_path / f"metrics_1m/workspace={uuid.uuid4()}/date={d}/hour=00/rollup.parquet"
+    part.parent.mkdir(parents=True)
+    pq.write_table(table, part)
+    store = Store(tmp_path / "b.duckdb")
+    store.open()
+    try:
+        got = nodes_repo.node_baselines(store.con, tmp_path, now=now)
+        assert nodes_repo.node_baselines(store.con, tmp_path / "none", now=now) == {}
+        later = now + timedelta(days=2)  # all of it older than the 24 h window
+        assert nodes_repo.node_baselines(store.con, tmp_path, now=later) == {}
+    finally:
+        store.close()
+    assert set(got) == {busy}
+    assert got[busy] == pytest.approx(117.81)
+
+
+class _FakePipeline:
+    def __init__(self, fail: BaseException | None = None) -> None:
+        self.tables: list[tuple[str, pa.Table]] = []
+        self.fail = fail
+
+    async def submit(self, kind: str, workspace: str, table: pa.Table, key: str | None) -> Any:
+        await asyncio.sleep(0)
+        if self.fail is not None:
+            raise self.fail
+        self.tables.append((workspace, table))
+        return table.num_rows, False
+
+
+def _row(node: str, pps: float) -> dict[str, Any]:
+    return {"node_uuid": node, "source": "ftagent", "time": datetime.now(UTC), "pps": pps}
+
+
+def test_metrics_batcher_commits_concurrent_rows_together() -> None:
+    async def scenario() -> list[tuple[str, pa.Table]]:
+        fake = _FakePipeline()
+        batcher = MetricsBatcher(fake, window_secs=0.01)  # type: ignore[arg-type]
+        await asyncio.gather(
+            *(batcher.submit("ws-a", _row(f"n{i}", float(i))) for i in range(50)),
+            *(batcher.submit("ws-b", _row(f"m{i}", float(i))) for i in range(7)),
+        )
+        await batcher.drain()
+        return fake.tables
+
+    tables = asyncio.run(scenario())
+    by_ws = {ws: t for ws, t in tables}
+    assert len(tables) == 2  # one table per workspace for the whole window
+    assert by_ws["ws-a"].num_rows == 50 and by_ws["ws-b"].num_rows == 7
+    assert sorted(by_ws["ws-a"].column("pps").to_pylist()) == [float(i) for i in range(50)]
+
+
+def test_metrics_batcher_sheds_every_waiter_on_backpressure() -> None:
+    async def scenario() -> list[BaseException | None]:
+        batcher = MetricsBatcher(_FakePipeline(Backpressure("full", 3)))  # type: ignore[arg-type]
+        results = await asyncio.gather(
+            *(batcher.submit("ws", _row(f"n{i}", 1.0)) for i in range(5)),
+            return_exceptions=True,
+        )
+        return [r if isinstance(r, BaseException) else None for r in results]
+
+    errors = asyncio.run(scenario())
+    assert all(isinstance(e, Backpressure) and e.retry_after_secs == 3 for e in errors)
+
+
+def test_config_cache_invalidation_and_generation() -> None:
+    calls: list[str] = []
+    answers = {"n1": b"one", "n2": b"two"}
+
+    async def loader(ws: str, node: str) -> bytes | None:
+        calls.append(node)
+        await asyncio.sleep(0)
+        return answers.get(node)
+
+    async def scenario() -> None:
+        cache = ConfigCache(loader, ttl_secs=600)
+        assert await cache.get("w", "n1") == b"one"
+        assert await cache.get("w", "n1") == b"one"
+        assert calls == ["n1"]
+        answers["n1"] = b"ONE"
+        cache.invalidate("n1")
+        assert await cache.get("w", "n1") == b"ONE"
+        assert await cache.get("w", "n2") == b"two"
+        cache.clear()
+        assert await cache.get("w", "n2") == b"two"
+        assert calls == ["n1", "n1", "n2", "n2"]
+        assert await cache.get("w", "gone") is None
+        assert await cache.get("w", "gone") is None  # misses are not cached
+        assert calls[-2:] == ["gone", "gone"]
+        # a load that raced with a write is served once but not kept
+        slow = asyncio.ensure_future(cache.get("w", "n1"))
+        await asyncio.sleep(0)
+        cache.clear()
+        assert await slow == b"ONE"
+        before = len(calls)
+        await cache.get("w", "n1")
+        assert len(calls) == before + 1
+
+    asyncio.run(scenario())
+
+
+def test_store_reader_sees_committed_writes(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        store = Store(tmp_path / "r.duckdb")
+        await store.start()
+        try:
+            ws, node = uuid.uuid4(), uuid.uuid4()
+            await store.run(_node_row, ws, node)
+            row = await store.read(
+                lambda con: con.execute(
+                    "SELECT name FROM nodes WHERE uuid = ?", [str(node)]
+                ).fetchone()
+            )
+            assert row == ("n",)
+        finally:
+            await store.stop()
+
+    asyncio.run(scenario())
