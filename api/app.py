@@ -130,6 +130,51 @@ def _resolve_key(con: Connection, key: str) -> Credential | None:
     return None
 
 
+class KeyPreloader:
+    """Loads every live node's key hash into the credential cache in one query: at start, so a
+    fleet reconnecting after a restart needs no per-key lookups, and again after each write
+    that cleared the cache (one load at a time; writes during a load ask for one more)."""
+
+    def __init__(self, store: Store, credentials: CachedCredentials) -> None:
+        self.store = store
+        self.credentials = credentials
+        self._task: asyncio.Task[None] | None = None
+        self._again = False
+
+    def request(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._again = True
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="key-preload")
+
+    async def _run(self) -> None:
+        while True:
+            self._again = False
+            generation = self.credentials.generation
+            try:
+                rows = await self.store.read(
+                    collectors_repo.live_node_key_hashes, self.credentials.max_entries
+                )
+            except Exception:
+                log.exception("node key preload failed")
+                return
+            self.credentials.prime(
+                {
+                    digest: Credential(id=f"n:{node}", workspace=str(ws), node=str(node))
+                    for digest, ws, node in rows
+                },
+                generation,
+            )
+            if not self._again:
+                return
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 def _node_index(con: Connection, workspace: str) -> dict[str, str]:
     return collectors_repo.workspace_node_index(con, uuid.UUID(workspace))
 
@@ -273,6 +318,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         incident_expiry_secs=cfg.api.agent_incident_expiry_secs,
     )
     app[STATE].on_control_write.append(agent.configs.clear)
+    preloader = KeyPreloader(store, credentials)
+    app[STATE].on_control_write.append(preloader.request)
     agent_api.setup(app, agent)
     agent_pcap.setup(app)
     app.router.add_get("/metrics", _metrics)
@@ -286,6 +333,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         await pipeline.start()
         await receiver.start()
         await activity.start()
+        preloader.request()
         await store.run(export_snapshots, pipeline.lake.root)
         try:
             await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
@@ -304,6 +352,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await preloader.stop()
         await receiver.stop()
         await agent.batcher.drain()
         await activity.stop()

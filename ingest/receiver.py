@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -252,7 +253,10 @@ class CachedCredentials:
         if len(self._keys) >= self.max_entries:
             self._keys.clear()
         if cred is not None:  # failures are not cached: a guessing client gains nothing
-            self._keys[digest] = (time.monotonic() + self.ttl, cred)
+            # spread over 75-100% of the TTL, so that keys cached together (a fleet connecting
+            # after a restart) do not all come due in the same second
+            ttl = self.ttl * (0.75 + 0.25 * random.random())  # noqa: S311 (not a secret)
+            self._keys[digest] = (time.monotonic() + ttl, cred)
         else:
             self._keys.pop(digest, None)
         return cred
@@ -265,12 +269,33 @@ class CachedCredentials:
         finally:
             self._refreshing.pop(digest, None)
 
+    def prime(self, entries: dict[str, Credential], generation: int) -> int:
+        """Cache answers loaded in bulk (``digest -> credential``, digests as ``resolve`` makes
+        them), unless the cache was cleared since ``generation``. Returns how many."""
+        if generation != self._generation:
+            return 0
+        now = time.monotonic()
+        room = max(0, self.max_entries - len(self._keys))
+        added = 0
+        for digest, cred in entries.items():
+            if added >= room:
+                break
+            if digest not in self._keys:
+                ttl = self.ttl * (0.75 + 0.25 * random.random())  # noqa: S311 (not a secret)
+                self._keys[digest] = (now + ttl, cred)
+                added += 1
+        return added
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
     async def resolve(self, key: str) -> Credential | None:
         now = time.monotonic()
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         hit = self._keys.get(digest)
         if hit is not None and hit[0] > now:
-            if hit[0] - now < self.ttl / 4 and digest not in self._refreshing:
+            if hit[0] - now < self.ttl / 5 and digest not in self._refreshing:
                 self._refreshing[digest] = asyncio.create_task(self._refresh(key, digest))
             return hit[1]
         return await self._lookup(key, digest)

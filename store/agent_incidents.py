@@ -411,7 +411,8 @@ def record_ack(
 def node_config_row(con: Connection, node_uuid: uuid.UUID) -> dict[str, Any] | None:
     rows = rows_as_dicts(
         con.execute(
-            "SELECT sp_enabled, sp_sensitivity, sp_response_mode, service_ports FROM nodes "
+            "SELECT sp_enabled, sp_sensitivity, sp_response_mode, service_ports, "
+            "CAST(agent_status AS VARCHAR) AS agent_status FROM nodes "
             "WHERE uuid = ? AND deleted_at IS NULL",
             [str(node_uuid)],
         )

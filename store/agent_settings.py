@@ -95,6 +95,18 @@ def _ip_list(key: str, v: Any) -> list[str]:
     return out
 
 
+def _cidr_list(key: str, v: Any) -> list[str]:
+    if not isinstance(v, list) or len(v) > 1000:
+        raise InvalidValue(f"{key} must be a list of at most 1000 networks (CIDR)", key)
+    out = []
+    for item in v:
+        try:
+            out.append(ipaddress.ip_network(str(item), strict=False).compressed)
+        except ValueError:
+            raise InvalidValue(f"{key} holds {item!r}, which is not a network", key) from None
+    return out
+
+
 def _ioc_patterns(key: str, v: Any) -> list[dict[str, str]]:
     if not isinstance(v, list) or len(v) > 1000:
         raise InvalidValue(f"{key} must be a list of at most 1000 patterns", key)
@@ -155,6 +167,11 @@ SETTINGS: dict[str, Check] = {
     "ip_blocklist": _blocklist,
     "preferred_firewall": _choice("iptables", "nftables", "ufw", "firewalld"),
     "suspended": _bool,
+    "mirror_subnets": _cidr_list,
+    "mirror_ip_labels": _labels,
+    "mirror_ip_limit": _int(1, 100_000),
+    "mirror_blocked": _bool,
+    "mirror_message": _text(500),
     "flow": _object(
         {
             "enabled": _bool,

@@ -92,6 +92,19 @@ def authenticate_node_key(con: Connection, key: str) -> tuple[uuid.UUID, uuid.UU
     return uuid.UUID(str(row[1])), uuid.UUID(str(row[2]))
 
 
+def live_node_key_hashes(con: Connection, limit: int) -> list[tuple[str, uuid.UUID, uuid.UUID]]:
+    """(key hash, workspace, node) of up to ``limit`` live nodes, the most recently seen first:
+    what the server preloads so that a fleet's first calls after a start need no lookups."""
+    rows = con.execute(
+        "SELECT n.api_key_hash, n.workspace_uuid, n.uuid FROM nodes n "
+        "JOIN workspaces w ON w.uuid = n.workspace_uuid "
+        "WHERE n.deleted_at IS NULL AND w.deleted_at IS NULL "
+        "ORDER BY n.last_seen DESC NULLS LAST LIMIT ?",
+        [limit],
+    ).fetchall()
+    return [(str(h), uuid.UUID(str(ws)), uuid.UUID(str(node))) for h, ws, node in rows]
+
+
 def workspace_node_index(con: Connection, ws_uuid: uuid.UUID) -> dict[str, str]:
     """Live nodes of a workspace: both ``uuid -> uuid`` and ``ip -> uuid`` entries, for routing
     collector rows (an IP shared by two nodes routes to the older one)."""

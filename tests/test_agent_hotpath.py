@@ -344,3 +344,80 @@ def test_store_reader_sees_committed_writes(tmp_path: Path) -> None:
             await store.stop()
 
     asyncio.run(scenario())
+
+
+def test_flow_follows_the_heartbeat_unless_an_operator_decides(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    assert _ok(agent.get("/config"))["flow"]["enabled"] is False  # nothing known yet
+    _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "flow_active": True}))
+    cfg = _ok(agent.get("/config"))
+    assert cfg["flow"]["enabled"] is True  # §8.4 rule 14: keep its collector running
+    assert cfg["flow"]["port"] == 0 and cfg["flow"]["protocol"] == "auto"
+    node = agent.node["uuid"]
+    r = client.patch(f"/api/v1/nodes/{node}/agent-config", json={"flow": {"enabled": False}})
+    assert r.status_code == 200, r.text
+    assert _ok(agent.get("/config"))["flow"]["enabled"] is False  # the operator's word wins
+    client.patch(f"/api/v1/nodes/{node}/agent-config", json={"flow": None})
+    assert _ok(agent.get("/config"))["flow"]["enabled"] is True
+    # the node restarts without a collector: the next heartbeat says so
+    _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "flow_active": False}))
+    assert _ok(agent.get("/config"))["flow"]["enabled"] is False
+
+
+def test_mirror_keys_go_to_mirror_nodes_only(hserver: Server) -> None:
+    client, host = _setup(hserver)
+    r = client.post(
+        "/api/v1/nodes", json={"name": f"m-{uuid.uuid4().hex[:8]}", "ip": "203.0.113.11"}
+    )
+    assert r.status_code == 201, r.text
+    mirror = Agent(hserver, r.json()["node"])
+    r = client.patch(
+        "/api/v1/workspace/agent-config",
+        json={"mirror_subnets": ["198.51.100.7/24"], "mirror_ip_limit": 5000},
+    )
+    assert r.status_code == 200, r.text
+    mirror_hb = {
+        **HOST_HEARTBEAT,
+        "mirror_mode": True,
+        "mirror_flow_only": True,
+        "flow_active": False,
+    }
+    _ok(mirror.post("/heartbeat", mirror_hb))
+    _ok(host.post("/heartbeat", HOST_HEARTBEAT))
+    got = _ok(mirror.get("/config"))
+    assert got["mirror_subnets"] == ["198.51.100.0/24"] and got["mirror_ip_limit"] == 5000
+    assert got["flow"]["enabled"] is True  # a flow-only mirror lives on its collector
+    plain = _ok(host.get("/config"))
+    assert not [k for k in plain if k.startswith("mirror_")]
+    bad = client.patch("/api/v1/workspace/agent-config", json={"mirror_subnets": ["nope"]})
+    assert_error(bad, 400, "invalid_parameter")
+
+
+def test_bulk_primed_keys_and_clears() -> None:
+    from ingest.receiver import CachedCredentials, Credential
+    from store.secrets import hash_secret
+
+    looked_up: list[str] = []
+
+    async def resolve(key: str) -> Credential | None:
+        looked_up.append(key)
+        return None
+
+    async def index(ws: str) -> dict[str, str]:
+        return {}
+
+    async def scenario() -> None:
+        cache = CachedCredentials(resolve, index, ttl_secs=300)
+        cred = Credential(id="n:x", workspace="w", node="x")
+        stale = cache.generation
+        cache.clear()  # a write happened while that load ran: its rows must not be used
+        assert cache.prime({hash_secret("k1"): cred}, stale) == 0
+        assert await cache.resolve("k1") is None and looked_up == ["k1"]
+        assert cache.prime({hash_secret("k1"): cred}, cache.generation) == 1
+        assert await cache.resolve("k1") == cred and looked_up == ["k1"]  # no lookup now
+        assert await cache.resolve("k2") is None and looked_up == ["k1", "k2"]
+        cache.clear()
+        assert await cache.resolve("k1") is None  # gone with the clear, asked again
+        assert looked_up == ["k1", "k2", "k1"]
+
+    asyncio.run(scenario())

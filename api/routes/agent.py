@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,8 +55,30 @@ MAX_AGENT_BODY = 4 * 1024 * 1024
 RETRY_AFTER = "2"
 
 
-def config_body(node: dict[str, Any]) -> dict[str, Any]:
-    """The complete config object (§4.1): every key the agent reads, with its documented type."""
+@dataclass(frozen=True)
+class AgentTraits:
+    """What the node's newest heartbeat says about how its agent runs (§4.2): whether a flow
+    collector exists (``flow_active``, or a flow-only mirror) and whether it is a mirror."""
+
+    flow: bool = False
+    mirror: bool = False
+
+    @classmethod
+    def of(cls, heartbeat: dict[str, Any] | None) -> AgentTraits:
+        hb = heartbeat or {}
+        return cls(
+            flow=hb.get("flow_active") is True or hb.get("mirror_flow_only") is True,
+            mirror=hb.get("mirror_mode") is True,
+        )
+
+
+def config_body(node: dict[str, Any], traits: AgentTraits | None = None) -> dict[str, Any]:
+    """The complete config object (§4.1): every key the agent reads, with its documented type.
+
+    ``flow.enabled`` defaults to what the node's heartbeat reported (§8.4 rule 14: a node that
+    runs a collector, enabled in its local file or a flow-only mirror, must keep getting
+    ``enabled: true`` or it stops using it); an operator's override decides over it."""
+    traits = traits or AgentTraits()
     ports = [
         {"protocol": str(p.get("protocol") or "both"), "port_value": str(p.get("port_value"))}
         for p in node.get("service_ports") or []
@@ -72,7 +95,7 @@ def config_body(node: dict[str, Any]) -> dict[str, Any]:
         "attack_cooldown": 120,
         "confirm_ticks": 5,
         "flow": {
-            "enabled": False,
+            "enabled": traits.flow,
             "protocol": "auto",
             "port": 0,
             "sample_rate": 0,
@@ -99,15 +122,27 @@ def config_body(node: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def load_config(con: Connection, ws: uuid.UUID, node: uuid.UUID) -> dict[str, Any] | None:
+def load_config(
+    con: Connection, ws: uuid.UUID, node: uuid.UUID, traits: AgentTraits | None = None
+) -> tuple[dict[str, Any], AgentTraits] | None:
     """The node's config answer: the defaults overlaid by the operators' overrides (workspace,
-    then node), with the node's unacknowledged commands; None when the node is gone."""
+    then node), with the node's unacknowledged commands, and the traits it was built with; None
+    when the node is gone.
+
+    ``traits`` are the newest heartbeat's, when this process holds one not yet written; else
+    they come from the stored heartbeat. ``mirror_*`` keys only go to mirror nodes (§8.4 rule 16:
+    a non-mirror agent raises an error on ``mirror_ip_limit``)."""
     row = repo.node_config_row(con, node)
     if row is None:
         return None
-    body = agent_settings.effective_settings(con, ws, node, config_body(row))
+    if traits is None:
+        status = row.get("agent_status")
+        traits = AgentTraits.of(orjson.loads(status) if isinstance(status, str) else None)
+    body = agent_settings.effective_settings(con, ws, node, config_body(row, traits))
+    if not traits.mirror:
+        body = {k: v for k, v in body.items() if not k.startswith("mirror_")}
     body["pending_commands"] = agent_settings.pending_commands(con, node)
-    return body
+    return body, traits
 
 
 def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any]:
@@ -179,10 +214,18 @@ class AgentApi:
         self.configs = ConfigCache(self._load_config, ttl_secs=config_cache_secs)
         self.batcher = MetricsBatcher(pipeline)
         self.incident_expiry_secs = incident_expiry_secs
+        self.traits: dict[str, AgentTraits] = {}
+        """node -> traits of its newest heartbeat seen by this process."""
 
     async def _load_config(self, ws: str, node: str) -> bytes | None:
-        body = await self.store.read(load_config, uuid.UUID(ws), uuid.UUID(node))
-        return None if body is None else json_response(body).body  # type: ignore[return-value]
+        loaded = await self.store.read(
+            load_config, uuid.UUID(ws), uuid.UUID(node), self.traits.get(node)
+        )
+        if loaded is None:
+            return None
+        body, traits = loaded
+        self.traits.setdefault(node, traits)
+        return json_response(body).body  # type: ignore[return-value]
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -253,6 +296,13 @@ class AgentApi:
             self.activity.heartbeat(str(node), version, None, error[:1000] or "unknown error")
         else:
             self.activity.heartbeat(str(node), version, heartbeat_status(body))
+            traits = AgentTraits.of(body)
+            known = self.traits.get(str(node))
+            self.traits[str(node)] = traits
+            if known != traits:  # the flow default and the mirror keys follow the traits
+                # (with nothing known there is no entry to drop, but a load in flight that
+                # used the stored heartbeat must not be cached)
+                self.configs.invalidate(str(node))
         return json_response({"ok": True})
 
     def report(self, kind: str) -> Handler:
