@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -229,7 +229,11 @@ async def _watch_loop_lag() -> None:
 
 
 async def _agent_housekeeping(
-    store: Store, pipeline: Pipeline, activity: ActivityTracker, cfg: Config
+    store: Store,
+    pipeline: Pipeline,
+    activity: ActivityTracker,
+    cfg: Config,
+    on_expired: Callable[[], None],
 ) -> None:
     """Expire agent incidents that stopped getting reports (every few seconds), refresh node
     baselines for ``elevated`` (every 5 minutes) and apply PCAP retention (about hourly)."""
@@ -238,9 +242,8 @@ async def _agent_housekeeping(
     last_pcap_sweep = last_baselines = float("-inf")
     while True:
         try:
-            await store.run(
-                agent_incidents.expire_stale_incidents, datetime.now(UTC), idle_secs=expiry
-            )
+            if await store.run(agent_incidents.expire_idle_incidents, datetime.now(UTC), expiry):
+                on_expired()  # their mitigations' undo commands are due in configs
         except Exception:
             log.exception("incident expiry failed")
         if time.monotonic() - last_baselines >= BASELINE_REFRESH_EVERY_SECS:
@@ -343,7 +346,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             asyncio.create_task(_watch_loop_lag(), name="loop-lag"),
             asyncio.create_task(_housekeeping(store, pipeline, cfg), name="housekeeping"),
             asyncio.create_task(
-                _agent_housekeeping(store, pipeline, activity, cfg), name="agent-housekeeping"
+                _agent_housekeeping(store, pipeline, activity, cfg, agent.configs.clear),
+                name="agent-housekeeping",
             ),
         ]
         yield

@@ -1573,7 +1573,25 @@ def _agent_admin_paths() -> dict[str, Any]:
             "command_type": {"enum": list(COMMAND_TYPES)},
             "command_text": {"type": "string"},
             "title": {"type": ["string", "null"]},
-            "status": {"enum": ["pending", "applied", "failed"]},
+            "status": {
+                "enum": ["pending", "applied", "failed", "cancelled"],
+                "description": "pending until the agent acks (applied or failed); cancelled: a "
+                "mitigation withdrawn, unacknowledged, when its incident ended.",
+            },
+            "incident_uuid": {"anyOf": [_ref("Uuid"), {"type": "null"}]},
+            "undo_command_text": {
+                "type": ["string", "null"],
+                "description": "Queued as a command of its own when the incident ends.",
+            },
+            "undo_command_id": {
+                "type": ["integer", "null"],
+                "description": "The id of that undo command once queued.",
+            },
+            "undo_of": {
+                "type": ["integer", "null"],
+                "description": "On an undo command: the mitigation it takes back.",
+            },
+            "cancelled_at": {"anyOf": [_ref("Timestamp"), {"type": "null"}]},
             "ack_status": {"type": ["string", "null"]},
             "ack_error": {"type": ["string", "null"]},
             "acked_at": {"anyOf": [_ref("Timestamp"), {"type": "null"}]},
@@ -1593,6 +1611,20 @@ def _agent_admin_paths() -> dict[str, Any]:
                         "command_type": {"enum": list(COMMAND_TYPES), "default": "iptables"},
                         "command_text": {"type": "string", "minLength": 1, "maxLength": 16384},
                         "title": {"type": "string", "maxLength": 200},
+                        "incident_uuid": {
+                            **_ref("Uuid"),
+                            "description": "Makes the command a mitigation of this active "
+                            "incident of the node: when the incident ends, its undo is queued "
+                            "and, if the agent never acknowledged it, the command is withdrawn.",
+                        },
+                        "undo_command_text": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 16384,
+                            "description": "The lines that take the mitigation back. For "
+                            "iptables/ip6tables rules added with -A or -I it is derived (-D) "
+                            "when omitted; ftagent itself only cleans up nft and xdp rules.",
+                        },
                     },
                 }
             }
@@ -1675,7 +1707,7 @@ def _agent_admin_paths() -> dict[str, Any]:
                             "properties": {"ok": {"const": True}, "command": command},
                         },
                     ),
-                    **_errors(400, 402, 404, 413),
+                    **_errors(400, 402, 404, 409, 413),
                 },
             },
         },

@@ -40,12 +40,14 @@ from typing import Any
 
 import orjson
 
+from . import agent_settings
 from .db import Connection, rows_as_dicts, transaction
 from .incidents import SEVERITIES
 
 __all__ = [
     "INCIDENT_IDLE_EXPIRY_SECS",
     "derive_severity",
+    "expire_idle_incidents",
     "expire_stale_incidents",
     "node_config_row",
     "open_incident",
@@ -320,13 +322,21 @@ def expire_stale_incidents(
     if node_uuid is not None:
         where += " AND node_uuid = ?"
         params.append(str(node_uuid))
-    row = con.execute(
+    rows = con.execute(
         "UPDATE incidents SET status = 'resolved', resolved_at = greatest(updated_at, "
         "started_at), updated_at = ?, detail = json_merge_patch(coalesce(detail, '{}'), ?) "
         f"WHERE {where} RETURNING uuid",
         [now, marker, *params],
     ).fetchall()
-    return len(row)
+    agent_settings.end_mitigations(con, [str(r[0]) for r in rows], now)
+    return len(rows)
+
+
+def expire_idle_incidents(con: Connection, now: datetime, idle_secs: float) -> int:
+    """``expire_stale_incidents`` for every node, in one transaction with the mitigations'
+    undo commands it queues (the server's periodic sweep)."""
+    with transaction(con):
+        return expire_stale_incidents(con, now, idle_secs=idle_secs)
 
 
 def open_incident(
@@ -391,6 +401,8 @@ def report_incident(
             state = _blank(ref, started)
         _apply(state, kind, body, now)
         inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
+        if kind == "resolve":
+            agent_settings.end_mitigations(con, [str(inc_uuid)], now)
     return inc_uuid, created
 
 

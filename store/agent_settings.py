@@ -14,19 +14,23 @@ record the ack (applied or failed, with the agent's error text).
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from .db import Connection, rows_as_dicts, utcnow
-from .errors import InvalidValue, NotFound
+from .errors import Conflict, InvalidValue, NotFound
 
 __all__ = [
     "COMMAND_TYPES",
     "create_command",
+    "derive_undo",
     "effective_settings",
+    "end_mitigations",
     "get_overrides",
     "list_commands",
     "pending_commands",
@@ -265,6 +269,8 @@ def effective_settings(
 
 _COMMAND_COLUMNS = """
     c.id, c.node_uuid, c.command_type, c.command_text, c.title, c.created_at,
+    c.incident_uuid, c.undo_text AS undo_command_text, c.undo_of, c.cancelled_at,
+    (SELECT min(u.id) FROM agent_commands u WHERE u.undo_of = c.id) AS undo_command_id,
     a.status AS ack_status, a.error AS ack_error, a.received_at AS acked_at
 """
 _COMMAND_FROM = """
@@ -277,6 +283,33 @@ _COMMAND_FROM = """
 """
 
 
+_IPTABLES_ADD = re.compile(r"^(ip6?tables)(\s.*?)?\s-(A|I)\s+(\S+)(\s+\d+)?(\s.*)$")
+
+
+def derive_undo(command_type: str, command_text: str) -> str | None:
+    """The lines that take an iptables/ip6tables mitigation back: every ``-A``/``-I CHAIN [n]``
+    rule becomes ``-D CHAIN`` with the same match. None unless every line is such a rule (a
+    partial undo would be worse than asking the operator for one)."""
+    if command_type not in ("iptables", "ip6tables"):
+        return None
+    out = []
+    for line in command_text.strip().splitlines():
+        m = _IPTABLES_ADD.match(line.strip())
+        if m is None:
+            return None
+        tool, before, _, chain, _, rule = m.groups()
+        out.append(f"{tool}{before or ''} -D {chain}{rule}")
+    return "\n".join(out) or None
+
+
+def _check_text(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidValue(f"{field} must be a non-empty string", field)
+    if len(value) > MAX_COMMAND_TEXT:
+        raise InvalidValue(f"{field} is longer than {MAX_COMMAND_TEXT}", field)
+    return value
+
+
 def create_command(
     con: Connection,
     ws_uuid: uuid.UUID,
@@ -284,15 +317,18 @@ def create_command(
     command_type: Any,
     command_text: Any,
     title: Any = None,
+    incident_uuid: Any = None,
+    undo_command_text: Any = None,
 ) -> dict[str, Any]:
+    """Queue a command for the node. With ``incident_uuid`` (an active incident of this node)
+    it is a mitigation of that incident: when the incident ends (the agent's resolve, or the
+    server's expiry) its undo (``undo_command_text``, or for iptables/ip6tables rules one derived
+    by ``derive_undo``) is queued, and the command itself is withdrawn if no ack came yet."""
     if command_type not in COMMAND_TYPES:
         raise InvalidValue(
             f"command_type must be one of {', '.join(COMMAND_TYPES)}", "command_type"
         )
-    if not isinstance(command_text, str) or not command_text.strip():
-        raise InvalidValue("command_text must be a non-empty string", "command_text")
-    if len(command_text) > MAX_COMMAND_TEXT:
-        raise InvalidValue(f"command_text is longer than {MAX_COMMAND_TEXT}", "command_text")
+    command_text = _check_text(command_text, "command_text")
     if command_type == "xdp":
         try:
             spec = orjson.loads(command_text)
@@ -309,13 +345,68 @@ def create_command(
             )
     if title is not None and (not isinstance(title, str) or len(title) > 200):
         raise InvalidValue("title must be a string of at most 200 characters", "title")
+    undo = None
+    if undo_command_text is not None:
+        undo = _check_text(undo_command_text, "undo_command_text")
+    incident = None
+    if incident_uuid is not None:
+        try:
+            incident = uuid.UUID(str(incident_uuid))
+        except ValueError:
+            raise InvalidValue("incident_uuid must be an incident UUID", "incident_uuid") from None
+        row = con.execute(
+            "SELECT status FROM incidents WHERE uuid = ? AND workspace_uuid = ? AND node_uuid = ?",
+            [str(incident), str(ws_uuid), str(node_uuid)],
+        ).fetchone()
+        if row is None:
+            raise InvalidValue("incident_uuid is not an incident of this node", "incident_uuid")
+        if row[0] != "active":
+            raise Conflict("the incident has ended; a mitigation needs an active incident")
+        if undo is None:
+            undo = derive_undo(command_type, command_text)
     row = con.execute(
         "INSERT INTO agent_commands (workspace_uuid, node_uuid, command_type, command_text, "
-        "title, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-        [str(ws_uuid), str(node_uuid), command_type, command_text, title or "", utcnow()],
+        "title, created_at, incident_uuid, undo_text) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "RETURNING id",
+        [
+            str(ws_uuid),
+            str(node_uuid),
+            command_type,
+            command_text,
+            title or "",
+            utcnow(),
+            None if incident is None else str(incident),
+            undo,
+        ],
     ).fetchone()
     assert row is not None
     return get_command(con, ws_uuid, node_uuid, int(row[0]))
+
+
+def end_mitigations(con: Connection, incident_uuids: list[str], now: datetime) -> list[str]:
+    """The incidents ended: queue the undo of each of their mitigations (once), and withdraw the
+    mitigations the agent has not acknowledged yet. Returns the nodes whose config changed."""
+    if not incident_uuids:
+        return []
+    marks = ", ".join("?" for _ in incident_uuids)
+    nodes = con.execute(
+        "INSERT INTO agent_commands (workspace_uuid, node_uuid, command_type, command_text, "
+        "title, created_at, undo_of) "
+        "SELECT c.workspace_uuid, c.node_uuid, c.command_type, c.undo_text, "
+        "left('undo: ' || c.title, 200), ?, c.id FROM agent_commands c "
+        f"WHERE c.incident_uuid IN ({marks}) AND c.undo_text IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM agent_commands u WHERE u.undo_of = c.id) "
+        "ORDER BY c.id RETURNING node_uuid",
+        [now, *incident_uuids],
+    ).fetchall()
+    withdrawn = con.execute(
+        "UPDATE agent_commands c SET cancelled_at = ? "
+        f"WHERE c.incident_uuid IN ({marks}) AND c.cancelled_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM agent_command_acks a "
+        "WHERE a.command_id = c.id AND a.node_uuid = c.node_uuid) RETURNING node_uuid",
+        [now, *incident_uuids],
+    ).fetchall()
+    return sorted({str(r[0]) for r in (*nodes, *withdrawn)})
 
 
 def get_command(
@@ -335,7 +426,10 @@ def get_command(
 
 def _status(row: dict[str, Any]) -> dict[str, Any]:
     ack = row.get("ack_status")
-    row["status"] = "pending" if ack is None else ("applied" if ack == "applied" else "failed")
+    if ack is not None:
+        row["status"] = "applied" if ack == "applied" else "failed"
+    else:
+        row["status"] = "cancelled" if row.get("cancelled_at") is not None else "pending"
     return row
 
 
@@ -360,7 +454,7 @@ def pending_commands(con: Connection, node_uuid: uuid.UUID) -> list[dict[str, An
     """Commands not yet acknowledged, in the agent's shape (§4.1.4)."""
     rows = con.execute(
         f"SELECT c.id, c.command_type, c.command_text, c.title {_COMMAND_FROM} "
-        "WHERE c.node_uuid = ? AND a.status IS NULL ORDER BY c.id",
+        "WHERE c.node_uuid = ? AND a.status IS NULL AND c.cancelled_at IS NULL ORDER BY c.id",
         [str(node_uuid)],
     ).fetchall()
     return [

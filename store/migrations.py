@@ -193,4 +193,13 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE nodes ADD COLUMN agent_update_error_at TIMESTAMPTZ;
         """,
     ),
+    (
+        8,
+        """
+        ALTER TABLE agent_commands ADD COLUMN incident_uuid UUID;
+        ALTER TABLE agent_commands ADD COLUMN undo_text VARCHAR;
+        ALTER TABLE agent_commands ADD COLUMN undo_of BIGINT;
+        ALTER TABLE agent_commands ADD COLUMN cancelled_at TIMESTAMPTZ;
+        """,
+    ),
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 
 from .conftest import Server, assert_error, new_workspace
-from .test_agent_api import Agent, _ok, _setup
+from .test_agent_api import OPEN, RESOLVE, Agent, _ok, _setup
 
 
 def test_overrides_reach_the_agent_config(server: Server) -> None:
@@ -124,3 +124,78 @@ def test_command_validation_and_isolation(server: Server) -> None:
         assert_error(r, 404, "not_found")
     other_agent = Agent(server, agent.node)
     assert _ok(other_agent.get("/config"))["pending_commands"] == []
+
+
+def test_iptables_undo_is_derived_only_when_every_line_can_be_taken_back() -> None:
+    from store.agent_settings import derive_undo
+
+    assert (
+        derive_undo("iptables", "iptables -I INPUT 1 -s 198.51.100.7 -j DROP")
+        == "iptables -D INPUT -s 198.51.100.7 -j DROP"
+    )
+    two = "iptables -A INPUT -s 198.51.100.7 -j DROP\nip6tables -t raw -A PREROUTING -p udp -j DROP"
+    assert derive_undo("iptables", two) == (
+        "iptables -D INPUT -s 198.51.100.7 -j DROP\nip6tables -t raw -D PREROUTING -p udp -j DROP"
+    )
+    assert derive_undo("iptables", "iptables -N FT_BLOCK\niptables -A FT_BLOCK -j DROP") is None
+    assert derive_undo("iptables", "iptables -P INPUT ACCEPT") is None
+    assert derive_undo("nft", "nft add rule inet t c drop") is None  # the agent cleans nft up
+
+
+def test_mitigations_are_taken_back_when_their_incident_ends(server: Server) -> None:
+    client, agent = _setup(server)
+    node = agent.node["uuid"]
+    inc = _ok(agent.post("/incidents", OPEN))["uuid"]
+    url = f"/api/v1/nodes/{node}/commands"
+    block = "iptables -I INPUT 1 -s 198.51.100.7 -j DROP"
+    applied = client.post(
+        url, json={"command_text": block, "title": "drop", "incident_uuid": inc}
+    ).json()["command"]
+    assert applied["incident_uuid"] == inc
+    assert applied["undo_command_text"] == "iptables -D INPUT -s 198.51.100.7 -j DROP"
+    custom = client.post(
+        url,
+        json={
+            "command_type": "shell",
+            "command_text": "tc qdisc add dev eth0 root handle 1: htb",
+            "undo_command_text": "tc qdisc del dev eth0 root",
+            "incident_uuid": inc,
+        },
+    ).json()["command"]
+    plain = client.post(url, json={"command_text": "sysctl -w net.ipv4.tcp_syncookies=1"})
+    plain_id = plain.json()["command"]["id"]
+    _ok(agent.post("/commands/ack", {"command_id": applied["id"], "status": "applied"}))
+    pending = {c["id"] for c in _ok(agent.get("/config"))["pending_commands"]}
+    assert pending == {custom["id"], plain_id}
+    _ok(agent.post(f"/incidents/{inc}/resolve", RESOLVE))
+    # the applied block gets its undo; the never-acked one is withdrawn, and undone too (the
+    # agent may have run it and lost the ack); the unlinked command is untouched
+    cmds = _ok(agent.get("/config"))["pending_commands"]
+    texts = [c["command_text"] for c in cmds]
+    assert texts == [
+        "sysctl -w net.ipv4.tcp_syncookies=1",
+        "iptables -D INPUT -s 198.51.100.7 -j DROP",
+        "tc qdisc del dev eth0 root",
+    ]
+    assert all(c["id"] > 0 for c in cmds) and len({c["id"] for c in cmds}) == 3
+    by_id = {c["id"]: c for c in client.get(url).json()["commands"]}
+    assert by_id[applied["id"]]["status"] == "applied"
+    assert by_id[custom["id"]]["status"] == "cancelled"
+    undo_id = by_id[applied["id"]]["undo_command_id"]
+    assert by_id[undo_id]["undo_of"] == applied["id"] and by_id[undo_id]["status"] == "pending"
+    # a replayed resolve queues nothing twice
+    _ok(agent.post(f"/incidents/{inc}/resolve", RESOLVE))
+    assert len(_ok(agent.get("/config"))["pending_commands"]) == 3
+    # a mitigation needs an active incident of this very node
+    assert_error(
+        client.post(url, json={"command_text": block, "incident_uuid": inc}), 409, "conflict"
+    )
+    _, stranger = _setup(server)
+    other_inc = _ok(stranger.post("/incidents", OPEN))["uuid"]
+    for ref in (other_inc, "not-a-uuid"):
+        err = assert_error(
+            client.post(url, json={"command_text": block, "incident_uuid": ref}),
+            400,
+            "invalid_parameter",
+        )
+        assert err["error"]["field"] == "incident_uuid"

@@ -68,6 +68,12 @@ def test_an_idle_incident_expires_after_the_configured_time(hserver: Server) -> 
     inc = _ok(agent.post("/incidents", OPEN))["uuid"]
     got = client.get(f"/api/v1/incidents/{inc}").json()["incident"]
     assert got["status"] == "active"
+    block = client.post(
+        f"/api/v1/nodes/{agent.node['uuid']}/commands",
+        json={"command_text": "iptables -A INPUT -s 192.0.2.9 -j DROP", "incident_uuid": inc},
+    ).json()["command"]
+    _ok(agent.post("/commands/ack", {"command_id": block["id"], "status": "applied"}))
+    assert _ok(agent.get("/config"))["pending_commands"] == []
     # api.agent_incident_expiry_secs = 10 here; the housekeeping task checks every second
 
     def expired() -> bool:
@@ -76,6 +82,9 @@ def test_an_idle_incident_expires_after_the_configured_time(hserver: Server) -> 
     assert wait_for(expired, timeout=40, interval=0.5)
     detail = client.get(f"/api/v1/incidents/{inc}").json()["incident"]["detail"]
     assert detail["expired"]["by"] == "server" and detail["expired"]["idle_secs"] == 10
+    # the expired incident's mitigation is taken back, and the cached config knows it
+    undo = _ok(agent.get("/config"))["pending_commands"]
+    assert [c["command_text"] for c in undo] == ["iptables -D INPUT -s 192.0.2.9 -j DROP"]
 
 
 def test_agent_calls_are_counted_and_only_failures_logged(hserver: Server) -> None:

@@ -352,7 +352,10 @@ class AgentApi:
         return await self._report(request, "update")
 
     async def resolve_incident(self, request: web.Request) -> web.Response:
-        return await self._report(request, "resolve")
+        response = await self._report(request, "resolve")
+        # the incident's mitigations were withdrawn and their undo commands queued
+        self.configs.invalidate(request.headers.get("X-Node-UUID", "").strip().lower())
+        return response
 
     async def command_ack(self, request: web.Request) -> web.Response:
         _, node = await self.authenticate(request)

@@ -68,7 +68,9 @@ async def list_commands(request: web.Request) -> web.Response:
     return json_response({"ok": True, "commands": rows, "total": total})
 
 
-_COMMAND_FIELDS = frozenset({"command_type", "command_text", "title"})
+_COMMAND_FIELDS = frozenset(
+    {"command_type", "command_text", "title", "incident_uuid", "undo_command_text"}
+)
 
 
 @routes.post("/api/v1/nodes/{uuid}/commands")
@@ -87,5 +89,7 @@ async def create_command(request: web.Request) -> web.Response:
         body.get("command_type", "iptables"),
         body.get("command_text"),
         body.get("title"),
+        body.get("incident_uuid"),
+        body.get("undo_command_text"),
     )
     return json_response({"ok": True, "command": row}, status=201)
