@@ -138,8 +138,10 @@ async def run_loop(cfg: AgentConfig) -> int:
         if capture is not None:
             capture.take()  # start the first window with the first sample
         while not stop.is_set():
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), max(0.0, next_tick - time.monotonic()))
+                async with asyncio.timeout(max(0.0, next_tick - time.monotonic())):
+                    await stop.wait()
             if stop.is_set():
                 break
             now = time.monotonic()

@@ -338,7 +338,8 @@ class Sender:
             await self._seal(self.batch_rows)
         if self._worker is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._queue.join(), self.close_timeout_secs)
+                async with asyncio.timeout(self.close_timeout_secs):
+                    await self._queue.join()
             for task in (self._worker, self._timer):
                 if task is not None:
                     task.cancel()
