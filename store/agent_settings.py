@@ -129,7 +129,9 @@ def _ioc_patterns(key: str, v: Any) -> list[dict[str, str]]:
 
 
 def _blocklist(key: str, v: Any) -> list[dict[str, str]]:
-    ips = _ip_list(key, [i.get("indicator") if isinstance(i, dict) else i for i in v or []])
+    if not isinstance(v, list):
+        raise InvalidValue(f"{key} must be a list of {{indicator: ip}} objects or IPs", key)
+    ips = _ip_list(key, [i.get("indicator") if isinstance(i, dict) else i for i in v])
     return [{"indicator": ip} for ip in ips]
 
 

@@ -158,7 +158,7 @@ def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any
     row["pps"], row["bps"] = pps, bps
     for proto in ("tcp", "udp", "icmp"):
         share = repo.num(body.get(f"{proto}_pct"))
-        row[f"{proto}_pps"] = None if share is None else pps * min(share, 100.0) / 100.0
+        row[f"{proto}_pps"] = None if share is None else pps * (min(share, 100.0) / 100.0)
     conn = repo.num(body.get("conn_count"))
     row["conn_count"] = None if conn is None else int(min(conn, 2**62))
     return row
