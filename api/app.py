@@ -108,6 +108,7 @@ def pipeline_settings(cfg: Config) -> PipelineSettings:
         dedup_max_ids=ing.dedup_max_ids,
         compression=lk.compression,
         compression_level=lk.compression_level,
+        lake_writers=lk.writers,
         compact_after_secs=lk.compact_after_secs,
         maintenance_interval_secs=lk.maintenance_interval_secs,
         retention_days=(

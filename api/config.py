@@ -155,7 +155,7 @@ class IngestConfig:
         8, "Batches decoded at once; more concurrent requests get 503 + Retry-After."
     )
     auth_cache_secs: float = _setting(
-        10.0, "How long a node or collector key lookup is cached (revocation delay)."
+        300.0, "How long a node or collector key lookup is cached (writes clear the cache)."
     )
 
 
@@ -164,6 +164,9 @@ class LakeConfig:
     compression: str = _setting("zstd", "Parquet compression: zstd, lz4, snappy or none.")
     compression_level: int = _setting(
         1, "Compression level (zstd); 1 is faster than 3 and as small for telemetry."
+    )
+    writers: int = _setting(
+        2, "Parquet writer threads: partitions written at the same time (one file each)."
     )
     raw_retention_days: int = _setting(15, "Days of per-second node metrics kept.")
     flows_retention_days: int = _setting(15, "Days of sampled flows kept.")
@@ -322,6 +325,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("ingest: ages and windows must be positive")
     if ing.wal_compression not in ("none", "lz4", "zstd"):
         raise ConfigError("ingest.wal_compression: must be none, lz4 or zstd")
+    if not 1 <= lk.writers <= 16:
+        raise ConfigError("lake.writers: must be from 1 to 16")
     if lk.compression not in ("zstd", "lz4", "snappy", "none"):
         raise ConfigError("lake.compression: must be zstd, lz4, snappy or none")
     for name in (

@@ -16,9 +16,9 @@ then for each cell (kind x rows per batch x wire compression), in a workspace of
    Retry-After and records the server's peak RSS until the lake has caught up.
 4. **HTTP ceiling**: the same bodies and connections against a bare aiohttp handler.
 
-5. **Parquet ceiling**: pyarrow writing the same kind of rows to Parquet (zstd, one core), in a
-   process of its own right after the cell, so that both ceilings see the machine as the cell
-   did.
+5. **Parquet ceiling**: pyarrow writing the same kind of rows to Parquet with the lake's codec,
+   level and dictionary choice (one core), in a process of its own right after the cell, so that
+   both ceilings see the machine as the cell did.
 
 Peak RSS is the server's VmHWM, reset through /proc/<pid>/clear_refs before each measured phase.
 
@@ -47,7 +47,7 @@ from typing import Any
 import pyarrow as pa
 
 from .batches import DISTINCT_ROWS
-from .ceilings import BareServer, run_parquet_ceiling
+from .ceilings import BareServer, lake_settings, run_parquet_ceiling
 from .harness import GaugePeaks, LakeCounter, PeakRss, ServerProcess, cpu_secs
 from .loadgen import LoadGenerator, LoadResult, Phase, percentile
 
@@ -411,6 +411,11 @@ def _median(values: list[float]) -> float | None:
     return ordered[len(ordered) // 2] if ordered else None
 
 
+def _lake_codec() -> str:
+    codec, level, _ = lake_settings()
+    return f"{codec} level {level}" if codec == "zstd" else codec
+
+
 def _parquet_summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
     """Per kind, the median over the cells of each Parquet ceiling figure."""
     out: dict[str, Any] = {}
@@ -420,10 +425,10 @@ def _parquet_summary(cells: list[dict[str, Any]]) -> dict[str, Any]:
             key: _median([r[key] for r in runs])
             for key in (
                 "rows_per_s",
-                "sorted_fsync_rows_per_s",
-                "no_float_dictionary_rows_per_s",
+                "lake_write_part_rows_per_s",
+                "pyarrow_default_rows_per_s",
                 "bytes_per_row",
-                "no_float_dictionary_bytes_per_row",
+                "pyarrow_default_bytes_per_row",
             )
         }
     return out
@@ -488,12 +493,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['machine']['load_average_end'][0]:.1f} at end; "
         f"{report['elapsed_secs']:.0f} s.",
         "",
-        "Parquet ceiling (pyarrow, zstd level 3, one core, files of 500k lake rows; median "
+        f"Parquet ceiling (pyarrow with the lake's settings: {_lake_codec()}, no dictionaries "
+        f"for floats and times; one core, files of {_n(lake_settings()[2])} lake rows; median "
         "of the cells): "
         + "; ".join(
-            f"{k} {_n(v['rows_per_s'])} rows/s ({_n(v['sorted_fsync_rows_per_s'])} with sort "
-            f"and fsync as the lake writer does, {_n(v['no_float_dictionary_rows_per_s'])} "
-            f"without dictionary encoding of float columns)"
+            f"{k} {_n(v['rows_per_s'])} rows/s ({_n(v['lake_write_part_rows_per_s'])} through "
+            f"Lake.write_part: sort, write, fsync, rename; "
+            f"{_n(v['pyarrow_default_rows_per_s'])} with pyarrow's defaults, zstd level 3)"
             for k, v in report["parquet_ceiling"].items()
         )
         + ".",

@@ -3,11 +3,14 @@
 - ``http``: a bare aiohttp server (uvloop, no access log) whose one handler reads the whole body
   and answers 202 with a small JSON document. Driven by the same load generator with the same
   bodies and connections, it gives the rows/s that HTTP alone allows on this machine.
-- ``parquet``: pyarrow writing the same rows, in lake form, to Parquet with zstd (the lake's
-  codec and level), pinned to one core, in files of ``flush_rows`` rows. The lake writer runs on
-  one thread, so this is the rows/s that the Parquet stage alone allows. Also measured, as a
-  breakdown: the same with the lake writer's extra work (sort by node and time, fsync), and the
-  same without dictionary encoding of the float columns.
+- ``parquet``: pyarrow writing the same rows, in lake form, to Parquet with the lake's own
+  settings (codec and level of the default ``lake`` configuration, no dictionaries for float
+  and time columns), pinned to one core, in files of ``ingest.flush_rows`` rows (the most one
+  lake write takes). One lake writer thread runs on one core, so this is the rows/s that the
+  Parquet stage allows per writer (the server runs ``lake_writers`` of them). Also measured,
+  as a breakdown: ``Lake.write_part`` itself (the lake writer's sort by node and time, write,
+  fsync, rename), and pyarrow's defaults (zstd level 3, a dictionary tried for every column:
+  the ceiling of the first benchmark runs).
 
 Run as ``python -m benchmarks.ceilings http --port N`` (serves until SIGTERM or ``--max-secs``)
 or ``python -m benchmarks.ceilings parquet --kind metrics`` (prints one JSON object).
@@ -154,13 +157,19 @@ def _cached_lake_rows(kind: str, rows: int, seed: int, cache: Path | None) -> pa
         return ipc.open_file(source).read_all()
 
 
+def lake_settings() -> tuple[str, int, int]:
+    """(codec, level, rows per file) the server writes with its default configuration."""
+    from api.config import IngestConfig, LakeConfig
+
+    lake, ingest = LakeConfig(), IngestConfig()
+    return lake.compression, lake.compression_level, ingest.flush_rows
+
+
 def parquet_ceiling(
     kind: str,
     seed: int = 1,
-    file_rows: int = 500_000,
+    file_rows: int | None = None,
     files: int = 4,
-    compression: str = "zstd",
-    level: int = 3,
     cpu: int | None = None,
     cache: Path | None = None,
 ) -> dict[str, Any]:
@@ -168,12 +177,29 @@ def parquet_ceiling(
 
     With ``cpu`` the process is pinned to that core and Arrow to one thread first; with
     ``cache`` the lake rows are kept there between runs (an Arrow file)."""
+    from ingest.schema import KINDS, METRICS
+    from store.lake import Lake, PartitionKey
+
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     pa.set_cpu_count(1)
     pa.set_io_thread_count(1)
+    compression, level, default_rows = lake_settings()
+    file_rows = file_rows or default_rows
     table = _cached_lake_rows(kind, file_rows, seed, cache)
-    out: dict[str, Any] = {"kind": kind, "file_rows": file_rows, "files": files}
+    # the lake's choice of dictionary columns (store/lake.py)
+    dictionary = [
+        f.name
+        for f in table.schema
+        if not (pa.types.is_floating(f.type) or pa.types.is_temporal(f.type))
+    ]
+    out: dict[str, Any] = {
+        "kind": kind,
+        "file_rows": file_rows,
+        "files": files,
+        "compression": compression,
+        "level": level,
+    }
     with tempfile.TemporaryDirectory(prefix="floodwatch-parquet-ceiling-") as tmp:
         plain_secs = 0.0
         for i in range(files):
@@ -182,49 +208,46 @@ def parquet_ceiling(
             pq.write_table(
                 table,
                 path,
+                use_dictionary=dictionary,
                 compression=compression,
                 compression_level=level,
                 row_group_size=1_000_000,
             )
             plain_secs += time.perf_counter() - t
         out["bytes_per_row"] = (Path(tmp) / "plain-0.parquet").stat().st_size / file_rows
+        # the lake writer's own call: sort by node and time, write, fsync, rename, fsync dir
+        lake = Lake(
+            Path(tmp) / "lake",
+            {k.name: k.lake_schema for k in KINDS.values()},
+            METRICS.name,
+            (),
+            (),
+            compression,
+            level,
+        )
+        key = PartitionKey(kind, str(uuid.UUID(int=seed)), datetime.now(UTC).date(), 0)
         lake_secs = 0.0
         for i in range(files):
-            path = Path(tmp) / f"lake-{i}.parquet"
+            path = lake.new_part_path(key, i + 1)
             t = time.perf_counter()
-            ordered = table.sort_by([("node_uuid", "ascending"), ("time", "ascending")])
-            pq.write_table(
-                ordered,
-                path,
-                compression=compression,
-                compression_level=level,
-                row_group_size=1_000_000,
-            )
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
+            lake.write_part(key, table, path, [i + 1])
             lake_secs += time.perf_counter() - t
-        # Breakdown, not a ceiling: the same write without dictionary encoding of the float
-        # columns (nearly every value is distinct, so the dictionary is built and dropped).
-        floats = {f.name for f in table.schema if pa.types.is_floating(f.type)}
-        no_dict_secs = 0.0
+        # Breakdown, not a ceiling: pyarrow's defaults, as the first runs of this benchmark used
+        # (zstd 3, a dictionary tried for every column, dropped for nearly distinct floats)
+        default_secs = 0.0
         for i in range(files):
-            path = Path(tmp) / f"nodict-{i}.parquet"
+            path = Path(tmp) / f"default-{i}.parquet"
             t = time.perf_counter()
             pq.write_table(
-                table,
-                path,
-                compression=compression,
-                compression_level=level,
-                row_group_size=1_000_000,
-                use_dictionary=[n for n in table.column_names if n not in floats],
+                table, path, compression="zstd", compression_level=3, row_group_size=1_000_000
             )
-            no_dict_secs += time.perf_counter() - t
-        out["no_float_dictionary_bytes_per_row"] = (
-            Path(tmp) / "nodict-0.parquet"
+            default_secs += time.perf_counter() - t
+        out["pyarrow_default_bytes_per_row"] = (
+            Path(tmp) / "default-0.parquet"
         ).stat().st_size / file_rows
     out["rows_per_s"] = files * file_rows / plain_secs
-    out["sorted_fsync_rows_per_s"] = files * file_rows / lake_secs
-    out["no_float_dictionary_rows_per_s"] = files * file_rows / no_dict_secs
+    out["lake_write_part_rows_per_s"] = files * file_rows / lake_secs
+    out["pyarrow_default_rows_per_s"] = files * file_rows / default_secs
     return out
 
 

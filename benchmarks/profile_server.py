@@ -65,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--connections", type=int, default=QUICK.connections)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
+    parser.add_argument(
+        "--gil",
+        action="store_true",
+        help="count only samples that hold the GIL (how much of the run Python code needed it)",
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -86,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             gen.build(kind, int(rows), comp, QUICK.seed)
             cmd = [spy, "record", "-p", str(server.pid), "-d", str(int(args.secs))]
             cmd += ["-r", str(args.rate), "--threads", "--nonblocking", "--format", "raw"]
+            if args.gil:
+                cmd.append("--gil")
             sampler = subprocess.Popen(
                 [*cmd, "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )

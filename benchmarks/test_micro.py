@@ -22,12 +22,12 @@ import pytest
 
 from ingest.buffer import split_by_hour
 from ingest.decode import decode_body
-from ingest.pipeline import encode_ipc
+from ingest.pipeline import WireBatch, encode_ipc, lake_table_of
 from ingest.receiver import latest_per_node
 from ingest.routing import to_lake_table
 from ingest.schema import FLOWS, KINDS, METRICS
 from ingest.wal import Wal
-from store.lake import Lake, PartitionKey
+from store.lake import Lake, PartitionKey, sort_by_node_time
 
 from .batches import NODE_IP, encode, wire_batch
 
@@ -126,7 +126,30 @@ def test_encode_ipc_metrics_10k(measure: Any, compression: str) -> None:
     assert out
 
 
+def test_wal_wire_replay_metrics_10k(measure: Any) -> None:
+    """What replay does with a WAL entry that holds the body as sent (lz4): decode and route."""
+    body = encode(wire_batch("metrics", 10_000, SEED, _END), "lz4")
+    lake = to_lake_table(METRICS, _decode(body, METRICS).table, source="arrow", node=NODE)
+    wire = WireBatch.of(body, "arrow", NODE, lake)
+    header = {"form": "wire", "wire_len": wire.wire_len, "src": "arrow", "node": NODE}
+    out = measure(lake_table_of, "metrics", header, wire.payload, rows=10_000)
+    assert out.equals(lake)
+
+
 # --- lake ----------------------------------------------------------------------------------------
+
+
+def test_sort_by_node_time_8_nodes_250k(measure: Any) -> None:
+    """A lake write's sort: 25 batches of 10k rows from 8 nodes, times overlapping."""
+    nodes = [str(uuid.UUID(int=SEED + 10 + i)) for i in range(8)]
+    one = _lake_table("metrics", 10_000)
+    parts = [
+        one.set_column(0, "node_uuid", pa.repeat(pa.scalar(nodes[i % 8]), 10_000))
+        for i in range(25)
+    ]
+    table = pa.concat_tables(parts)
+    out = measure(sort_by_node_time, table, rows=250_000)
+    assert out.num_rows == 250_000
 
 
 @pytest.fixture

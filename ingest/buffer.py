@@ -8,7 +8,7 @@ A group is flushed when it holds ``flush_rows`` rows or its oldest row has waite
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,26 +17,34 @@ from store.lake import PartitionKey
 
 __all__ = ["Buffer", "Group", "split_by_hour"]
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HOUR_US = 3_600_000_000
+
 
 def split_by_hour(
     kind: str, workspace: str, table: pa.Table
 ) -> list[tuple[PartitionKey, pa.Table]]:
-    """The table's rows grouped by the hour partition their ``time`` falls in."""
+    """The table's rows grouped by the hour partition their ``time`` falls in.
+
+    Batches nearly always fall in one hour: that case costs one ``min_max`` and no copy."""
     if table.num_rows == 0:
         return []
-    hours = pc.floor_temporal(table.column("time"), multiple=1, unit="hour")
-    lo, hi = pc.min_max(hours).values()
-    if lo == hi:
-        return [(_key(kind, workspace, lo.as_py()), table)]
+    micros = table.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    lo, hi = (v.as_py() for v in pc.min_max(micros).values())
+    if lo // _HOUR_US == hi // _HOUR_US:
+        return [(_key(kind, workspace, lo // _HOUR_US), table)]
+    if lo < 0:  # before 1970 integer division would round towards zero, not down
+        micros = pc.floor_temporal(table.column("time"), unit="hour").cast(pa.int64())
+    hours = pc.divide(micros, pa.scalar(_HOUR_US, pa.int64()))
     out = []
     for value in pc.unique(hours).to_pylist():
-        part = table.filter(pc.equal(hours, pa.scalar(value, hours.type)))
+        part = table.filter(pc.equal(hours, pa.scalar(value, pa.int64())))
         out.append((_key(kind, workspace, value), part))
     return sorted(out, key=lambda kv: kv[0])
 
 
-def _key(kind: str, workspace: str, hour_start: datetime) -> PartitionKey:
-    hour_start = hour_start.astimezone(UTC)
+def _key(kind: str, workspace: str, hour_index: int) -> PartitionKey:
+    hour_start = _EPOCH + timedelta(hours=hour_index)
     return PartitionKey(kind, workspace, hour_start.date(), hour_start.hour)
 
 
@@ -77,16 +85,39 @@ class Buffer:
 
     def take_due(self, now: float, force: bool = False) -> list[Group]:
         """Remove and return the groups that should be flushed; they stay counted (in flight)
-        until ``done()``."""
+        until ``done()``. A group that grew past ``flush_rows`` (the writer was busy) is handed
+        out in pieces of about ``flush_rows`` rows, cut between batches, so that the writer's
+        working memory stays bounded by ``flush_rows`` whatever the backlog."""
         due = [
             g
             for g in self._groups.values()
             if force or g.rows >= self.flush_rows or now - g.first_at >= self.flush_age_secs
         ]
+        out: list[Group] = []
         for g in due:
             del self._groups[g.key]
-            self._inflight[id(g)] = g
-        return due
+            for piece in self._pieces(g):
+                self._inflight[id(piece)] = piece
+                out.append(piece)
+        return out
+
+    def _pieces(self, group: Group) -> list[Group]:
+        pieces = -(-group.rows // self.flush_rows)
+        if pieces <= 1 or len(group.tables) <= 1:
+            return [group]
+        target = -(-group.rows // pieces)
+        out: list[Group] = []
+        cur = Group(group.key, first_at=group.first_at)
+        for table, seq in zip(group.tables, group.seqs, strict=True):
+            if cur.rows and cur.rows + table.num_rows > target:
+                out.append(cur)
+                cur = Group(group.key, first_at=group.first_at)
+            cur.tables.append(table)
+            cur.seqs.append(seq)
+            cur.rows += table.num_rows
+            cur.nbytes += table.nbytes
+        out.append(cur)
+        return out
 
     def done(self, group: Group) -> None:
         self._inflight.pop(id(group), None)

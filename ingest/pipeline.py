@@ -16,34 +16,41 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyarrow import ipc
 
 from store.lake import Lake, PartitionKey
 
 from .buffer import Buffer, Group, split_by_hour
-from .errors import Backpressure
+from .decode import decode_body
+from .errors import Backpressure, DecodeError
 from .metrics import METRICS
-from .schema import KINDS
+from .routing import to_lake_table
+from .schema import KINDS, ROUTING_COLUMNS
 from .schema import METRICS as METRICS_KIND
 from .wal import Wal, write_atomic
 
-__all__ = ["FlushHook", "Pipeline", "PipelineSettings"]
+__all__ = ["FlushHook", "Pipeline", "PipelineSettings", "WireBatch", "lake_table_of"]
 
 log = logging.getLogger("floodwatch.ingest")
 
-# Called on the lake thread with each group just written (kind, workspace, rows): the seam where
-# detection plugs in.
+_PLACEHOLDER_NODE = "00000000-0000-0000-0000-000000000000"
+_CHECKPOINT_EVERY_SECS = 1.0
+
+# Called on a lake writer thread with each group just written (kind, workspace, rows): the seam
+# where detection plugs in. With ``lake_writers`` > 1 hooks run on several threads at once.
 FlushHook = Callable[[str, str, pa.Table], None]
 
 
@@ -57,7 +64,8 @@ class PipelineSettings:
     dedup_window_secs: int = 86_400
     dedup_max_ids: int = 1_000_000
     compression: str = "zstd"
-    compression_level: int = 3
+    compression_level: int = 1
+    lake_writers: int = 2
     compact_after_secs: int = 300
     maintenance_interval_secs: float = 60.0
     retention_days: tuple[tuple[str, int], ...] = (
@@ -67,6 +75,50 @@ class PipelineSettings:
         ("metrics_5m", 90),
         ("metrics_1h", 400),
     )
+
+
+@dataclass(frozen=True)
+class WireBatch:
+    """A batch as it arrived, logged in the WAL instead of its lake form (no re-encoding).
+
+    ``payload`` is the request body (``wire_len`` bytes) followed, for a collector key, by an
+    Arrow IPC stream of the routed ``node_uuid`` column; with a node key ``node`` names the node
+    of every row and ``payload`` is the body itself. Replay decodes the body again (without the
+    time window, which it passed on arrival) and routes it the same way, giving the same rows."""
+
+    payload: bytes
+    wire_len: int
+    source: str
+    node: str | None = None
+
+    @classmethod
+    def of(cls, body: bytes, source: str, node: str | None, lake: pa.Table) -> WireBatch:
+        """For a node key (``node``) the body alone; else the body and ``lake``'s node column."""
+        if node is not None:
+            return cls(body, len(body), source, node)
+        nodes = pa.table({"node_uuid": pc.dictionary_encode(lake.column("node_uuid"))})
+        return cls(body + encode_ipc(nodes, None), len(body), source)
+
+
+def lake_table_of(kind: str, header: dict[str, Any], payload: bytes) -> pa.Table:
+    """The lake-form rows of a WAL entry (either form). Raises DecodeError for a body that no
+    longer decodes (only possible across a server upgrade that narrowed the checks)."""
+    if header.get("form", "lake") == "lake":
+        return decode_ipc(payload)
+    n = int(header["wire_len"])
+    k = KINDS[kind]
+    zero = timedelta(0)
+    decoded = decode_body(payload[:n], k, max_rows=1 << 62, now=None, max_age=zero, max_skew=zero)
+    node = header.get("node")
+    if node is not None:
+        return to_lake_table(k, decoded.table, source=header["src"], node=node)
+    nodes = decode_ipc(payload[n:]).column("node_uuid").cast(pa.string())
+    wire = decoded.table
+    wire = wire.drop_columns([c for c in wire.column_names if c in ROUTING_COLUMNS])
+    # routed on arrival: any node will do here, its column is replaced by the logged one
+    lake = to_lake_table(k, wire, source=header["src"], node=_PLACEHOLDER_NODE)
+    i = lake.schema.get_field_index("node_uuid")
+    return lake.set_column(i, lake.schema.field(i), nodes)
 
 
 def encode_ipc(table: pa.Table, compression: str | None) -> bytes:
@@ -109,6 +161,10 @@ class _Dedup:
     def items(self) -> Iterator[tuple[str, float]]:
         return iter(self._seen.items())
 
+    def snapshot(self) -> list[tuple[str, float]]:
+        """A copy of the entries, for another thread to read while this one goes on adding."""
+        return list(self._seen.items())
+
     def __len__(self) -> int:
         return len(self._seen)
 
@@ -137,7 +193,15 @@ class Pipeline:
         self._last_durable = 0
         self._reserved = 0  # bytes of admitted batches not yet in the buffer
         self._lake_executor: ThreadPoolExecutor | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        # Lake writes run on up to ``lake_writers`` threads at once ("shared"); maintenance and
+        # checkpoints need the lake to themselves ("exclusive", all the slots).
+        self._lake_slots: asyncio.Semaphore | None = None
+        self._checkpoint_lock: asyncio.Lock | None = None
+        # the journal file and list are touched from several writer threads
+        self._journal_lock = threading.Lock()
+        self._writes: set[asyncio.Task[int]] = set()
+        self._checkpoint_at = 0.0
+        self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self._wake_flusher: asyncio.Event | None = None
         self.accepting = False
@@ -179,7 +243,11 @@ class Pipeline:
         mono = time.monotonic()
         for entry in self.wal.replay():
             h = entry.header
-            table = decode_ipc(entry.payload)
+            try:
+                table = lake_table_of(h["kind"], h, entry.payload)
+            except DecodeError:
+                log.exception("wal entry no longer decodes; its rows are skipped seq=%d", entry.seq)
+                continue
             if h.get("key"):
                 self._dedup.add(h["key"], float(h.get("t", now)))
                 self._unretired.append((entry.seq, h["key"], float(h.get("t", now))))
@@ -195,7 +263,12 @@ class Pipeline:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._lake_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake")
+        self._lake_executor = ThreadPoolExecutor(
+            max_workers=max(1, self.settings.lake_writers),
+            thread_name_prefix="lake",
+        )
+        self._lake_slots = asyncio.Semaphore(max(1, self.settings.lake_writers))
+        self._checkpoint_lock = asyncio.Lock()
         replayed = await loop.run_in_executor(self._lake_executor, self._recover)
         if replayed:
             log.info("wal replayed rows=%d", replayed)
@@ -218,9 +291,9 @@ class Pipeline:
             self._wake_flusher.set()
         # The flusher is not cancelled: a flush cut off between writing a file and marking its
         # group done would leave the group neither in the buffer nor accounted as written. It
-        # sees _stopping after its current pass and returns.
-        for task in self._tasks:
-            if task.get_name() != "lake-flusher":
+        # sees _stopping after its current pass and returns; writes in flight are awaited.
+        for task in list(self._tasks):
+            if task.get_name() not in ("lake-flusher", "lake-write"):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -235,11 +308,18 @@ class Pipeline:
         return self.accepting and self.buffer.has_room(incoming_bytes + self._reserved)
 
     async def submit(
-        self, kind: str, workspace: str, table: pa.Table, batch_key: str | None
+        self,
+        kind: str,
+        workspace: str,
+        table: pa.Table,
+        batch_key: str | None,
+        wire: WireBatch | None = None,
     ) -> tuple[int, bool]:
         """Make ``table`` (lake form, one workspace) durable. Returns (rows accepted, duplicate).
 
-        Raises Backpressure when the buffer or the WAL queue is full."""
+        With ``wire`` (the batch as it arrived, from which ``table`` was made) the WAL logs that
+        rather than an Arrow encoding of ``table``. Raises Backpressure when the buffer or the
+        WAL queue is full."""
         if not self.accepting:
             raise Backpressure("the server is starting or stopping", 2)
         if batch_key is not None:
@@ -268,10 +348,21 @@ class Pipeline:
             fut = asyncio.get_running_loop().create_future()
             self._inflight_keys[batch_key] = fut
         try:
-            payload = await asyncio.get_running_loop().run_in_executor(
-                None, encode_ipc, table, self.settings.wal_compression
-            )
-            header = {"kind": kind, "ws": workspace, "rows": table.num_rows, "t": time.time()}
+            header: dict[str, Any] = {
+                "kind": kind,
+                "ws": workspace,
+                "rows": table.num_rows,
+                "t": time.time(),
+            }
+            if wire is not None:
+                payload = wire.payload
+                header.update(form="wire", wire_len=wire.wire_len, src=wire.source)
+                if wire.node is not None:
+                    header["node"] = wire.node
+            else:
+                payload = await asyncio.get_running_loop().run_in_executor(
+                    None, encode_ipc, table, self.settings.wal_compression
+                )
             if batch_key is not None:
                 header["key"] = batch_key
 
@@ -326,14 +417,17 @@ class Pipeline:
             "seqs": sorted(set(group.seqs)),
         }
         line = orjson.dumps(rec) + b"\n"
-        with open(self._journal_path, "ab") as fh:
-            fh.write(line)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with self._journal_lock:
+            with open(self._journal_path, "ab") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            self._journal.append(rec)
         with METRICS.flush_seconds.time():
             self.lake.write_part(group.key, table, path, group.seqs)
         METRICS.flush_rows.observe(table.num_rows)
-        self._journal.append(rec)
+        # hand the copies made while writing back to the system, so RSS follows the buffer
+        pa.default_memory_pool().release_unused()
         for hook in self.hooks:
             try:
                 hook(group.key.kind, group.key.workspace, table)
@@ -341,38 +435,74 @@ class Pipeline:
                 log.exception("flush hook failed kind=%s", group.key.kind)
 
     async def flush(self, force: bool = False) -> int:
-        """Write due groups (all with ``force``) and advance the checkpoint; returns rows."""
+        """Write due groups (all with ``force``, after the writes in flight) and advance the
+        checkpoint; returns rows."""
+        if force and self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+        groups = self.buffer.take_due(time.monotonic(), force=force)
+        written = sum(await asyncio.gather(*(self._write(g) for g in groups)))
+        await self._advance_checkpoint(now=True)
+        return written
+
+    async def _write(self, group: Group) -> int:
+        """Write one group on a lake writer thread; on failure its rows go back to the buffer."""
+        assert self._lake_slots is not None
         loop = asyncio.get_running_loop()
-        written = 0
-        for group in self.buffer.take_due(time.monotonic(), force=force):
+        async with self._lake_slots:
             try:
                 await loop.run_in_executor(self._lake_executor, self._write_group, group)
             except Exception:
                 log.exception("lake write failed; rows stay buffered key=%s", group.key.relpath())
                 self.buffer.restore(group)
-                continue
-            self.buffer.done(group)
-            written += group.rows
-        if written:
-            # hand the copies made while writing back to the system, so RSS follows the buffer
-            pa.default_memory_pool().release_unused()
-        await self._advance_checkpoint()
-        return written
+                return 0
+        self.buffer.done(group)
+        return group.rows
 
-    async def _advance_checkpoint(self) -> None:
-        lowest = self.buffer.lowest_seq()
-        cp = self._last_durable if lowest is None else lowest - 1
-        if cp <= self.wal.checkpoint_seq:
+    async def _write_and_checkpoint(self, group: Group) -> int:
+        rows = await self._write(group)
+        await self._advance_checkpoint()
+        if self._wake_flusher is not None:
+            self._wake_flusher.set()  # a writer is free: due groups may be waiting
+        return rows
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """Every lake writer slot: no Parquet file is being written meanwhile."""
+        assert self._lake_slots is not None
+        held = 0
+        try:
+            for _ in range(max(1, self.settings.lake_writers)):
+                await self._lake_slots.acquire()
+                held += 1
+            yield
+        finally:
+            for _ in range(held):
+                self._lake_slots.release()
+
+    async def _advance_checkpoint(self, now: bool = False) -> None:
+        """Move the WAL checkpoint up to the lake; unless ``now``, at most once per
+        ``_CHECKPOINT_EVERY_SECS`` (each costs fsyncs on the WAL's thread, which acks wait on).
+
+        Groups finish in any order: the checkpoint is below the lowest sequence number still
+        buffered or being written, so it only covers entries whose rows are all in the lake."""
+        assert self._checkpoint_lock is not None
+        if not now and time.monotonic() - self._checkpoint_at < _CHECKPOINT_EVERY_SECS:
             return
-        retired = [r for r in self._unretired if r[0] <= cp]
-        self._unretired = [r for r in self._unretired if r[0] > cp]
-        loop = asyncio.get_running_loop()
-        # Order matters for crash safety: the batch ids must be in the ledger before the WAL
-        # forgets their entries, and journal lines may only go once the checkpoint is on disk
-        # (replay of entries after an older checkpoint still needs them).
-        await loop.run_in_executor(self._lake_executor, self._remember_ids, retired)
-        await self.wal.checkpoint(cp)
-        await loop.run_in_executor(self._lake_executor, self._prune_journal, cp)
+        async with self._checkpoint_lock:
+            self._checkpoint_at = time.monotonic()
+            lowest = self.buffer.lowest_seq()
+            cp = self._last_durable if lowest is None else lowest - 1
+            if cp <= self.wal.checkpoint_seq:
+                return
+            retired = [r for r in self._unretired if r[0] <= cp]
+            self._unretired = [r for r in self._unretired if r[0] > cp]
+            loop = asyncio.get_running_loop()
+            # Order matters for crash safety: the batch ids must be in the ledger before the WAL
+            # forgets their entries, and journal lines may only go once the checkpoint is on
+            # disk (replay of entries after an older checkpoint still needs them).
+            await loop.run_in_executor(self._lake_executor, self._remember_ids, retired)
+            await self.wal.checkpoint(cp)
+            await loop.run_in_executor(self._lake_executor, self._prune_journal, cp)
 
     def _remember_ids(self, retired: list[tuple[int, str, float]]) -> None:
         if retired:
@@ -382,15 +512,19 @@ class Pipeline:
                 os.fsync(fh.fileno())
 
     def _prune_journal(self, cp: int) -> None:
-        keep = [r for r in self._journal if max(r["seqs"]) > cp]
-        if len(keep) != len(self._journal):
-            self._journal = keep
-            write_atomic(self._journal_path, b"".join(orjson.dumps(r) + b"\n" for r in keep))
+        with self._journal_lock:  # a writer appending meanwhile would lose its line
+            keep = [r for r in self._journal if max(r["seqs"]) > cp]
+            if len(keep) != len(self._journal):
+                self._journal = keep
+                write_atomic(self._journal_path, b"".join(orjson.dumps(r) + b"\n" for r in keep))
 
     def protected_paths(self) -> set[Path]:
-        return {self.lake.root / r["path"] for r in self._journal}
+        with self._journal_lock:
+            return {self.lake.root / r["path"] for r in self._journal}
 
     async def _flusher(self) -> None:
+        """Hands due groups to the lake writers as they free up. A group is taken only when a
+        writer is free, so rows that arrive while all are busy gather into larger files."""
         assert self._wake_flusher is not None
         while not self._stopping:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can lose a cancellation that
@@ -399,16 +533,33 @@ class Pipeline:
                 async with asyncio.timeout(0.2):
                     await self._wake_flusher.wait()
             self._wake_flusher.clear()
-            await self.flush()
+            free = max(1, self.settings.lake_writers) - len(self._writes)
+            if free <= 0:
+                continue
+            groups = self.buffer.take_due(time.monotonic())
+            for i, group in enumerate(groups):
+                if i >= free:  # the rest waits for a writer in the buffer, where it can grow
+                    self.buffer.restore(group)
+                    continue
+                task = asyncio.create_task(self._write_and_checkpoint(group), name="lake-write")
+                self._writes.add(task)
+                self._tasks.append(task)
+                task.add_done_callback(self._write_done)
+            if not groups:
+                await self._advance_checkpoint()
+
+    def _write_done(self, task: asyncio.Task[int]) -> None:
+        self._writes.discard(task)
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
 
     # --- maintenance ---------------------------------------------------------------------------
 
     def _compact_one(self, key: PartitionKey, hour_dir: Path, protected: set[Path]) -> bool:
         return self.lake.compact_hour(key, hour_dir, protected)
 
-    def _rewrite_ledger(self) -> None:
-        self._dedup.expire(time.time())
-        lines = "".join(f"{k} {w:.3f}\n" for k, w in self._dedup.items())
+    def _rewrite_ledger(self, entries: list[tuple[str, float]]) -> None:
+        lines = "".join(f"{k} {w:.3f}\n" for k, w in entries)
         write_atomic(self._ledger_path, lines.encode())
 
     async def maintain(self, now: datetime | None = None) -> int:
@@ -427,27 +578,36 @@ class Pipeline:
                 if not closed:
                     continue
                 try:
-                    changed = await loop.run_in_executor(
-                        self._lake_executor,
-                        self._compact_one,
-                        key,
-                        hour_dir,
-                        self.protected_paths(),
-                    )
+                    # a file renamed into the hour while it is swapped would be lost
+                    async with self._exclusive():
+                        changed = await loop.run_in_executor(
+                            self._lake_executor,
+                            self._compact_one,
+                            key,
+                            hour_dir,
+                            self.protected_paths(),
+                        )
                 except Exception:
                     log.exception("compaction failed partition=%s", key.relpath())
                     continue
                 if changed:
                     done += 1
                     METRICS.compactions.inc()
-        removed = await loop.run_in_executor(
-            self._lake_executor,
-            self.lake.apply_retention,
-            dict(self.settings.retention_days),
-            now.date(),
-        )
+        async with self._exclusive():
+            removed = await loop.run_in_executor(
+                self._lake_executor,
+                self.lake.apply_retention,
+                dict(self.settings.retention_days),
+                now.date(),
+            )
         METRICS.retention_deleted.inc(removed)
-        await loop.run_in_executor(self._lake_executor, self._rewrite_ledger)
+        assert self._checkpoint_lock is not None
+        async with self._checkpoint_lock:  # not while a checkpoint appends to the ledger
+            # expired and copied here, on the loop: the dedup table is the loop's, and a writer
+            # thread iterating it while a request adds a key would fail
+            self._dedup.expire(time.time())
+            entries = self._dedup.snapshot()
+            await loop.run_in_executor(self._lake_executor, self._rewrite_ledger, entries)
         return done
 
     async def _maintenance(self) -> None:

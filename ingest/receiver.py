@@ -27,7 +27,7 @@ from aiohttp import web
 from .decode import decode_body
 from .errors import Backpressure, DecodeError
 from .metrics import METRICS
-from .pipeline import Pipeline
+from .pipeline import Pipeline, WireBatch
 from .routing import to_lake_table
 from .schema import KINDS, WIRE_VERSION
 
@@ -35,6 +35,7 @@ __all__ = ["CachedCredentials", "Credential", "CredentialStore", "Receiver", "Re
 
 CONTENT_TYPE = "application/vnd.apache.arrow.stream"
 _BATCH_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_SOURCE = "arrow"  # the lake's source column for rows of this endpoint
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class Receiver:
             index = None if cred.node else await self.credentials.node_index(cred.workspace)
             loop = asyncio.get_running_loop()
             try:
-                decoded, table, latest = await loop.run_in_executor(
+                decoded, table, latest, wire = await loop.run_in_executor(
                     self._executor, self._decode, body, kind.name, cred, index
                 )
             except DecodeError as exc:
@@ -154,7 +155,10 @@ class Receiver:
             self._decoding -= 1
         METRICS.rows_received.inc(table.num_rows, kind.name)
         key = f"{cred.id}:{batch_id}" if batch_id else None
-        accepted, duplicate = await self.pipeline.submit(kind.name, cred.workspace, table, key)
+        del body  # the WAL holds it from here on, as long as it needs it
+        accepted, duplicate = await self.pipeline.submit(
+            kind.name, cred.workspace, table, key, wire
+        )
         if accepted and self.on_activity is not None and latest:
             self.on_activity(latest)
         payload = {
@@ -168,7 +172,7 @@ class Receiver:
 
     def _decode(
         self, body: bytes, kind_name: str, cred: Credential, index: dict[str, str] | None
-    ) -> tuple[tuple[str, ...], pa.Table, list[tuple[str, datetime, float, float]]]:
+    ) -> tuple[tuple[str, ...], pa.Table, list[tuple[str, datetime, float, float]], WireBatch]:
         kind = KINDS[kind_name]
         decoded = decode_body(
             body,
@@ -178,9 +182,10 @@ class Receiver:
             max_age=self.settings.max_age,
             max_skew=self.settings.max_skew,
         )
-        table = to_lake_table(kind, decoded.table, source="arrow", node=cred.node, index=index)
-        latest = latest_per_node(table) if kind_name == "metrics" else []
-        return decoded.ignored_columns, table, latest
+        table = to_lake_table(kind, decoded.table, source=_SOURCE, node=cred.node, index=index)
+        latest = latest_per_node(table, cred.node) if kind_name == "metrics" else []
+        wire = WireBatch.of(body, _SOURCE, cred.node, table)
+        return decoded.ignored_columns, table, latest, wire
 
     async def _authenticate(self, request: web.Request) -> Credential:
         client = request.remote or "unknown"
@@ -207,13 +212,15 @@ class Receiver:
         return cred
 
 
-def latest_per_node(table: pa.Table) -> list[tuple[str, datetime, float, float]]:
-    """For each node in a lake-form metrics table: its newest row's time, pps and bps."""
+def latest_per_node(
+    table: pa.Table, node: str | None = None
+) -> list[tuple[str, datetime, float, float]]:
+    """For each node in a lake-form metrics table: its newest row's time, pps and bps.
+    ``node``: every row is known to be that node's (a node key's batch)."""
     if table.num_rows == 0:
         return []
     nodes = table.column("node_uuid")
-    first = nodes[0]
-    if pc.all(pc.equal(nodes, first)).as_py():  # one node (node key): no grouping needed
+    if node is not None or pc.all(pc.equal(nodes, nodes[0])).as_py():  # one node: no grouping
         times = table.column("time")
         i = pc.index(times, pc.max(times)).as_py()
         row = table.slice(i, 1).to_pylist()[0]

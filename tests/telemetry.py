@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +14,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.ipc as ipc
 import requests
+
+from ingest.pipeline import Pipeline
 
 ARROW = "application/vnd.apache.arrow.stream"
 
@@ -94,3 +98,18 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: flo
             return True
         time.sleep(interval)
     return predicate()
+
+
+async def crash_pipeline(p: Pipeline) -> None:
+    """Abandon a pipeline as a crash would: no flush, no checkpoint, tasks just stop. A write
+    already handed to a worker thread finishes first (a real crash would stop it somewhere
+    inside; the SIGKILL test in test_telemetry_crash.py covers that)."""
+    p.accepting = False
+    for task in [*p._tasks, p.wal._task]:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    for executor in (p._lake_executor, p.wal._executor):
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, wait=True)

@@ -278,8 +278,10 @@ def test_heartbeat_variants_mark_node_online(aserver: Server) -> None:
     # the self-update failure report has no version: it keeps the status and records the error
     _ok(agent.post("/heartbeat", UPDATE_ERROR_HEARTBEAT))
     assert wait_for(
-        lambda: client.get(node_url).json()["node"]["agent_update_error"]
-        == UPDATE_ERROR_HEARTBEAT["update_error"],
+        lambda: (
+            client.get(node_url).json()["node"]["agent_update_error"]
+            == UPDATE_ERROR_HEARTBEAT["update_error"]
+        ),
         10,
     )
     node = client.get(node_url).json()["node"]

@@ -5,7 +5,6 @@ crashes and re-sends."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,12 +19,12 @@ from hypothesis import strategies as st
 
 from ingest.decode import decode_body
 from ingest.errors import DecodeError
-from ingest.pipeline import Pipeline, PipelineSettings
+from ingest.pipeline import Pipeline, PipelineSettings, WireBatch
 from ingest.routing import to_lake_table
 from ingest.schema import FLOWS, METRICS
 
 from .conftest import Server, new_workspace, start_server
-from .telemetry import ipc_bytes, metrics_table, post_batch
+from .telemetry import crash_pipeline, ipc_bytes, metrics_table, post_batch
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 WINDOW = {"max_age": timedelta(days=15), "max_skew": timedelta(minutes=5)}
@@ -195,21 +194,6 @@ def _lake_ids(lake_root: Path) -> list[int]:
     return sorted(int(r[0]) for r in rows)
 
 
-async def _crash(p: Pipeline) -> None:
-    """Abandon a pipeline as a crash would: no flush, no checkpoint, tasks just stop. A write
-    already handed to a worker thread finishes first (a real crash would stop it somewhere
-    inside; the SIGKILL test in test_telemetry_crash.py covers that)."""
-    p.accepting = False
-    for task in [*p._tasks, p.wal._task]:
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    for executor in (p._lake_executor, p.wal._executor):
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True)
-
-
 @settings(max_examples=15, deadline=None, derandomize=True)
 @given(ops=_OPS)
 def test_acknowledged_rows_are_in_the_lake_exactly_once(
@@ -239,7 +223,7 @@ def test_acknowledged_rows_are_in_the_lake_exactly_once(
                 await p.flush(force=straddle)
                 continue
             else:
-                await _crash(p)
+                await crash_pipeline(p)
                 p = Pipeline(data, settings_)
                 await p.start()
                 continue
@@ -247,8 +231,13 @@ def test_acknowledged_rows_are_in_the_lake_exactly_once(
             # so that one batch spans two lake partitions
             before_hour = len(ids) // 2 if straddle else len(ids) + 10
             table = metrics_table(ids, start=NOW - timedelta(milliseconds=before_hour))
-            lake = to_lake_table(METRICS, _decode(ipc_bytes(table)).table, source="t", node=node)
-            accepted, duplicate = await p.submit("metrics", ws, lake, key)
+            body = ipc_bytes(table)
+            lake = to_lake_table(METRICS, _decode(body).table, source="t", node=node)
+            # WAL entries of every form: lake-form IPC, the body with the node, the body with
+            # the routed node column (as for a collector key)
+            form = ids.start % 3
+            wire = WireBatch.of(body, "t", node if form == 1 else None, lake) if form else None
+            accepted, duplicate = await p.submit("metrics", ws, lake, key, wire)
             assert duplicate or accepted == len(ids)
             acked.update(ids)
         await p.stop()

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
+
+import pytest
 
 from ingest.metrics import METRICS
 from ingest.wal import Wal
@@ -92,3 +95,38 @@ def test_checkpoint_hides_old_entries_and_deletes_covered_segments(tmp_path: Pat
     wal2.open()
     assert wal2.checkpoint_seq == 4
     assert [e.seq for e in wal2.replay()] == [5, 6]
+
+
+def test_failed_write_acknowledges_nothing_and_leaves_no_torn_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.wal as wal_module
+
+    real = wal_module._write_all
+    calls = {"n": 0}
+
+    def flaky(fd: int, parts: list[bytes]) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second group: half of it reaches the file, then the disk fails
+            os.write(fd, b"".join(parts)[:20])
+            raise OSError(28, "No space left on device")
+        return real(fd, parts)
+
+    monkeypatch.setattr(wal_module, "_write_all", flaky)
+    wal = Wal(tmp_path)
+    wal.open()
+
+    async def scenario() -> None:
+        await wal.start()
+        try:
+            assert await wal.append({"i": 0}, b"a" * 50) == 1
+            with pytest.raises(OSError):
+                await wal.append({"i": 1}, b"b" * 50)
+            assert await wal.append({"i": 2}, b"c" * 50) == 3
+        finally:
+            await wal.stop()
+
+    _run(scenario())
+    again = Wal(tmp_path)
+    again.open()
+    assert [(e.seq, e.payload[:1]) for e in again.replay()] == [(1, b"a"), (3, b"c")]
