@@ -22,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.errors import Backpressure
+from ingest.metrics import METRICS as COUNTERS
 from ingest.pipeline import Pipeline
 from ingest.schema import METRICS
 
@@ -37,33 +38,43 @@ class ConfigCache:
         self._loader = loader
         self.ttl = ttl_secs
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, int, bytes]] = {}
-        self._generation = 0
+        self._entries: dict[str, tuple[float, bytes]] = {}
+        # a load only fills the cache if neither a clear nor its node's invalidation came
+        # while it ran (it may have read the database before the write)
+        self._cleared = 0
+        self._invalidated: dict[str, int] = {}
         self.hits = 0
         self.misses = 0
 
     def clear(self) -> None:
-        """Forget every answer (bumping the generation also discards loads in flight)."""
-        self._generation += 1
+        """Forget every answer, and every answer being loaded."""
+        self._cleared += 1
         self._entries.clear()
+        self._invalidated.clear()
 
     def invalidate(self, node: str) -> None:
-        self._generation += 1
+        """Forget the node's answer, and the one being loaded for it."""
+        self._invalidated[node] = self._invalidated.get(node, 0) + 1
         self._entries.pop(node, None)
+
+    def _epoch(self, node: str) -> tuple[int, int]:
+        return self._cleared, self._invalidated.get(node, 0)
 
     async def get(self, workspace: str, node: str) -> bytes | None:
         now = time.monotonic()
         hit = self._entries.get(node)
-        if hit is not None and hit[0] > now and hit[1] == self._generation:
+        if hit is not None and hit[0] > now:
             self.hits += 1
-            return hit[2]
+            COUNTERS.agent_config_cache.inc(1, "hit")
+            return hit[1]
         self.misses += 1
-        generation = self._generation
+        COUNTERS.agent_config_cache.inc(1, "miss")
+        epoch = self._epoch(node)
         body = await self._loader(workspace, node)
-        if body is not None and generation == self._generation:
+        if body is not None and epoch == self._epoch(node):
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
-            self._entries[node] = (now + self.ttl, generation, body)
+            self._entries[node] = (now + self.ttl, body)
         return body
 
 

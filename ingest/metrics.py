@@ -162,6 +162,11 @@ class Registry:
             "request)",
             _LATENCY,
         )
+        self.agent_config_cache = Counter(
+            "floodwatch_agent_config_cache_total",
+            "Agent config answers served from memory (hit) or loaded from the database (miss)",
+            ("result",),
+        )
         self.agent_requests = Counter(
             "floodwatch_agent_requests_total",
             "ftagent Agent API calls by endpoint and answered status",

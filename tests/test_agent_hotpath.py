@@ -91,17 +91,20 @@ def test_agent_calls_are_counted_and_only_failures_logged(hserver: Server) -> No
     _, agent = _setup(hserver)
     marker = uuid.uuid4().hex
     _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "interface": marker}))
+    _ok(agent.get("/config"))
+    _ok(agent.get("/config"))  # the second answer comes from memory
     intruder = Agent(hserver, {**agent.node, "api_key": "f" * 64})
     assert_error(intruder.post("/heartbeat", HOST_HEARTBEAT), 401, "unauthorized")
     text = requests.get(hserver.url("/metrics"), timeout=30).text
     counts = {
         line.split(" ")[0]: float(line.split(" ")[1])
         for line in text.splitlines()
-        if line.startswith("floodwatch_agent_requests_total{")
+        if line.startswith(("floodwatch_agent_requests_total{", "floodwatch_agent_config_cache"))
     }
     assert counts['floodwatch_agent_requests_total{endpoint="heartbeat",status="200"}'] >= 1
     assert counts['floodwatch_agent_requests_total{endpoint="heartbeat",status="401"}'] >= 1
     assert "floodwatch_event_loop_lag_seconds_count" in text
+    assert counts.get('floodwatch_agent_config_cache_total{result="hit"}', 0) >= 1
 
     def logged() -> bool:
         return "POST /api/v1/agent/heartbeat 401" in hserver.stderr()
@@ -318,6 +321,9 @@ def test_config_cache_invalidation_and_generation() -> None:
         cache.invalidate("n1")
         assert await cache.get("w", "n1") == b"ONE"
         assert await cache.get("w", "n2") == b"two"
+        cache.invalidate("n1")  # another node's change keeps this one's answer
+        assert await cache.get("w", "n2") == b"two"
+        assert calls == ["n1", "n1", "n2"]
         cache.clear()
         assert await cache.get("w", "n2") == b"two"
         assert calls == ["n1", "n1", "n2", "n2"]
@@ -325,13 +331,22 @@ def test_config_cache_invalidation_and_generation() -> None:
         assert await cache.get("w", "gone") is None  # misses are not cached
         assert calls[-2:] == ["gone", "gone"]
         # a load that raced with a write is served once but not kept
-        slow = asyncio.ensure_future(cache.get("w", "n1"))
+        for forget in (cache.clear, lambda: cache.invalidate("n1")):
+            slow = asyncio.ensure_future(cache.get("w", "n1"))
+            await asyncio.sleep(0)
+            forget()
+            assert await slow == b"ONE"
+            before = len(calls)
+            await cache.get("w", "n1")
+            assert len(calls) == before + 1
+        # ... but a load for another node is
+        slow = asyncio.ensure_future(cache.get("w", "n2"))
         await asyncio.sleep(0)
-        cache.clear()
-        assert await slow == b"ONE"
+        cache.invalidate("n1")
+        assert await slow == b"two"
         before = len(calls)
-        await cache.get("w", "n1")
-        assert len(calls) == before + 1
+        await cache.get("w", "n2")
+        assert len(calls) == before
 
     asyncio.run(scenario())
 
