@@ -7,6 +7,7 @@ see "To add a column" in docs/ARCHITECTURE.md.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -50,7 +51,7 @@ class RecordKind:
     def wire_names(self) -> frozenset[str]:
         return frozenset(c.name for c in self.columns)
 
-    @property
+    @functools.cached_property
     def lake_schema(self) -> pa.Schema:
         """Lake files: ``node_uuid`` and ``source`` first, then the wire columns (the workspace,
         date and hour are hive partition keys, not columns)."""

@@ -445,3 +445,23 @@ def test_bulk_primed_keys_and_clears() -> None:
         assert looked_up == ["k1", "k2", "k1"]
 
     asyncio.run(scenario())
+
+
+def test_chunked_agent_bodies_are_read_and_capped(hserver: Server) -> None:
+    _, agent = _setup(hserver)
+
+    def chunks(body: bytes, size: int) -> Iterator[bytes]:
+        for i in range(0, len(body), size):
+            yield body[i : i + size]
+
+    ok = agent.session.post(
+        hserver.url("/api/v1/agent/metrics"),
+        data=chunks(orjson.dumps({"pps": 10, "bps": 80}), 3),
+        timeout=30,
+    )
+    assert ok.status_code == 200 and ok.json() == {"ok": True}
+    huge = b'{"pps": 1, "bps": 1, "pad": "' + b"x" * (5 * 1024 * 1024) + b'"}'
+    r = agent.session.post(
+        hserver.url("/api/v1/agent/heartbeat"), data=chunks(huge, 1 << 20), timeout=60
+    )
+    assert_error(r, 413, "payload_too_large")

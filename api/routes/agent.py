@@ -22,6 +22,7 @@ incident calls (§4.4.4); ``l7/detect`` is the web-server discovery result.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -53,6 +54,7 @@ __all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "guard", "metri
 PREFIX = "/api/v1/agent"
 MAX_AGENT_BODY = 4 * 1024 * 1024
 RETRY_AFTER = "2"
+_OK = b'{"ok":true}'
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,11 @@ class AgentApi:
 
     async def authenticate(self, request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
         """(workspace, node) from the bearer node key plus a matching ``X-Node-UUID``."""
+        ws, node = await self.authenticate_ids(request)
+        return uuid.UUID(ws), uuid.UUID(node)
+
+    async def authenticate_ids(self, request: web.Request) -> tuple[str, str]:
+        """``authenticate`` as canonical strings, for the hot path (no UUID objects)."""
         scheme, _, key = request.headers.get("Authorization", "").partition(" ")
         key = key.strip()
         cred = None
@@ -254,18 +261,25 @@ class AgentApi:
             raise ApiError(401, "unauthorized", "missing X-Node-UUID header")
         if header != cred.node:
             raise ApiError(403, "forbidden", "X-Node-UUID does not match the key's node")
-        return uuid.UUID(cred.workspace), uuid.UUID(cred.node)
+        return cred.workspace, cred.node
 
     async def body(self, request: web.Request) -> dict[str, Any]:
-        if request.content_length is not None and request.content_length > MAX_AGENT_BODY:
+        length = request.content_length
+        if length is not None and length > MAX_AGENT_BODY:
             raise ApiError(413, "payload_too_large", "request body is too large")
-        chunks, size = [], 0
-        async for chunk in request.content.iter_chunked(1 << 16):
-            size += len(chunk)
-            if size > MAX_AGENT_BODY:
-                raise ApiError(413, "payload_too_large", "request body is too large")
-            chunks.append(chunk)
-        raw = b"".join(chunks)
+        if length is not None:  # the usual case: one read of a known size
+            try:
+                raw = await request.content.readexactly(length)
+            except asyncio.IncompleteReadError:
+                raise ApiError(400, "invalid_json", "request body ended early") from None
+        else:  # chunked: read up to the cap
+            chunks, size = [], 0
+            async for chunk in request.content.iter_chunked(1 << 16):
+                size += len(chunk)
+                if size > MAX_AGENT_BODY:
+                    raise ApiError(413, "payload_too_large", "request body is too large")
+                chunks.append(chunk)
+            raw = b"".join(chunks)
         if not raw.strip():
             raise ApiError(400, "invalid_json", "request body is empty; expected a JSON object")
         try:
@@ -279,31 +293,31 @@ class AgentApi:
     # --- handlers -----------------------------------------------------------------------------
 
     async def config(self, request: web.Request) -> web.Response:
-        ws, node = await self.authenticate(request)
-        body = await self.configs.get(str(ws), str(node))
+        ws, node = await self.authenticate_ids(request)
+        body = await self.configs.get(ws, node)
         if body is None:  # deleted within the credential cache's lifetime
             raise ApiError(401, "unauthorized", "invalid node key")
         return web.Response(body=body, content_type="application/json")
 
     async def heartbeat(self, request: web.Request) -> web.Response:
-        _, node = await self.authenticate(request)
+        _, node = await self.authenticate_ids(request)
         body = await self.body(request)
         version = body.get("version", body.get("current_version"))
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             version = None
         error = body.get("update_error")
         if "version" not in body and isinstance(error, str):  # the self-update report (§4.2.4)
-            self.activity.heartbeat(str(node), version, None, error[:1000] or "unknown error")
+            self.activity.heartbeat(node, version, None, error[:1000] or "unknown error")
         else:
-            self.activity.heartbeat(str(node), version, heartbeat_status(body))
+            self.activity.heartbeat(node, version, heartbeat_status(body))
             traits = AgentTraits.of(body)
-            known = self.traits.get(str(node))
-            self.traits[str(node)] = traits
+            known = self.traits.get(node)
+            self.traits[node] = traits
             if known != traits:  # the flow default and the mirror keys follow the traits
                 # (with nothing known there is no entry to drop, but a load in flight that
                 # used the stored heartbeat must not be cached)
-                self.configs.invalidate(str(node))
-        return json_response({"ok": True})
+                self.configs.invalidate(node)
+        return web.Response(body=_OK, content_type="application/json")
 
     def report(self, kind: str) -> Handler:
         """The handler of one report endpoint (``kind`` in ``agent_reports.REPORT_KINDS``)."""
@@ -321,13 +335,13 @@ class AgentApi:
         return handler
 
     async def metrics(self, request: web.Request) -> web.Response:
-        ws, node = await self.authenticate(request)
+        ws, node = await self.authenticate_ids(request)
         body = await self.body(request)
         now = utcnow()
-        row = metrics_row(body, str(node), now)
-        await self.batcher.submit(str(ws), row)
-        self.activity.record([(str(node), now, row["pps"], row["bps"])])
-        return json_response({"ok": True})
+        row = metrics_row(body, node, now)
+        await self.batcher.submit(ws, row)
+        self.activity.record([(node, now, row["pps"], row["bps"])])
+        return web.Response(body=_OK, content_type="application/json")
 
     async def open_incident(self, request: web.Request) -> web.Response:
         ws, node = await self.authenticate(request)
