@@ -26,8 +26,7 @@ from store.catalog import export_snapshots, write_catalog
 
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
-from .errors import error_middleware
-from .http import control_write_middleware, rate_headers_middleware
+from .http import api_middleware
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES, agent_pcap
 from .routes import agent as agent_api
@@ -270,7 +269,7 @@ async def _agent_housekeeping(
 def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     store = store or Store(cfg.database_path, cfg.store.threads, cfg.store.memory_limit)
     app = web.Application(
-        middlewares=[control_write_middleware, rate_headers_middleware, error_middleware],
+        middlewares=[api_middleware],
         client_max_size=cfg.api.max_body_bytes,
     )
     pipeline = Pipeline(cfg.data_path, pipeline_settings(cfg))

@@ -17,17 +17,16 @@ from store import utcnow
 from store import workspaces as ws_repo
 from store.plans import is_active
 
-from .errors import ApiError
+from .errors import ApiError, error_middleware
 from .state import STATE, AppState
 
 __all__ = [
     "Caller",
+    "api_middleware",
     "authenticate",
     "choice_param",
-    "control_write_middleware",
     "int_param",
     "path_uuid",
-    "rate_headers_middleware",
     "read_json",
     "state",
 ]
@@ -121,25 +120,23 @@ async def authenticate(request: web.Request) -> Caller:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-@web.middleware
-async def rate_headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Adds the X-RateLimit-* headers to every answer of an authenticated request, errors too."""
-    response = await handler(request)
-    headers = request.get(_RATE_HEADERS)
-    if headers:
-        response.headers.update(headers)
-    return response
-
-
 _HOT_PATH_PREFIXES = ("/api/v1/agent/", "/api/v1/telemetry/")
 
 
 @web.middleware
-async def control_write_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """After every successful write through the REST API (not the agents' and senders' own
-    calls), the hot path's caches are cleared: revoked keys, deleted nodes, new overrides and
-    new commands apply to the very next agent call."""
-    response = await handler(request)
+async def api_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The app's one middleware (one layer, since every layer costs each of thousands of agent
+    calls a second):
+
+    - errors become the JSON envelope (``error_middleware``);
+    - every answer of an authenticated request, errors too, gets the X-RateLimit-* headers;
+    - after every successful write through the REST API (not the agents' and senders' own
+      calls) the hot path's caches are cleared, so revoked keys, deleted nodes, new overrides
+      and new commands apply to the very next agent call."""
+    response = await error_middleware(request, handler)
+    headers = request.get(_RATE_HEADERS)
+    if headers:
+        response.headers.update(headers)
     if (
         request.method in WRITE_METHODS
         and response.status < 400
