@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
+import time
 
 import uvloop
 from aiohttp import web
+
+from ingest.metrics import METRICS
 
 from .admin import admin_socket_path, create_admin_app
 from .app import access_logger_class, bootstrap, create_app
@@ -84,5 +88,19 @@ async def _serve(cfg: Config) -> None:
     log.info("floodwatch stopped")
 
 
+def _watch_gc() -> None:
+    """Every garbage-collector pause into ``floodwatch_gc_pause_seconds``."""
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif started[0]:
+            METRICS.gc_pause_seconds.observe(time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+
+
 def run_server(cfg: Config) -> None:
+    _watch_gc()
     uvloop.run(_serve(cfg))

@@ -162,6 +162,11 @@ class Registry:
             "request)",
             _LATENCY,
         )
+        self.gc_pause_seconds = Histogram(
+            "floodwatch_gc_pause_seconds",
+            "Python garbage-collector pauses (every generation); the whole process waits",
+            _LATENCY,
+        )
         self.agent_config_cache = Counter(
             "floodwatch_agent_config_cache_total",
             "Agent config answers served from memory (hit) or loaded from the database (miss)",

@@ -104,6 +104,10 @@ def test_agent_calls_are_counted_and_only_failures_logged(hserver: Server) -> No
     assert counts['floodwatch_agent_requests_total{endpoint="heartbeat",status="200"}'] >= 1
     assert counts['floodwatch_agent_requests_total{endpoint="heartbeat",status="401"}'] >= 1
     assert "floodwatch_event_loop_lag_seconds_count" in text
+    gc_line = next(
+        x for x in text.splitlines() if x.startswith("floodwatch_gc_pause_seconds_count")
+    )
+    assert float(gc_line.split(" ")[1]) >= 1  # a server that did work has collected garbage
     assert counts.get('floodwatch_agent_config_cache_total{result="hit"}', 0) >= 1
 
     def logged() -> bool:
