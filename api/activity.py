@@ -186,6 +186,10 @@ class ActivityTracker:
             schema=_BATCH_SCHEMA,
         )
 
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
     async def flush(self) -> None:
         if not self._pending:
             return

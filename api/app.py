@@ -307,6 +307,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         pipeline=pipeline,
         receiver=receiver,
         credentials=credentials,
+        activity=activity,
     )
     for table in ROUTE_TABLES:
         app.router.add_routes(table)

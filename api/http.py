@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -30,6 +31,8 @@ __all__ = [
     "read_json",
     "state",
 ]
+
+log = logging.getLogger("floodwatch")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TOUCH_EVERY = timedelta(minutes=1)
@@ -128,20 +131,27 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     """The app's one middleware (one layer, since every layer costs each of thousands of agent
     calls a second):
 
+    - a REST request first writes the liveness the agents' calls noted in memory (at most a
+      second's worth, one statement), so a heartbeat is visible to the very next read;
     - errors become the JSON envelope (``error_middleware``);
     - every answer of an authenticated request, errors too, gets the X-RateLimit-* headers;
     - after every successful write through the REST API (not the agents' and senders' own
       calls) the hot path's caches are cleared, so revoked keys, deleted nodes, new overrides
       and new commands apply to the very next agent call."""
+    hot = request.path.startswith(_HOT_PATH_PREFIXES)
+    if not hot:
+        activity = state(request).activity
+        if activity is not None and activity.has_pending:
+            # read your agents' writes: liveness noted in memory reaches the table first
+            try:
+                await activity.flush()
+            except Exception:  # the request goes on; the periodic flush logs and retries
+                log.exception("node activity update failed")
     response = await error_middleware(request, handler)
     headers = request.get(_RATE_HEADERS)
     if headers:
         response.headers.update(headers)
-    if (
-        request.method in WRITE_METHODS
-        and response.status < 400
-        and not request.path.startswith(_HOT_PATH_PREFIXES)
-    ):
+    if not hot and request.method in WRITE_METHODS and response.status < 400:
         state(request).control_changed()
     return response
 

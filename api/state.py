@@ -12,6 +12,7 @@ from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials, Receiver
 from store import Store
 
+from .activity import ActivityTracker
 from .config import Config
 from .ratelimit import FixedWindowLimiter
 
@@ -29,6 +30,7 @@ class AppState:
     credentials: CachedCredentials
     token_last_touched: dict[str, datetime] = field(default_factory=dict)
     on_control_write: list[Callable[[], None]] = field(default_factory=list)
+    activity: ActivityTracker | None = None
 
     def control_changed(self) -> None:
         """A write that may change keys, nodes, overrides or commands went through: forget the

@@ -264,9 +264,9 @@ def test_heartbeat_variants_mark_node_online(aserver: Server) -> None:
     mirror = {**copy.deepcopy(HOST_HEARTBEAT), "mirror_mode": True, "mirror_engine": None}
     for body in (HOST_HEARTBEAT, mirror, TEST_HEARTBEAT):
         _ok(agent.post("/heartbeat", body))
-    # liveness is written in one batch per second
-    assert wait_for(lambda: client.get(node_url).json()["node"]["status"] == "online", 10)
+    # liveness is batched in memory, but a REST read sees the heartbeat at once
     node = client.get(node_url).json()["node"]
+    assert node["status"] == "online"
     assert node["last_seen"] is not None and node["last_heartbeat_at"] is not None
     assert node["agent_version"] == "1.9.65"
     assert node["agent_status"] == TEST_HEARTBEAT  # the newest heartbeat, as sent
