@@ -24,7 +24,7 @@ from store import Store
 from store import nodes as nodes_repo
 
 from .conftest import Server, assert_error, new_workspace, start_server
-from .telemetry import wait_for
+from .telemetry import lake_query, wait_for
 from .test_agent_api import HOST_HEARTBEAT, OPEN, Agent, _ok, _setup
 
 # --- against the real server ------------------------------------------------------------------
@@ -469,3 +469,28 @@ def test_chunked_agent_bodies_are_read_and_capped(hserver: Server) -> None:
         hserver.url("/api/v1/agent/heartbeat"), data=chunks(huge, 1 << 20), timeout=60
     )
     assert_error(r, 413, "payload_too_large")
+
+
+def test_back_to_back_metrics_are_kept_as_replays(hserver: Server) -> None:
+    client, agent = _setup(hserver)
+    node = agent.node["uuid"]
+    _ok(agent.post("/metrics", {"pps": 1000, "bps": 8000}))
+    # the agent's retry queue, flushed after an outage: stale bodies, back to back
+    for pps in (900000, 800000, 700000):
+        _ok(agent.post("/metrics", {"pps": pps, "bps": 1}))
+    got = client.get(f"/api/v1/nodes/{node}").json()["node"]
+    assert got["last_pps"] == 1000.0  # a replay never passes for the current rate
+    where = f"node_uuid = '{node}'"
+
+    def stored() -> list[tuple[Any, ...]]:
+        return lake_query(
+            hserver.data_dir, f"SELECT source, pps FROM metrics WHERE {where} ORDER BY pps"
+        )
+
+    assert wait_for(lambda: len(stored()) == 4, timeout=30)
+    assert stored() == [
+        ("ftagent", 1000.0),
+        ("ftagent-replay", 700000.0),
+        ("ftagent-replay", 800000.0),
+        ("ftagent-replay", 900000.0),
+    ]

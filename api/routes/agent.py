@@ -9,7 +9,9 @@ what must be dropped for good (bad key: 401; missing ``X-Node-UUID``: 401; ``X-N
 another node than the key's: 403; a body that is not a JSON object, or metrics without numeric
 ``pps``/``bps``: 400; over 4 MiB: 413); overload is 503 with a small integer ``Retry-After``.
 
-Metrics bodies become one METRICS lake row (source ``ftagent``) stamped with the arrival time:
+Metrics bodies become one METRICS lake row (source ``ftagent``, or ``ftagent-replay`` for the
+back-to-back posts of a retry-queue flush, which never set the node's live pps) stamped with the
+arrival time:
 ``pps``, ``bps``, ``conn_count``, and ``tcp_pps``/``udp_pps``/``icmp_pps`` estimated as the
 reported share of ``pps``. ``avg_pps``, ``threshold`` and ``samples`` have no lake column.
 
@@ -147,7 +149,16 @@ def load_config(
     return body, traits
 
 
-def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any]:
+REPLAY_GAP_SECS = 0.5
+"""ftagent posts metrics every 5 s (plus an early flush when an attack starts or ends); its retry
+queue, flushed after a successful heartbeat, posts everything it held back to back (§3.3). A
+node's metrics arriving closer together than this are taken for such replays (§8.3 rule 11);
+the first of a burst cannot be told from a current sample."""
+
+
+def metrics_row(
+    body: dict[str, Any], node: str, now: datetime, source: str = "ftagent"
+) -> dict[str, Any]:
     """One lake row from an ftagent metrics body; 400 when ``pps`` or ``bps`` is unusable."""
     pps, bps = repo.num(body.get("pps")), repo.num(body.get("bps"))
     for name, value in (("pps", pps), ("bps", bps)):
@@ -156,7 +167,7 @@ def metrics_row(body: dict[str, Any], node: str, now: datetime) -> dict[str, Any
                 400, "invalid_parameter", f"{name} must be a non-negative number", field=name
             )
     assert pps is not None and bps is not None
-    row: dict[str, Any] = {"node_uuid": node, "source": "ftagent", "time": now}
+    row: dict[str, Any] = {"node_uuid": node, "source": source, "time": now}
     row["pps"], row["bps"] = pps, bps
     for proto in ("tcp", "udp", "icmp"):
         share = repo.num(body.get(f"{proto}_pct"))
@@ -216,6 +227,8 @@ class AgentApi:
         self.configs = ConfigCache(self._load_config, ttl_secs=config_cache_secs)
         self.batcher = MetricsBatcher(pipeline)
         self.incident_expiry_secs = incident_expiry_secs
+        self._last_metrics: dict[str, float] = {}
+        """node -> when its last metrics call arrived (monotonic), to tell replays apart."""
         self.traits: dict[str, AgentTraits] = {}
         """node -> traits of its newest heartbeat seen by this process."""
 
@@ -338,9 +351,17 @@ class AgentApi:
         ws, node = await self.authenticate_ids(request)
         body = await self.body(request)
         now = utcnow()
-        row = metrics_row(body, node, now)
+        # Replays carry no time of their own and would pass for current traffic: they are kept
+        # (source ftagent-replay, stamped on arrival) but never set the node's live pps.
+        mono = time.monotonic()
+        replay = mono - self._last_metrics.get(node, float("-inf")) < REPLAY_GAP_SECS
+        self._last_metrics[node] = mono
+        row = metrics_row(body, node, now, "ftagent-replay" if replay else "ftagent")
         await self.batcher.submit(ws, row)
-        self.activity.record([(node, now, row["pps"], row["bps"])])
+        if not replay:
+            self.activity.record([(node, now, row["pps"], row["bps"])])
+        else:
+            self.activity.heartbeat(node, None, None)  # alive all the same
         return web.Response(body=_OK, content_type="application/json")
 
     async def open_incident(self, request: web.Request) -> web.Response:
