@@ -356,11 +356,22 @@ def update_node(
 
 
 def delete_node(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> None:
+    """Soft-delete the node. Its active incidents end with it (no agent can report on them any
+    more): resolved now, ``detail.ended_by`` saying why, so the workspace stops counting them."""
     get_node(con, ws_uuid, node_uuid)
-    con.execute(
-        "UPDATE nodes SET deleted_at = ? WHERE uuid = ? AND workspace_uuid = ?",
-        [utcnow(), str(node_uuid), str(ws_uuid)],
-    )
+    now = utcnow()
+    marker = orjson.dumps({"ended_by": {"at": now.isoformat(), "reason": "node deleted"}})
+    with transaction(con):
+        con.execute(
+            "UPDATE nodes SET deleted_at = ? WHERE uuid = ? AND workspace_uuid = ?",
+            [now, str(node_uuid), str(ws_uuid)],
+        )
+        con.execute(
+            "UPDATE incidents SET status = 'resolved', resolved_at = ?, updated_at = ?, "
+            "detail = json_merge_patch(coalesce(detail, '{}'), ?) "
+            "WHERE node_uuid = ? AND workspace_uuid = ? AND status = 'active'",
+            [now, now, marker.decode(), str(node_uuid), str(ws_uuid)],
+        ).fetchall()
 
 
 BASELINE_WINDOW_SECS = 86_400

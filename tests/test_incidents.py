@@ -328,7 +328,17 @@ def test_incidents_stay_readable_after_their_node_is_deleted(
             assert (got["node_uuid"], got["node_name"]) == (c1.uuid, c1.name)
             if inc.resolved_at is not None:
                 assert got == before[inc.uuid]
-    # the deleted node no longer counts among the nodes
+            else:  # an attack on a deleted node ends with it
+                assert before[inc.uuid]["status"] == "active"
+                assert got["status"] == "resolved" and got["resolved_at"] is not None
+                assert got["detail"]["ended_by"]["reason"] == "node deleted"
+    # the deleted node no longer counts among the nodes, nor do its incidents among the active
     status = charlie.get("/api/v1/status").json()
     assert [n["uuid"] for n in status["nodes"]] == [seed.ws("charlie").nodes["c2"].uuid]
     assert status["counts"]["total"] == 1 and status["counts"]["attack"] == 0
+    still_active = [
+        i
+        for i in seed.ws("charlie").incidents.values()
+        if i.spec.node != "c1" and not i.resolved_at
+    ]
+    assert status["incidents"]["active"] == len(still_active)
