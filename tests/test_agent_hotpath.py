@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -494,3 +495,24 @@ def test_back_to_back_metrics_are_kept_as_replays(hserver: Server) -> None:
         ("ftagent-replay", 800000.0),
         ("ftagent-replay", 900000.0),
     ]
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [OSError(28, "No space left on device"), duckdb.IOException("disk I/O error")],
+    ids=["disk-full", "duckdb-io"],
+)
+def test_storage_failures_are_overload_for_the_agent(failure: Exception) -> None:
+    from api.errors import ApiError
+    from api.routes.agent import guard
+    from ingest.metrics import METRICS as COUNTERS
+
+    async def broken(request: Any) -> Any:
+        raise failure
+
+    before = COUNTERS.agent_requests.value("vm-stats", "503")
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(guard("vm-stats", broken)(None))  # type: ignore[arg-type]
+    assert caught.value.status == 503  # retried and queued by the agent, never dropped
+    assert caught.value.headers == {"Retry-After": "2"}
+    assert COUNTERS.agent_requests.value("vm-stats", "503") == before + 1

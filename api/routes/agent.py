@@ -25,6 +25,7 @@ incident calls (§4.4.4); ``l7/detect`` is the web-server discovery result.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import orjson
 from aiohttp import web
 
@@ -52,6 +54,8 @@ from ..http import choice_param, int_param, parse_uuid, path_uuid, state
 from ..ratelimit import FixedWindowLimiter
 
 __all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "guard", "metrics_row", "setup"]
+
+log = logging.getLogger("floodwatch.agent")
 
 PREFIX = "/api/v1/agent"
 MAX_AGENT_BODY = 4 * 1024 * 1024
@@ -412,8 +416,8 @@ class AgentApi:
 
 
 def guard(endpoint: str, handler: Handler) -> Handler:
-    """Counts each call by endpoint and status (``/metrics``), and turns a database that is not
-    available into overload for the agent: 503 with Retry-After."""
+    """Counts each call by endpoint and status (``/metrics``), and turns a database or disk that
+    is not available into overload for the agent: 503 with Retry-After."""
 
     async def wrapped(request: web.Request) -> web.Response:
         status = 500
@@ -444,6 +448,17 @@ def guard(endpoint: str, handler: Handler) -> Handler:
         except Backpressure:
             status = 503
             raise
+        except (duckdb.Error, OSError):
+            # the database or the disk failed (full, I/O error): the agent should come back
+            # later (503: it retries, then queues), not drop its data (4xx)
+            log.exception("agent call failed on storage endpoint=%s", endpoint)
+            status = 503
+            raise ApiError(
+                503,
+                "unavailable",
+                "storage is not available",
+                headers={"Retry-After": RETRY_AFTER},
+            ) from None
         finally:
             INGEST_METRICS.agent_requests.inc(1, endpoint, str(status))
 
