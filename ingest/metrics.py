@@ -167,6 +167,11 @@ class Registry:
             "Python garbage-collector pauses (every generation); the whole process waits",
             _LATENCY,
         )
+        self.agent_request_seconds = Histogram(
+            "floodwatch_agent_request_seconds",
+            "Time the server spent on an ftagent Agent API call, from routing to the answer",
+            _LATENCY,
+        )
         self.agent_config_cache = Counter(
             "floodwatch_agent_config_cache_total",
             "Agent config answers served from memory (hit) or loaded from the database (miss)",

@@ -110,6 +110,10 @@ def test_agent_calls_are_counted_and_only_failures_logged(hserver: Server) -> No
     )
     assert float(gc_line.split(" ")[1]) >= 1  # a server that did work has collected garbage
     assert counts.get('floodwatch_agent_config_cache_total{result="hit"}', 0) >= 1
+    took = next(
+        x for x in text.splitlines() if x.startswith("floodwatch_agent_request_seconds_count")
+    )
+    assert float(took.split(" ")[1]) >= 4  # every agent call is timed
 
     def logged() -> bool:
         return "POST /api/v1/agent/heartbeat 401" in hserver.stderr()

@@ -421,6 +421,7 @@ def guard(endpoint: str, handler: Handler) -> Handler:
 
     async def wrapped(request: web.Request) -> web.Response:
         status = 500
+        started = time.perf_counter()
         try:
             response = await handler(request)
             status = response.status
@@ -461,6 +462,7 @@ def guard(endpoint: str, handler: Handler) -> Handler:
             ) from None
         finally:
             INGEST_METRICS.agent_requests.inc(1, endpoint, str(status))
+            INGEST_METRICS.agent_request_seconds.observe(time.perf_counter() - started)
 
     return wrapped
 
