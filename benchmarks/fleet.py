@@ -75,6 +75,13 @@ HEARTBEAT_EVERY = 30.0
 CONFIG_EVERY = 300.0
 UPDATE_EVERY = 10.0
 
+# ftagent's threads (§3.5): each lane makes its calls one after the other
+DETECTION = frozenset(
+    {"incident_open", "incident_update", "incident_resolve", "pcap", "config_after_open"}
+)
+LANES = (frozenset({"metrics"}), frozenset({"heartbeat"}), frozenset({"config"}), DETECTION)
+SHORT_LIVED = frozenset({"pcap", "config_after_open"})  # each on a thread of its own
+
 
 def tiny_pcap(packets: int = 3, seed: int = 1) -> bytes:
     """A valid classic pcap (microseconds, Ethernet): ``packets`` small UDP/IPv4 frames."""
@@ -116,7 +123,7 @@ def node_events(rng: random.Random, attacker: bool) -> Iterator[tuple[float, str
         if not attack and next_attack <= streams[0][0]:
             a = next_attack
             dur = rng.uniform(40.0, 120.0)
-            attack = [(a, "incident_open"), (a + 0.1, "config")]
+            attack = [(a, "incident_open"), (a + 0.1, "config_after_open")]
             t = a + UPDATE_EVERY
             while t < a + dur:
                 attack.append((t, "incident_update"))
@@ -237,6 +244,8 @@ class Fleet:
 
         stats.sent += 1
         kw: dict[str, Any] = {"headers": headers}
+        if kind == "config_after_open":
+            kind = "config"
         if kind == "config":
             method, url = "GET", self.api + "/config"
             kw["headers"] = {k: v for k, v in headers.items() if k != "Content-Type"}
@@ -282,6 +291,11 @@ class Fleet:
         gate: asyncio.Semaphore | None,
         budget: list[int],
     ) -> None:
+        """One node as ftagent runs it (§3.5): paced, its metrics sender, heartbeat, config loop
+        and detection loop are threads of their own, each making its calls one after the other,
+        and PCAP uploads and the config fetch after an open run on short-lived threads, so a
+        slow incident call delays that node's next detection call, never its metrics. Unpaced,
+        the node walks its schedule in order, as fast as it is answered."""
         key, node_uuid = self.nodes[index]
         headers = {
             "Authorization": f"Bearer {key}",
@@ -289,33 +303,56 @@ class Fleet:
             "User-Agent": "ftagent/1.9.65",
             "Content-Type": "application/json",
         }
-        rng = random.Random(SEED + index)
-        attacker = rng.random() < self.attack_fraction
-        incident: str | None = None
-        for t_real, kind in node_events(rng, attacker):
-            if speedup is not None:
-                due = t0 + t_real / speedup
-                if due >= deadline:
-                    return
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if time.monotonic() >= deadline or budget[0] <= 0:
-                return
-            budget[0] -= 1
+        attacker = random.Random(SEED + index).random() < self.attack_fraction
+        incident: list[str | None] = [None]
+        short: set[asyncio.Task[None]] = set()
+
+        async def call(kind: str, due: float) -> tuple[int, bytes]:
             if gate is not None:
                 async with gate:
-                    status, payload = await self._call(
-                        session, kind, headers, incident, stats, time.monotonic()
+                    return await self._call(
+                        session, kind, headers, incident[0], stats, time.monotonic()
                     )
-            else:
-                status, payload = await self._call(session, kind, headers, incident, stats, due)
-            if kind == "incident_open":
-                incident = None
-                if status == 200:
-                    incident = str(orjson.loads(payload).get("uuid") or "") or None
-                if incident is None:  # what the agent does when the open fails (§1.5)
-                    incident = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            return await self._call(session, kind, headers, incident[0], stats, due)
+
+        async def lane(kinds: frozenset[str]) -> None:
+            # every lane replays the node's one schedule (same seed), keeping its own calls
+            rng = random.Random(SEED + index)
+            rng.random()  # the attacker draw above
+            for t_real, kind in node_events(rng, attacker):
+                if kind not in kinds:
+                    continue
+                due = time.monotonic()
+                if speedup is not None:
+                    due = t0 + t_real / speedup
+                    if due >= deadline:
+                        return
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if time.monotonic() >= deadline or budget[0] <= 0:
+                    return
+                budget[0] -= 1
+                if kind in SHORT_LIVED and speedup is not None:
+                    task = asyncio.create_task(call(kind, due))
+                    short.add(task)  # type: ignore[arg-type]
+                    task.add_done_callback(short.discard)  # type: ignore[arg-type]
+                    continue
+                status, payload = await call(kind, due)
+                if kind == "incident_open":
+                    got = None
+                    if status == 200:
+                        got = str(orjson.loads(payload).get("uuid") or "") or None
+                    # what the agent does when the open fails (§1.5): a uuid of its own
+                    incident[0] = got or str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+        # Unpaced, one lane walks the node's whole schedule in order, so the mix of calls stays
+        # the fleet's (independent unpaced lanes would each spin at their own speed).
+        groups = LANES if speedup is not None else (frozenset().union(*LANES),)
+        lanes = [lane(kinds) for kinds in groups if attacker or kinds != DETECTION]
+        await asyncio.gather(*lanes)
+        if short:
+            await asyncio.gather(*short, return_exceptions=True)
 
     async def run(
         self,
