@@ -26,7 +26,7 @@ from store.catalog import export_snapshots, write_catalog
 
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
-from .http import api_middleware
+from .http import HOT_PATH_PREFIXES, api_middleware
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES, agent_pcap
 from .routes import agent as agent_api
@@ -35,9 +35,6 @@ from .state import STATE, AppState
 __all__ = ["AccessLogger", "access_logger_class", "bootstrap", "create_app", "pipeline_settings"]
 
 log = logging.getLogger("floodwatch")
-
-
-_HOT_PATHS = ("/api/v1/agent/", "/api/v1/telemetry/")
 
 
 class AccessLogger(AbstractAccessLogger):
@@ -52,7 +49,8 @@ class AccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         if self.mode == "off":
             return
-        if self.mode == "rest" and response.status < 300 and request.path.startswith(_HOT_PATHS):
+        hot = request.path.startswith(HOT_PATH_PREFIXES)
+        if self.mode == "rest" and response.status < 300 and hot:
             return
         self.logger.info(
             "%s %s %s %s %.1fms",
@@ -249,7 +247,7 @@ async def _agent_housekeeping(
         if time.monotonic() - last_baselines >= BASELINE_REFRESH_EVERY_SECS:
             last_baselines = time.monotonic()
             try:
-                activity.baselines = await store.run(nodes_repo.node_baselines, pipeline.lake.root)
+                activity.baselines = await store.read(nodes_repo.node_baselines, pipeline.lake.root)
             except Exception:
                 log.exception("baseline refresh failed")
         if time.monotonic() - last_pcap_sweep >= PCAP_RETENTION_EVERY_SECS:

@@ -34,7 +34,7 @@ from ingest.errors import Backpressure, DecodeError
 from notify import ChannelConfigError
 from store import errors as store_errors
 
-__all__ = ["ApiError", "error_middleware", "json_response"]
+__all__ = ["ApiError", "error_middleware", "json_bytes", "json_response"]
 
 log = logging.getLogger("floodwatch.api")
 
@@ -59,11 +59,16 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+def json_bytes(payload: Any) -> bytes:
+    """The JSON text every answer uses (UTC times with Z, no microseconds)."""
+    return orjson.dumps(payload, option=_JSON_OPTS)
+
+
 def json_response(
     payload: Any, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=orjson.dumps(payload, option=_JSON_OPTS),
+        body=json_bytes(payload),
         status=status,
         content_type="application/json",
         headers=headers,

@@ -22,6 +22,7 @@ from .errors import ApiError, error_middleware
 from .state import STATE, AppState
 
 __all__ = [
+    "HOT_PATH_PREFIXES",
     "Caller",
     "api_middleware",
     "authenticate",
@@ -123,7 +124,8 @@ async def authenticate(request: web.Request) -> Caller:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-_HOT_PATH_PREFIXES = ("/api/v1/agent/", "/api/v1/telemetry/")
+HOT_PATH_PREFIXES = ("/api/v1/agent/", "/api/v1/telemetry/")
+"""The agents' and telemetry senders' own calls (machine traffic, thousands a second)."""
 
 
 @web.middleware
@@ -138,7 +140,7 @@ async def api_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     - after every successful write through the REST API (not the agents' and senders' own
       calls) the hot path's caches are cleared, so revoked keys, deleted nodes, new overrides
       and new commands apply to the very next agent call."""
-    hot = request.path.startswith(_HOT_PATH_PREFIXES)
+    hot = request.path.startswith(HOT_PATH_PREFIXES)
     if not hot:
         activity = state(request).activity
         if activity is not None and activity.has_pending:

@@ -48,7 +48,7 @@ from store import errors as store_errors
 
 from ..activity import ActivityTracker, heartbeat_status
 from ..agent_hotpath import ConfigCache, MetricsBatcher
-from ..errors import ApiError, json_response
+from ..errors import ApiError, json_bytes, json_response
 from ..http import authenticate as authenticate_deploy_token
 from ..http import choice_param, int_param, parse_uuid, path_uuid, state
 from ..ratelimit import FixedWindowLimiter
@@ -244,7 +244,7 @@ class AgentApi:
             return None
         body, traits = loaded
         self.traits.setdefault(node, traits)
-        return json_response(body).body  # type: ignore[return-value]
+        return json_bytes(body)
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -385,16 +385,15 @@ class AgentApi:
         inc, created = await self.store.run(
             repo.report_incident, ws, node, ref, kind, body, utcnow(), self.incident_expiry_secs
         )
+        if kind == "resolve":  # its mitigations were withdrawn and their undo commands queued
+            self.configs.invalidate(str(node))
         return json_response({"ok": True, "uuid": str(inc), "created": created})
 
     async def update_incident(self, request: web.Request) -> web.Response:
         return await self._report(request, "update")
 
     async def resolve_incident(self, request: web.Request) -> web.Response:
-        response = await self._report(request, "resolve")
-        # the incident's mitigations were withdrawn and their undo commands queued
-        self.configs.invalidate(request.headers.get("X-Node-UUID", "").strip().lower())
-        return response
+        return await self._report(request, "resolve")
 
     async def command_ack(self, request: web.Request) -> web.Response:
         _, node = await self.authenticate(request)
