@@ -60,6 +60,27 @@ class ConfigCache:
     def _epoch(self, node: str) -> tuple[int, int]:
         return self._cleared, self._invalidated.get(node, 0)
 
+    def epoch(self) -> tuple[int, dict[str, int]]:
+        """Where the invalidations stand, to hand to ``prime`` after a bulk load."""
+        return self._cleared, dict(self._invalidated)
+
+    def prime(self, answers: dict[str, bytes], epoch: tuple[int, dict[str, int]]) -> int:
+        """Cache answers loaded in bulk since ``epoch``: none if the cache was cleared since,
+        none of a node invalidated since, none that would replace a fresher entry."""
+        cleared, invalidated = epoch
+        if cleared != self._cleared:
+            return 0
+        expires = time.monotonic() + self.ttl
+        added = 0
+        for node, body in answers.items():
+            if len(self._entries) >= self.max_entries:
+                break
+            if node in self._entries or self._invalidated.get(node, 0) != invalidated.get(node, 0):
+                continue
+            self._entries[node] = (expires, body)
+            added += 1
+        return added
+
     async def get(self, workspace: str, node: str) -> bytes | None:
         now = time.monotonic()
         hit = self._entries.get(node)

@@ -173,6 +173,15 @@ class KeyPreloader:
                 await self._task
 
 
+async def _preload_configs(agent: agent_api.AgentApi) -> None:
+    try:
+        count = await agent.preload_configs()
+    except Exception:
+        log.exception("agent config preload failed")
+        return
+    log.info("agent config answers preloaded nodes=%d", count)
+
+
 def _node_index(con: Connection, workspace: str) -> dict[str, str]:
     return collectors_repo.workspace_node_index(con, uuid.UUID(workspace))
 
@@ -336,6 +345,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         await receiver.start()
         await activity.start()
         preloader.request()
+        configs = asyncio.create_task(_preload_configs(agent), name="config-preload")
         await store.run(export_snapshots, pipeline.lake.root)
         try:
             await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
@@ -356,6 +366,9 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await preloader.stop()
+        configs.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await configs
         await receiver.stop()
         await agent.batcher.drain()
         await activity.stop()

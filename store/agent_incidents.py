@@ -46,6 +46,7 @@ from .incidents import SEVERITIES
 
 __all__ = [
     "INCIDENT_IDLE_EXPIRY_SECS",
+    "all_node_config_rows",
     "derive_severity",
     "expire_idle_incidents",
     "expire_stale_incidents",
@@ -420,18 +421,41 @@ def record_ack(
     )
 
 
-def node_config_row(con: Connection, node_uuid: uuid.UUID) -> dict[str, Any] | None:
-    rows = rows_as_dicts(
-        con.execute(
-            "SELECT sp_enabled, sp_sensitivity, sp_response_mode, service_ports, "
-            "CAST(agent_status AS VARCHAR) AS agent_status FROM nodes "
-            "WHERE uuid = ? AND deleted_at IS NULL",
-            [str(node_uuid)],
-        )
-    )
-    if not rows:
-        return None
-    row = rows[0]
+_CONFIG_COLUMNS = (
+    "sp_enabled, sp_sensitivity, sp_response_mode, service_ports, "
+    "CAST(agent_status AS VARCHAR) AS agent_status"
+)
+
+
+def _config_row(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(row["service_ports"], str):
         row["service_ports"] = orjson.loads(row["service_ports"])
     return row
+
+
+def node_config_row(con: Connection, node_uuid: uuid.UUID) -> dict[str, Any] | None:
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_CONFIG_COLUMNS} FROM nodes WHERE uuid = ? AND deleted_at IS NULL",
+            [str(node_uuid)],
+        )
+    )
+    return _config_row(rows[0]) if rows else None
+
+
+def all_node_config_rows(con: Connection, limit: int) -> list[dict[str, Any]]:
+    """``node_config_row`` of up to ``limit`` live nodes (most recently seen first), with their
+    ``uuid`` and ``workspace_uuid`` as strings."""
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT CAST(n.uuid AS VARCHAR) AS uuid, "
+            "CAST(n.workspace_uuid AS VARCHAR) AS workspace_uuid, "
+            "n.sp_enabled, n.sp_sensitivity, n.sp_response_mode, n.service_ports, "
+            "CAST(n.agent_status AS VARCHAR) AS agent_status "
+            "FROM nodes n JOIN workspaces w ON w.uuid = n.workspace_uuid "
+            "WHERE n.deleted_at IS NULL AND w.deleted_at IS NULL "
+            "ORDER BY n.last_seen DESC NULLS LAST LIMIT ?",
+            [limit],
+        )
+    )
+    return [_config_row(r) for r in rows]

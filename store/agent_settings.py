@@ -27,12 +27,15 @@ from .errors import Conflict, InvalidValue, NotFound
 
 __all__ = [
     "COMMAND_TYPES",
+    "all_overrides",
+    "all_pending_commands",
     "create_command",
     "derive_undo",
     "effective_settings",
     "end_mitigations",
     "get_overrides",
     "list_commands",
+    "overlay",
     "pending_commands",
     "set_overrides",
 ]
@@ -259,13 +262,43 @@ def effective_settings(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, defaults: dict[str, Any]
 ) -> dict[str, Any]:
     """``defaults`` overlaid by the workspace's overrides, then the node's."""
+    return overlay(
+        defaults, (get_overrides(con, ws_uuid, None), get_overrides(con, ws_uuid, node_uuid))
+    )
+
+
+def overlay(defaults: dict[str, Any], layers: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """``defaults`` with each layer of overrides applied in turn; objects merge key by key."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in defaults.items()}
-    for layer in (get_overrides(con, ws_uuid, None), get_overrides(con, ws_uuid, node_uuid)):
+    for layer in layers:
         for key, value in layer.items():
             if isinstance(value, dict) and isinstance(out.get(key), dict):
                 out[key] = {**out[key], **value}
             else:
                 out[key] = value
+    return out
+
+
+def all_overrides(con: Connection) -> dict[tuple[str, str | None], dict[str, Any]]:
+    """Every stored override layer: (workspace, node or None for the workspace's) -> settings."""
+    rows = con.execute("SELECT workspace_uuid, node_uuid, settings FROM agent_settings").fetchall()
+    return {
+        (str(ws), None if node is None else str(node)): orjson.loads(settings)
+        for ws, node, settings in rows
+    }
+
+
+def all_pending_commands(con: Connection) -> dict[str, list[dict[str, Any]]]:
+    """``pending_commands`` of every node that has any: node -> commands."""
+    rows = con.execute(
+        f"SELECT c.node_uuid, c.id, c.command_type, c.command_text, c.title {_COMMAND_FROM} "
+        "WHERE a.status IS NULL AND c.cancelled_at IS NULL ORDER BY c.id"
+    ).fetchall()
+    out: dict[str, list[dict[str, Any]]] = {}
+    for node, cid, ctype, text, title in rows:
+        out.setdefault(str(node), []).append(
+            {"id": int(cid), "command_type": ctype, "command_text": text, "title": title}
+        )
     return out
 
 

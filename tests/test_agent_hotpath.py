@@ -520,3 +520,51 @@ def test_storage_failures_are_overload_for_the_agent(failure: Exception) -> None
     assert caught.value.status == 503  # retried and queued by the agent, never dropped
     assert caught.value.headers == {"Retry-After": "2"}
     assert COUNTERS.agent_requests.value("vm-stats", "503") == before + 1
+
+
+def test_config_cache_prime_keeps_to_invalidations() -> None:
+    async def loader(ws: str, node: str) -> bytes | None:
+        return b"loaded"
+
+    cache = ConfigCache(loader, ttl_secs=600)
+    epoch = cache.epoch()
+    cache.invalidate("n2")  # a write for n2 came while the bulk load ran
+    assert cache.prime({"n1": b"one", "n2": b"stale"}, epoch) == 1
+    assert asyncio.run(cache.get("w", "n1")) == b"one"
+    assert asyncio.run(cache.get("w", "n2")) == b"loaded"
+    epoch = cache.epoch()
+    cache.clear()
+    assert cache.prime({"n3": b"three"}, epoch) == 0  # a clear voids the whole load
+    assert cache.prime({"n1": b"newer?"}, cache.epoch()) == 1
+    assert cache.prime({"n1": b"never"}, cache.epoch()) == 0  # an entry is never replaced
+
+
+def test_a_restarted_server_answers_configs_from_memory(tmp_path: Path) -> None:
+    srv = start_server(tmp_path / "data", env={"FLOODWATCH_INGEST__FLUSH_AGE_SECS": "0.2"})
+    try:
+        client, agent = _setup(srv)
+        node = agent.node["uuid"]
+        client.patch("/api/v1/workspace/agent-config", json={"confirm_ticks": 9})
+        client.patch(f"/api/v1/nodes/{node}/agent-config", json={"pps_threshold": 5000})
+        client.post(f"/api/v1/nodes/{node}/commands", json={"command_text": "iptables -L -n"})
+        _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "flow_active": True}))
+        assert client.get(f"/api/v1/nodes/{node}").status_code == 200  # heartbeat written
+        expected = _ok(agent.get("/config"))
+    finally:
+        srv.stop()
+    srv = start_server(tmp_path / "data", env={"FLOODWATCH_INGEST__FLUSH_AGE_SECS": "0.2"})
+    try:
+
+        def cache(result: str) -> float:
+            text = requests.get(srv.url("/metrics"), timeout=30).text
+            key = f'floodwatch_agent_config_cache_total{{result="{result}"}}'
+            return next((float(x.split(" ")[1]) for x in text.splitlines() if x.startswith(key)), 0)
+
+        assert wait_for(lambda: "preloaded nodes=1" in srv.stderr(), timeout=30)
+        agent = Agent(srv, agent.node)
+        assert _ok(agent.get("/config")) == expected  # the same answer, loaded in bulk
+        assert cache("hit") == 1 and cache("miss") == 0
+        assert expected["flow"]["enabled"] is True and expected["confirm_ticks"] == 9
+        assert expected["pps_threshold"] == 5000 and len(expected["pending_commands"]) == 1
+    finally:
+        srv.stop()

@@ -130,27 +130,59 @@ def config_body(node: dict[str, Any], traits: AgentTraits | None = None) -> dict
     }
 
 
+def _stored_traits(row: dict[str, Any]) -> AgentTraits:
+    status = row.get("agent_status")
+    return AgentTraits.of(orjson.loads(status) if isinstance(status, str) else None)
+
+
+def config_answer(
+    row: dict[str, Any],
+    layers: tuple[dict[str, Any], dict[str, Any]],
+    pending: list[dict[str, Any]],
+    traits: AgentTraits,
+) -> dict[str, Any]:
+    """The config answer of a node: its defaults (``config_body``) overlaid by the workspace's
+    and then the node's overrides (``layers``), with its unacknowledged commands. ``mirror_*``
+    keys only go to mirror nodes (§8.4 rule 16: a non-mirror agent errors on
+    ``mirror_ip_limit``)."""
+    body = agent_settings.overlay(config_body(row, traits), layers)
+    if not traits.mirror:
+        body = {k: v for k, v in body.items() if not k.startswith("mirror_")}
+    body["pending_commands"] = pending
+    return body
+
+
 def load_config(
     con: Connection, ws: uuid.UUID, node: uuid.UUID, traits: AgentTraits | None = None
 ) -> tuple[dict[str, Any], AgentTraits] | None:
-    """The node's config answer: the defaults overlaid by the operators' overrides (workspace,
-    then node), with the node's unacknowledged commands, and the traits it was built with; None
-    when the node is gone.
-
-    ``traits`` are the newest heartbeat's, when this process holds one not yet written; else
-    they come from the stored heartbeat. ``mirror_*`` keys only go to mirror nodes (§8.4 rule 16:
-    a non-mirror agent raises an error on ``mirror_ip_limit``)."""
+    """The node's config answer and the traits it was built with; None when the node is gone.
+    ``traits`` are the newest heartbeat's when this process holds one not yet written; else
+    they come from the stored heartbeat."""
     row = repo.node_config_row(con, node)
     if row is None:
         return None
-    if traits is None:
-        status = row.get("agent_status")
-        traits = AgentTraits.of(orjson.loads(status) if isinstance(status, str) else None)
-    body = agent_settings.effective_settings(con, ws, node, config_body(row, traits))
-    if not traits.mirror:
-        body = {k: v for k, v in body.items() if not k.startswith("mirror_")}
-    body["pending_commands"] = agent_settings.pending_commands(con, node)
-    return body, traits
+    traits = traits or _stored_traits(row)
+    layers = (
+        agent_settings.get_overrides(con, ws, None),
+        agent_settings.get_overrides(con, ws, node),
+    )
+    return config_answer(row, layers, agent_settings.pending_commands(con, node), traits), traits
+
+
+def load_all_configs(
+    con: Connection, limit: int, known: dict[str, AgentTraits]
+) -> list[tuple[str, dict[str, Any], AgentTraits]]:
+    """(node, answer, traits) of up to ``limit`` live nodes in four queries, for a server that
+    starts with a fleet about to poll (``known``: traits this process holds)."""
+    overrides = agent_settings.all_overrides(con)
+    pending = agent_settings.all_pending_commands(con)
+    out = []
+    for row in repo.all_node_config_rows(con, limit):
+        node, ws = row["uuid"], row["workspace_uuid"]
+        traits = known.get(node) or _stored_traits(row)
+        layers = (overrides.get((ws, None), {}), overrides.get((ws, node), {}))
+        out.append((node, config_answer(row, layers, pending.get(node, []), traits), traits))
+    return out
 
 
 REPLAY_GAP_SECS = 0.5
@@ -235,6 +267,19 @@ class AgentApi:
         """node -> when its last metrics call arrived (monotonic), to tell replays apart."""
         self.traits: dict[str, AgentTraits] = {}
         """node -> traits of its newest heartbeat seen by this process."""
+
+    async def preload_configs(self) -> int:
+        """Fill the config cache for every live node (up to its size) in one pass: at start, so
+        that a fleet's first polls need no database. Returns how many were cached."""
+        epoch = self.configs.epoch()
+        loaded = await self.store.read(
+            load_all_configs, self.configs.max_entries, dict(self.traits)
+        )
+        answers = {}
+        for node, body, traits in loaded:
+            self.traits.setdefault(node, traits)
+            answers[node] = json_bytes(body)
+        return self.configs.prime(answers, epoch)
 
     async def _load_config(self, ws: str, node: str) -> bytes | None:
         loaded = await self.store.read(
