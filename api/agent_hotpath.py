@@ -43,8 +43,6 @@ class ConfigCache:
         # while it ran (it may have read the database before the write)
         self._cleared = 0
         self._invalidated: dict[str, int] = {}
-        self.hits = 0
-        self.misses = 0
 
     def clear(self) -> None:
         """Forget every answer, and every answer being loaded."""
@@ -85,10 +83,8 @@ class ConfigCache:
         now = time.monotonic()
         hit = self._entries.get(node)
         if hit is not None and hit[0] > now:
-            self.hits += 1
             COUNTERS.agent_config_cache.inc(1, "hit")
             return hit[1]
-        self.misses += 1
         COUNTERS.agent_config_cache.inc(1, "miss")
         epoch = self._epoch(node)
         body = await self._loader(workspace, node)
