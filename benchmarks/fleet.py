@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import heapq
 import json
 import random
@@ -161,6 +162,7 @@ class Stats:
     latencies: dict[str, list[float]] = field(default_factory=dict)
     warmup_until: float = 0.0
     steady: list[float] = field(default_factory=list)
+    client_lags: list[float] = field(default_factory=list)
 
     def record(self, kind: str, status: int, secs: float) -> None:
         per = self.statuses.setdefault(kind, {})
@@ -202,6 +204,8 @@ class Stats:
             "steady_p50_ms": ms(self.steady, 50),
             "steady_p99_ms": ms(self.steady, 99),
             "errors": errors,
+            "client_loop_lag_p99_ms": ms(self.client_lags, 99),
+            "client_loop_lag_max_ms": ms(self.client_lags, 100),
             "endpoints": {
                 kind: {
                     "count": len(lat),
@@ -371,17 +375,41 @@ class Fleet:
         timeout = aiohttp.ClientTimeout(total=_REQUEST_TIMEOUT_SECS)
         gate = asyncio.Semaphore(connections) if speedup is None else None
         budget = [max_requests]
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            t0 = stats.started = time.monotonic()
-            stats.warmup_until = t0 + warmup_secs
-            deadline = t0 + secs
-            tasks = [
-                self._node(session, i, stats, t0, deadline, speedup, gate, budget)
-                for i in range(len(self.nodes))
-            ]
-            await asyncio.wait_for(asyncio.gather(*tasks), secs + _REQUEST_TIMEOUT_SECS + 5)
-            stats.ended = time.monotonic()
+        # The client's own stalls would be charged to the server: a full collection of this
+        # process's objects took 40-60 ms and lined up with the worst seconds. So the collector
+        # is off during a phase (a phase's cyclic garbage is a few MiB) and the client's loop
+        # lag is sampled and reported next to the latencies.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        stop = asyncio.Event()
+        lag_probe = asyncio.create_task(_sample_loop_lag(stats.client_lags, stop))
+        try:
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+                t0 = stats.started = time.monotonic()
+                stats.warmup_until = t0 + warmup_secs
+                deadline = t0 + secs
+                tasks = [
+                    self._node(session, i, stats, t0, deadline, speedup, gate, budget)
+                    for i in range(len(self.nodes))
+                ]
+                await asyncio.wait_for(asyncio.gather(*tasks), secs + _REQUEST_TIMEOUT_SECS + 5)
+                stats.ended = time.monotonic()
+        finally:
+            stop.set()
+            await lag_probe
+            gc.enable()
+            gc.unfreeze()
+            gc.collect()
         return stats
+
+
+async def _sample_loop_lag(into: list[float], stop: asyncio.Event) -> None:
+    """How late a 10 ms sleep of the client's own loop wakes up, until ``stop``."""
+    while not stop.is_set():
+        t = time.monotonic()
+        await asyncio.sleep(0.01)
+        into.append(max(0.0, time.monotonic() - t - 0.01))
 
 
 _BARE_ANSWER = orjson.dumps({"ok": True, "uuid": str(uuid.UUID(int=SEED, version=4))})
@@ -611,8 +639,8 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['fleet_real_node_rps']} req/s (a quiet one {r['quiet_real_node_rps']}).",
         "",
         "| phase | req/s | p50 ms | p99 ms | steady p50 / p99 ms | errors | server cores "
-        "| server CPU ms/req |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| server CPU ms/req | client loop lag p99 / max ms |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
     ]
     for name in ("bare", "max", "paced", "half"):
         p = r[name]
@@ -625,7 +653,8 @@ def markdown(r: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {p['rps']} | {p['p50_ms']} | {p['p99_ms']} "
             f"| {p['steady_p50_ms']} / {p['steady_p99_ms']} | {p['errors'] or '-'} "
-            f"| {p.get('server_cpu_cores', '-')} | {p.get('server_cpu_ms_per_request', '-')} |"
+            f"| {p.get('server_cpu_cores', '-')} | {p.get('server_cpu_ms_per_request', '-')} "
+            f"| {p['client_loop_lag_p99_ms']} / {p['client_loop_lag_max_ms']} |"
         )
     for name in ("max", "paced", "half"):
         lines += [
