@@ -26,9 +26,11 @@ Severity rule (the agent sends none; it only ever goes up while the incident liv
 Expiry rule (§8.3): an active agent incident with no open, update or resolve for ``idle_secs``
 (setting ``api.agent_incident_expiry_secs``, default ``INCIDENT_IDLE_EXPIRY_SECS``) is resolved by
 the server (``expire_stale_incidents``): ``resolved_at`` becomes the time of its last report and
-``detail.expired`` records when and why. It runs for the reporting node on every open, update and
-resolve (so a new open never merges into a stale incident), and for every node from the server's
-agent housekeeping task every few seconds (heartbeats stay off the database).
+``detail.expired`` records when and why. It runs for the reporting node on every open (so a new
+open never merges into a stale incident), for the one incident an update or resolve names before
+that report is folded in (so a report after the silence lands on a resolved incident), and for
+every node from the server's agent housekeeping task every few seconds (heartbeats stay off the
+database).
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ _MAX_TEXT = 200
 _STATE_COLUMNS = (
     "uuid, status, severity, attack_family, attack_subtype, title, started_at, resolved_at, "
     "peak_pps, peak_bps, source_ip_count, confidence, protocol_breakdown, top_sources, "
-    "top_dst_ports, detail, agent_ref"
+    "top_dst_ports, detail, agent_ref, updated_at, source"
 )
 _JSON_COLUMNS = ("protocol_breakdown", "top_sources", "top_dst_ports", "detail")
 
@@ -220,12 +222,14 @@ def _js(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _load(con: Connection, where: str, params: list[Any]) -> dict[str, Any] | None:
+def _load(
+    con: Connection, where: str, params: list[Any], *, unique: bool = False
+) -> dict[str, Any] | None:
+    """The earliest incident matching ``where``; ``unique`` when at most one can (half the
+    cost of a query that has to order)."""
+    order = "" if unique else " ORDER BY started_at LIMIT 1"
     rows = rows_as_dicts(
-        con.execute(
-            f"SELECT {_STATE_COLUMNS} FROM incidents WHERE {where} ORDER BY started_at LIMIT 1",
-            params,
-        )
+        con.execute(f"SELECT {_STATE_COLUMNS} FROM incidents WHERE {where}{order}", params)
     )
     if not rows:
         return None
@@ -298,6 +302,46 @@ def _fresh_uuid(con: Connection, ref: str | None) -> uuid.UUID:
     return uuid.uuid4()
 
 
+def _expiry_marker(now: datetime, idle_secs: float) -> dict[str, Any]:
+    return {
+        "at": now.isoformat(),
+        "by": "server",
+        "reason": f"no update from the agent for {int(idle_secs)} s",
+        "idle_secs": idle_secs,
+    }
+
+
+def _expire_loaded(con: Connection, state: dict[str, Any], now: datetime, idle_secs: float) -> None:
+    """The expiry rule applied to the one incident a report is about, in memory, before the
+    report is folded in (so a report after ``idle_secs`` of silence lands on a resolved
+    incident, exactly as if the sweep had run first)."""
+    updated = state.get("updated_at")
+    if state.get("source") != "ftagent" or state["status"] != "active" or updated is None:
+        return
+    if updated >= now - timedelta(seconds=idle_secs):
+        return
+    state["status"] = "resolved"
+    state["resolved_at"] = max(updated, state["started_at"])
+    state["detail"]["expired"] = _expiry_marker(now, idle_secs)
+    agent_settings.end_mitigations(con, [str(state["uuid"])], now)
+
+
+def _load_ref(con: Connection, node_uuid: uuid.UUID, ref: str) -> dict[str, Any] | None:
+    """The node's incident named ``ref``: by primary key when ``ref`` is a canonical UUID (an
+    index lookup, the common case: the uuid the server issued at open), else by ``agent_ref``."""
+    try:
+        as_uuid: uuid.UUID | None = uuid.UUID(ref)
+    except ValueError:
+        as_uuid = None
+    if as_uuid is not None and str(as_uuid) == ref.lower():
+        state = _load(
+            con, "uuid = ? AND node_uuid = ?", [str(as_uuid), str(node_uuid)], unique=True
+        )
+        if state is not None:
+            return state
+    return _load(con, "node_uuid = ? AND agent_ref = ?", [str(node_uuid), ref])
+
+
 def expire_stale_incidents(
     con: Connection,
     now: datetime,
@@ -308,16 +352,7 @@ def expire_stale_incidents(
     """Resolve active agent incidents (of ``node_uuid``, or of every node) that got no report
     for ``idle_secs``. Returns how many were expired."""
     cutoff = now - timedelta(seconds=idle_secs)
-    marker = orjson.dumps(
-        {
-            "expired": {
-                "at": now.isoformat(),
-                "by": "server",
-                "reason": f"no update from the agent for {int(idle_secs)} s",
-                "idle_secs": idle_secs,
-            }
-        }
-    ).decode()
+    marker = orjson.dumps({"expired": _expiry_marker(now, idle_secs)}).decode()
     where = "source = 'ftagent' AND status = 'active' AND updated_at < ?"
     params: list[Any] = [cutoff]
     if node_uuid is not None:
@@ -387,14 +422,11 @@ def report_incident(
     the server never saw it. Returns (uuid, created)."""
     assert kind in ("update", "resolve")
     with transaction(con):
-        expire_stale_incidents(con, now, node_uuid=node_uuid, idle_secs=idle_secs)
-        state = _load(
-            con,
-            "node_uuid = ? AND (agent_ref = ? OR CAST(uuid AS VARCHAR) = ?)",
-            [str(node_uuid), ref, ref.lower()],
-        )
+        state = _load_ref(con, node_uuid, ref)
         created = state is None
-        if state is None:
+        if state is not None:
+            _expire_loaded(con, state, now, idle_secs)
+        else:
             started = now
             duration = num(body.get("duration_seconds")) if kind == "resolve" else None
             if duration:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import requests
 
@@ -480,8 +481,9 @@ def test_stale_incidents_expire(tmp_path: Path) -> None:
 
 
 def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
-    """Store level: a node's open, update, resolve or heartbeat first expires its idle
-    incidents (the server cannot be made to wait ten minutes in a test)."""
+    """Store level: a node's open first expires its idle incidents, and an update or resolve
+    first expires the incident it names when that one is idle (the server cannot be made to
+    wait ten minutes in a test)."""
     store = Store(tmp_path / "x.duckdb")
     store.open()
     try:
@@ -509,5 +511,19 @@ def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
         assert status(foreign) == "active"  # another node's is left to its own reports
         agent_incidents.open_incident(con, ws, other, {**OPEN, "inner_ip": "x"}, t0 + idle)
         assert status(foreign) == "resolved"
+        # an update after the silence lands on a resolved incident and does not revive it
+        late = t0 + idle / 2 + idle
+        agent_incidents.report_incident(con, ws, node, str(host), "update", SPARSE_UPDATE, late)
+        assert status(host) == "resolved"
+        row = con.execute(
+            "SELECT resolved_at, detail FROM incidents WHERE uuid = ?", [str(host)]
+        ).fetchone()
+        assert row is not None and row[0] == t0 + idle / 2
+        detail = orjson.loads(row[1])
+        assert detail["expired"]["by"] == "server" and detail["updates"] == 2
+        # one that is not idle is left active by an update
+        fresh, _ = agent_incidents.open_incident(con, ws, node, {**OPEN, "inner_ip": "y"}, late)
+        agent_incidents.report_incident(con, ws, node, str(fresh), "update", SPARSE_UPDATE, late)
+        assert status(fresh) == "active"
     finally:
         store.close()
