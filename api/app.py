@@ -8,7 +8,7 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -128,14 +128,16 @@ def _resolve_key(con: Connection, key: str) -> Credential | None:
     return None
 
 
-class KeyPreloader:
-    """Loads every live node's key hash into the credential cache in one query: at start, so a
-    fleet reconnecting after a restart needs no per-key lookups, and again after each write
-    that cleared the cache (one load at a time; writes during a load ask for one more)."""
+class Reloader:
+    """Runs ``job`` (an async bulk load into a hot-path cache) at start and again after each
+    write that cleared that cache: one run at a time, and requests during a run ask for exactly
+    one more, so a burst of writes (a script creating 200 nodes) costs a few runs, not one
+    per write. A failed run is logged; the cache then fills one entry at a time."""
 
-    def __init__(self, store: Store, credentials: CachedCredentials) -> None:
-        self.store = store
-        self.credentials = credentials
+    def __init__(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        self.name = name
+        self.job = job
+        self.runs = 0
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -143,26 +145,19 @@ class KeyPreloader:
         if self._task is not None and not self._task.done():
             self._again = True
             return
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="key-preload")
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
 
     async def _run(self) -> None:
         while True:
             self._again = False
-            generation = self.credentials.generation
             try:
-                rows = await self.store.read(
-                    collectors_repo.live_node_key_hashes, self.credentials.max_entries
-                )
+                result = await self.job()
             except Exception:
-                log.exception("node key preload failed")
+                log.exception("%s failed", self.name)
                 return
-            self.credentials.prime(
-                {
-                    digest: Credential(id=f"n:{node}", workspace=str(ws), node=str(node))
-                    for digest, ws, node in rows
-                },
-                generation,
-            )
+            self.runs += 1
+            level = logging.INFO if self.runs == 1 else logging.DEBUG  # at start, then quietly
+            log.log(level, "%s nodes=%s run=%d", self.name, result, self.runs)
             if not self._again:
                 return
 
@@ -173,13 +168,23 @@ class KeyPreloader:
                 await self._task
 
 
-async def _preload_configs(agent: agent_api.AgentApi) -> None:
-    try:
-        count = await agent.preload_configs()
-    except Exception:
-        log.exception("agent config preload failed")
-        return
-    log.info("agent config answers preloaded nodes=%d", count)
+def key_preload(store: Store, credentials: CachedCredentials) -> Callable[[], Awaitable[int]]:
+    """Every live node's key hash into the credential cache in one query, so a fleet
+    reconnecting after a restart (or after a write cleared the cache) needs no per-key lookups.
+    Returns how many were cached."""
+
+    async def job() -> int:
+        generation = credentials.generation
+        rows = await store.read(collectors_repo.live_node_key_hashes, credentials.max_entries)
+        return credentials.prime(
+            {
+                digest: Credential(id=f"n:{node}", workspace=str(ws), node=str(node))
+                for digest, ws, node in rows
+            },
+            generation,
+        )
+
+    return job
 
 
 def _node_index(con: Connection, workspace: str) -> dict[str, str]:
@@ -328,9 +333,19 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         config_cache_secs=cfg.api.agent_config_cache_secs,
         incident_expiry_secs=cfg.api.agent_incident_expiry_secs,
     )
-    app[STATE].on_control_write.append(agent.configs.clear)
-    preloader = KeyPreloader(store, credentials)
-    app[STATE].on_control_write.append(preloader.request)
+    keys = Reloader("node keys preloaded", key_preload(store, credentials))
+    configs = Reloader("agent config answers preloaded", agent.preload_configs)
+
+    def control_write() -> None:
+        agent.configs.clear()
+        keys.request()
+        configs.request()
+
+    def incidents_expired() -> None:  # their mitigations' undo commands are due in configs
+        agent.configs.clear()
+        configs.request()
+
+    app[STATE].on_control_write.append(control_write)
     agent_api.setup(app, agent)
     agent_pcap.setup(app)
     app.router.add_get("/metrics", _metrics)
@@ -344,8 +359,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         await pipeline.start()
         await receiver.start()
         await activity.start()
-        preloader.request()
-        configs = asyncio.create_task(_preload_configs(agent), name="config-preload")
+        keys.request()
+        configs.request()
         await store.run(export_snapshots, pipeline.lake.root)
         try:
             await asyncio.to_thread(write_catalog, cfg.data_path, pipeline.lake.root)
@@ -355,7 +370,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             asyncio.create_task(_watch_loop_lag(), name="loop-lag"),
             asyncio.create_task(_housekeeping(store, pipeline, cfg), name="housekeeping"),
             asyncio.create_task(
-                _agent_housekeeping(store, pipeline, activity, cfg, agent.configs.clear),
+                _agent_housekeeping(store, pipeline, activity, cfg, incidents_expired),
                 name="agent-housekeeping",
             ),
         ]
@@ -365,10 +380,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await preloader.stop()
-        configs.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await configs
+        await keys.stop()
+        await configs.stop()
         await receiver.stop()
         await agent.batcher.drain()
         await activity.stop()

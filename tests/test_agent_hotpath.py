@@ -5,6 +5,7 @@ from the node baseline, incident expiry and the access log driven by settings.""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -566,5 +567,36 @@ def test_a_restarted_server_answers_configs_from_memory(tmp_path: Path) -> None:
         assert cache("hit") == 1 and cache("miss") == 0
         assert expected["flow"]["enabled"] is True and expected["confirm_ticks"] == 9
         assert expected["pps_threshold"] == 5000 and len(expected["pending_commands"]) == 1
+    finally:
+        srv.stop()
+
+
+def test_configs_are_reloaded_in_bulk_after_a_rest_write(tmp_path: Path) -> None:
+    """A node registered (or reconfigured) while the server runs gets its config answer from
+    memory: each REST write clears the cache and a bulk reload fills it again, with the
+    change. (Without the reload, the first poll after a write is always a miss.)"""
+    srv = start_server(tmp_path / "data")
+    try:
+
+        def cache(result: str) -> float:
+            text = requests.get(srv.url("/metrics"), timeout=30).text
+            key = f'floodwatch_agent_config_cache_total{{result="{result}"}}'
+            return next((float(x.split(" ")[1]) for x in text.splitlines() if x.startswith(key)), 0)
+
+        client, agent = _setup(srv)  # workspace and node created through the REST API
+        threshold = [4000]
+
+        def first_poll_after_a_write_hits() -> bool:
+            threshold[0] += 1
+            url = f"/api/v1/nodes/{agent.node['uuid']}/agent-config"
+            r = client.patch(url, json={"pps_threshold": threshold[0]})
+            assert r.status_code == 200, r.text
+            time.sleep(0.3)  # the reload takes a few ms; retried when the machine is slow
+            hits, misses = cache("hit"), cache("miss")
+            assert _ok(agent.get("/config"))["pps_threshold"] == threshold[0]  # never stale
+            return cache("hit") == hits + 1 and cache("miss") == misses
+
+        assert wait_for(first_poll_after_a_write_hits, timeout=30, interval=0)
+        assert "agent config answers preloaded nodes=0 run=1" in srv.stderr()  # at start
     finally:
         srv.stop()

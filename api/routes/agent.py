@@ -185,6 +185,14 @@ def load_all_configs(
     return out
 
 
+def load_all_answers(
+    con: Connection, limit: int, known: dict[str, AgentTraits]
+) -> list[tuple[str, bytes, AgentTraits]]:
+    """``load_all_configs`` with the answers already serialized (on the reader thread: for a
+    large fleet that is too much work for the event loop in one go)."""
+    return [(node, json_bytes(body), t) for node, body, t in load_all_configs(con, limit, known)]
+
+
 REPLAY_GAP_SECS = 0.5
 """ftagent posts metrics every 5 s (plus an early flush when an attack starts or ends); its retry
 queue, flushed after a successful heartbeat, posts everything it held back to back (§3.3). A
@@ -273,12 +281,12 @@ class AgentApi:
         that a fleet's first polls need no database. Returns how many were cached."""
         epoch = self.configs.epoch()
         loaded = await self.store.read(
-            load_all_configs, self.configs.max_entries, dict(self.traits)
+            load_all_answers, self.configs.max_entries, dict(self.traits)
         )
         answers = {}
         for node, body, traits in loaded:
             self.traits.setdefault(node, traits)
-            answers[node] = json_bytes(body)
+            answers[node] = body
         return self.configs.prime(answers, epoch)
 
     async def _load_config(self, ws: str, node: str) -> bytes | None:
