@@ -52,7 +52,12 @@ _UPDATE = """
         agent_status = coalesce(b.status, nodes.agent_status),
         last_heartbeat_at = CASE WHEN b.status IS NULL THEN nodes.last_heartbeat_at
                                  ELSE b.seen END,
-        agent_update_error = coalesce(b.update_error, nodes.agent_update_error),
+        agent_update_error = CASE
+            WHEN b.update_error IS NOT NULL THEN b.update_error
+            -- a heartbeat with another version: the self-update went through after all
+            WHEN b.version IS DISTINCT FROM nodes.agent_version AND b.version IS NOT NULL
+                 AND b.status IS NOT NULL THEN NULL
+            ELSE nodes.agent_update_error END,
         agent_update_error_at = CASE WHEN b.update_error IS NULL THEN nodes.agent_update_error_at
                                      ELSE b.seen END
     FROM fw_activity_batch b
@@ -62,18 +67,35 @@ _UPDATE = """
 MAX_STATUS_BYTES = 16 * 1024
 """A heartbeat body larger than this (serialized) keeps only its top-level scalar fields."""
 
+_HEARTBEAT_SCALARS = (
+    *("version", "circuit_breaker", "retry_queue_size", "gre_dedup_enabled", "hypervisor_mode"),
+    *("baseline_ready", "baseline_quality", "baseline_warmup_active", "baseline_total_samples"),
+    *("baseline_avg_pps", "baseline_p99_pps", "baseline_hourly_ready"),
+    *("baseline_current_hour_p99", "pcap_active", "flow_active", "interface", "vm_count"),
+    *("zero_traffic_warning", "src_ip_overflow", "src_ip_count", "pkt_samples_count"),
+    *("mirror_mode", "mirror_flow_only", "mirror_interface", "mirror_tracked_ips"),
+    "mirror_active_attacks",
+)
+"""The scalar fields of ftagent's heartbeats (§4.2.1, §4.2.2): what a huge body is cut to."""
+
 
 def heartbeat_status(body: dict[str, Any]) -> str:
-    """The heartbeat as stored (JSON text): the whole body, or its scalars when it is huge."""
+    """The heartbeat as stored (JSON text, always valid): the whole body; its scalars when it
+    is huge; only the documented scalars when even those are too many."""
     raw = orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
     if len(raw) <= MAX_STATUS_BYTES:
         return raw.decode()
-    scalars = {
-        k: v
-        for k, v in body.items()
-        if isinstance(v, str | int | float | bool) and (not isinstance(v, str) or len(v) <= 256)
-    }
-    return orjson.dumps(scalars).decode()[:MAX_STATUS_BYTES]
+
+    def short(v: Any) -> bool:
+        return isinstance(v, str | int | float | bool) and (not isinstance(v, str) or len(v) <= 256)
+
+    scalars = {k: v for k, v in body.items() if short(v)}
+    scalars["truncated"] = True
+    raw = orjson.dumps(scalars)
+    if len(raw) <= MAX_STATUS_BYTES:
+        return raw.decode()
+    known = {k: body[k] for k in _HEARTBEAT_SCALARS if k in body and short(body[k])}
+    return orjson.dumps({**known, "truncated": True}).decode()
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,18 @@ Merge rule (opens, updates and resolves all fold into one row):
 * a duplicate open (same node, ``started_at``, ``attack_family`` and ``inner_ip``) answers the
   existing incident's uuid instead of creating a second one;
 * an update or resolve for an unknown reference creates the incident (upsert), keyed by that
-  reference; the reference becomes the incident's uuid when it is a free canonical UUID;
+  reference; the reference becomes the incident's uuid when it is a free canonical UUID; its
+  start is corrected by the resolve's ``duration_seconds`` (it began before its first update);
+* a replayed open (§3.3: the agent's open failed, it reported the attack under a UUID of its
+  own, then its retry queue sent the open again) merges into the incident those reports built:
+  same node and ``inner_ip``, no open yet, L7 with L7 and L3/L4 with L3/L4, started within
+  ``REPLAYED_OPEN_WINDOW`` of the open's ``started_at``;
 * ``peak_pps``/``peak_bps`` keep the maximum ever reported; the family, subtype, source count,
-  protocol breakdown, top sources and top ports take the latest value sent; ``confidence`` comes
-  from the resolve; a late update never re-opens a resolved incident;
+  protocol breakdown, top sources and top ports take the latest value sent while the incident
+  is active; ``confidence`` comes from the resolve; an update that arrives after the resolve
+  (a replay) neither re-opens the incident nor changes its final analysis, only its peaks;
 * ``detail`` keeps everything the agent sent: the open body, the latest update body, the resolve
-  body, and counters of updates and replayed opens.
+  body, the latest late update, and counters of updates, late updates and replayed opens.
 
 Severity rule (the agent sends none; it only ever goes up while the incident lives):
 
@@ -57,6 +63,14 @@ __all__ = [
     "record_ack",
     "report_incident",
 ]
+
+MAX_DURATION_SECS = 10 * 365 * 86400.0
+"""The longest ``duration_seconds`` taken from a resolve (beyond it a date would overflow)."""
+
+REPLAYED_OPEN_WINDOW = (timedelta(seconds=-60), timedelta(seconds=180))
+"""Where a replayed open's ``started_at`` may lie around the start of an incident built from
+updates alone (the open failed: up to 51 s of retries, then an update every ~5 s) for the two
+to be taken as one attack."""
 
 INCIDENT_IDLE_EXPIRY_SECS = 600
 """Seconds without any open, update or resolve after which an active agent incident expires.
@@ -161,6 +175,9 @@ def _blank(ref: str, started_at: datetime) -> dict[str, Any]:
 def _apply(state: dict[str, Any], kind: str, body: dict[str, Any], now: datetime) -> None:
     """Fold one agent body (``open``, ``update`` or ``resolve``) into the incident state."""
     detail = state["detail"]
+    if kind == "update" and state["status"] != "active":
+        _apply_late_update(state, body)
+        return
     if kind == "open":
         if detail.get("open") is not None:
             detail["open_replays"] = int(detail.get("open_replays") or 0) + 1
@@ -199,7 +216,12 @@ def _apply(state: dict[str, Any], kind: str, body: dict[str, Any], now: datetime
         if state["status"] == "active":
             state["status"] = "resolved"
         if state["resolved_at"] is None:
-            duration = num(body.get("duration_seconds")) or 0.0
+            duration = min(num(body.get("duration_seconds")) or 0.0, MAX_DURATION_SECS)
+            if duration > 0 and detail.get("open") is None:
+                # no open seen (it failed and the agent used a UUID of its own): the incident
+                # began when the resolve says, not when its first update arrived
+                began = now - timedelta(seconds=duration)
+                state["started_at"] = min(state["started_at"], began)
             end = now
             if duration > 0:
                 end = min(now, state["started_at"] + timedelta(seconds=duration))
@@ -207,15 +229,35 @@ def _apply(state: dict[str, Any], kind: str, body: dict[str, Any], now: datetime
     inner_ip = _text(body.get("inner_ip"))
     if inner_ip is not None:
         detail["inner_ip"] = inner_ip
+    _title_and_severity(state)
+
+
+def _title_and_severity(state: dict[str, Any]) -> None:
+    detail = state["detail"]
     where = detail.get("inner_ip")
     state["title"] = state["attack_family"] + (f" on {where}" if where else "")
     severity = derive_severity(
         float(state["peak_pps"]),
         float(state["peak_bps"]),
-        float(detail["max_rps"]),
+        float(detail.get("max_rps") or 0.0),
         state["attack_family"],
     )
     state["severity"] = _higher(state["severity"], severity)
+
+
+def _apply_late_update(state: dict[str, Any], body: dict[str, Any]) -> None:
+    """An update for an incident already resolved (by the agent or by expiry): a replay from
+    the agent's retry queue, older than the resolve (§3.3). It is kept (``detail.late_update``,
+    counted in ``detail.late_updates``) and may raise the peaks, but the resolve's final
+    analysis (family, sources, breakdowns, top lists) stands."""
+    detail = state["detail"]
+    detail["late_update"] = body
+    detail["late_updates"] = int(detail.get("late_updates") or 0) + 1
+    for col in ("peak_pps", "peak_bps"):
+        value = num(body.get(col))
+        if value is not None:
+            state[col] = max(float(state[col] or 0.0), value)
+    _title_and_severity(state)
 
 
 def _js(value: Any) -> str | None:
@@ -396,6 +438,20 @@ def open_incident(
             "AND json_extract_string(detail, '$.open') IS NOT NULL",
             [str(node_uuid), started, family, inner_ip],
         )
+        if state is None:
+            # a replayed open (§3.3) of an attack the agent went on reporting under a UUID of
+            # its own: fold it into the incident those updates built
+            lo, hi = REPLAYED_OPEN_WINDOW
+            state = _load(
+                con,
+                "node_uuid = ? AND source = 'ftagent' "
+                "AND json_extract_string(detail, '$.open') IS NULL "
+                "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "
+                "AND (attack_family = 'http_flood') = ? AND started_at BETWEEN ? AND ?",
+                [str(node_uuid), inner_ip, family == "http_flood", started + lo, started + hi],
+            )
+            if state is not None:
+                state["started_at"] = min(state["started_at"], started)
         merged = state is not None
         if state is None:
             state = _blank("", started)
@@ -430,7 +486,7 @@ def report_incident(
             started = now
             duration = num(body.get("duration_seconds")) if kind == "resolve" else None
             if duration:
-                started = now - timedelta(seconds=min(duration, 10 * 365 * 86400))
+                started = now - timedelta(seconds=min(duration, MAX_DURATION_SECS))
             state = _blank(ref, started)
         _apply(state, kind, body, now)
         inc_uuid = _save(con, ws_uuid, node_uuid, state, now)

@@ -5,7 +5,8 @@ Overrides are the keys of the agent's ``GET /agent/config`` answer that an opera
 (ftagent-protocol §4.1). Each is checked here, so an agent never receives a value of the wrong
 type (a wrong type aborts the agent's config handling). A node's effective config is the built-in
 defaults, overlaid by its workspace's overrides, overlaid by its own; objects (``flow``, ``l7``)
-merge key by key. In a PATCH, ``null`` removes an override.
+merge key by key. In a PATCH, ``null`` removes an override, and ``null`` for a key inside an
+object removes that key (unless the key takes ``null`` as a value, as ``l7.rps_threshold``).
 
 Commands get a unique non-zero integer id, stay pending until the node acknowledges them, and
 record the ack (applied or failed, with the agent's error text).
@@ -29,6 +30,7 @@ __all__ = [
     "COMMAND_TYPES",
     "all_overrides",
     "all_pending_commands",
+    "clear_l7_action",
     "create_command",
     "derive_undo",
     "effective_settings",
@@ -144,6 +146,11 @@ def _labels(key: str, v: Any) -> dict[str, str]:
     return {str(k): _text(100)(key, label) for k, label in v.items()}
 
 
+_UNSET = "\x00unset"
+"""What a ``null`` inside an object override becomes when the key takes no ``null`` of its own:
+the removal of that key from the stored override (``{"l7": {"action": null}}``)."""
+
+
 def _object(spec: dict[str, Check]) -> Check:
     def check(key: str, v: Any) -> dict[str, Any]:
         if not isinstance(v, dict):
@@ -152,7 +159,12 @@ def _object(spec: dict[str, Check]) -> Check:
         for k, value in v.items():
             if k not in spec:
                 raise InvalidValue(f"{key}.{k} is not a setting of {key}", key)
-            out[k] = spec[k](f"{key}.{k}", value)
+            try:
+                out[k] = spec[k](f"{key}.{k}", value)
+            except InvalidValue:
+                if value is not None:
+                    raise
+                out[k] = _UNSET
         return out
 
     return check
@@ -236,11 +248,39 @@ def set_overrides(
             current.pop(key, None)
             continue
         checked = SETTINGS[key](key, value)
-        if isinstance(checked, dict) and isinstance(current.get(key), dict):
-            merged = {**current[key], **checked}
-            current[key] = merged
+        if isinstance(checked, dict):
+            stored = current.get(key)
+            base: dict[str, Any] = stored if isinstance(stored, dict) else {}
+            merged = {k: v for k, v in {**base, **checked}.items() if v != _UNSET}
+            if merged or not checked:
+                current[key] = merged
+            else:  # every key of the object removed: no override left
+                current.pop(key, None)
         else:
             current[key] = checked
+    _store_overrides(con, ws_uuid, node_uuid, current)
+    return current
+
+
+def clear_l7_action(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> bool:
+    """Drop ``l7.action`` from the node's own overrides (§4.1.1: the agent repeats web-server
+    discovery on every config fetch while it is set, so it is cleared once the node's
+    ``l7/detect`` report has arrived). Returns whether there was one. A workspace-wide
+    ``auto_detect`` stays: other nodes may not have reported yet."""
+    current = get_overrides(con, ws_uuid, node_uuid)
+    l7 = current.get("l7")
+    if not isinstance(l7, dict) or "action" not in l7:
+        return False
+    del l7["action"]
+    if not l7:
+        del current["l7"]
+    _store_overrides(con, ws_uuid, node_uuid, current)
+    return True
+
+
+def _store_overrides(
+    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None, current: dict[str, Any]
+) -> None:
     cond, params = _scope(node_uuid)
     con.execute(
         f"DELETE FROM agent_settings WHERE workspace_uuid = ? AND {cond}",
@@ -255,7 +295,6 @@ def set_overrides(
             utcnow(),
         ],
     )
-    return current
 
 
 def effective_settings(

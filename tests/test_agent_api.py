@@ -237,6 +237,9 @@ def test_config_is_complete_and_typed(aserver: Server) -> None:
     assert cfg["service_ports"]["enabled"] is False and cfg["service_ports"]["ports"] == []
     assert not any(k.startswith("mirror_") for k in cfg)
     assert "suspended" not in cfg and "force_update" not in cfg
+    # keys of the agent's local file where absent means "unchanged": only when an operator
+    # sets them (sending the defaults would turn capture back on where it was turned off)
+    assert "pcap_enabled" not in cfg and "velocity_detection" not in cfg
 
     r = client.patch(
         f"/api/v1/nodes/{agent.node['uuid']}",
@@ -272,7 +275,9 @@ def test_heartbeat_variants_mark_node_online(aserver: Server) -> None:
     assert node["status"] == "online"
     assert node["last_seen"] is not None and node["last_heartbeat_at"] is not None
     assert node["agent_version"] == "1.9.65"
-    assert node["agent_status"] == TEST_HEARTBEAT  # the newest heartbeat, as sent
+    # the newest heartbeat, as sent; ``ftagent --test`` (six fixed fields) proves the node
+    # alive but says nothing of how its agent runs, so it does not replace it
+    assert node["agent_status"] == mirror
     assert node["agent_update_error"] is None
     _ok(agent.post("/heartbeat", HOST_HEARTBEAT))
     assert wait_for(

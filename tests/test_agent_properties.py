@@ -124,8 +124,9 @@ def test_metrics_row_is_a_row_or_a_400(body: dict[str, Any]) -> None:
 @UNIT
 @given(body=st.dictionaries(tricky_text, json_values, max_size=8) | objects(HEARTBEAT_KEYS))
 def test_heartbeat_status_and_traits_never_fail(body: dict[str, Any]) -> None:
-    stored = json.loads(heartbeat_status(body))
-    assert isinstance(stored, dict)
+    text = heartbeat_status(body)
+    stored = json.loads(text)
+    assert isinstance(stored, dict) and len(text.encode()) <= 16 * 1024 + 64
     traits = AgentTraits.of(body)
     cfg = config_body({"service_ports": body.get("ports")}, traits)
     assert isinstance(cfg["flow"], dict) and cfg["flow"]["enabled"] is traits.flow

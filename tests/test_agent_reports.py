@@ -470,12 +470,14 @@ def test_stale_incidents_expire(tmp_path: Path) -> None:
         assert _incident(other_client, other)["detail"]["expired"]["idle_secs"] > 0
         node_row = client.get(f"/api/v1/nodes/{agent.node['uuid']}").json()["node"]
         assert node_row["status"] != "attack"
-        # a late update does not re-open it; a late resolve still adds its data
+        # a late update does not re-open it (it is kept apart); a late resolve still adds its
+        # data
         _ok(agent.post(f"/incidents/{stale}", SPARSE_UPDATE))
         _ok(agent.post(f"/incidents/{stale}/resolve", {"confidence": 80}))
         row = _incident(client, stale)
         assert row["status"] == "resolved" and row["confidence"] == 80
-        assert row["detail"]["updates"] == 1
+        assert row["detail"]["updates"] == 0 and row["detail"]["late_updates"] == 1
+        assert row["detail"]["late_update"] == SPARSE_UPDATE
     finally:
         srv.stop()
 
@@ -520,7 +522,8 @@ def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
         ).fetchone()
         assert row is not None and row[0] == t0 + idle / 2
         detail = orjson.loads(row[1])
-        assert detail["expired"]["by"] == "server" and detail["updates"] == 2
+        assert detail["expired"]["by"] == "server"
+        assert detail["updates"] == 1 and detail["late_updates"] == 1
         # one that is not idle is left active by an update
         fresh, _ = agent_incidents.open_incident(con, ws, node, {**OPEN, "inner_ip": "y"}, late)
         agent_incidents.report_incident(con, ws, node, str(fresh), "update", SPARSE_UPDATE, late)

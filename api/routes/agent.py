@@ -81,7 +81,8 @@ class AgentTraits:
 
 
 def config_body(node: dict[str, Any], traits: AgentTraits | None = None) -> dict[str, Any]:
-    """The complete config object (§4.1): every key the agent reads, with its documented type.
+    """The config object (§4.1): every key the agent reads with its documented type, except
+    those its local file also sets where absent means "unchanged".
 
     ``flow.enabled`` defaults to what the node's heartbeat reported (§8.4 rule 14: a node that
     runs a collector, enabled in its local file or a flow-only mirror, must keep getting
@@ -93,12 +94,13 @@ def config_body(node: dict[str, Any], traits: AgentTraits | None = None) -> dict
         if isinstance(p, dict) and p.get("port_value")
     ]
     return {
+        # ``pcap_enabled`` and ``velocity_detection`` are also set in the agent's local file
+        # and absent means "unchanged" (§4.1): they go out only once an operator sets them, so
+        # a node with capture turned off locally is not switched on by a default
         "pps_threshold": 0,
         "dynamic_threshold": True,
-        "pcap_enabled": True,
         "ioc_patterns": [],
         "ip_blocklist": [],
-        "velocity_detection": False,
         "attack_holddown": 10,
         "attack_cooldown": 120,
         "confirm_ticks": 5,
@@ -191,6 +193,20 @@ def load_all_answers(
     """``load_all_configs`` with the answers already serialized (on the reader thread: for a
     large fleet that is too much work for the event loop in one go)."""
     return [(node, json_bytes(body), t) for node, body, t in load_all_configs(con, limit, known)]
+
+
+def _record_report(
+    con: Connection,
+    ws: uuid.UUID,
+    node: uuid.UUID,
+    kind: str,
+    body: dict[str, Any],
+    now: datetime,
+) -> bool:
+    """Store a report; an ``l7-detect`` one also ends the node's web-server discovery
+    (``agent_settings.clear_l7_action``). Returns whether the node's config changed."""
+    reports.record_report(con, ws, node, kind, body, now)
+    return kind == "l7-detect" and agent_settings.clear_l7_action(con, ws, node)
 
 
 REPLAY_GAP_SECS = 0.5
@@ -378,6 +394,11 @@ class AgentApi:
         error = body.get("update_error")
         if "version" not in body and isinstance(error, str):  # the self-update report (§4.2.4)
             self.activity.heartbeat(node, version, None, error[:1000] or "unknown error")
+        elif "circuit_breaker" not in body:
+            # ``ftagent --test`` (§4.2.3): six fixed fields that say nothing about how the agent
+            # runs. Alive, but neither the stored heartbeat nor the traits (flow, mirror) change:
+            # a config built from it would stop a running flow collector.
+            self.activity.heartbeat(node, version, None)
         else:
             self.activity.heartbeat(node, version, heartbeat_status(body))
             traits = AgentTraits.of(body)
@@ -396,7 +417,9 @@ class AgentApi:
             ws, node = await self.authenticate(request)
             body = await self.body(request)
             reports.validate_report(kind, body)
-            await self.store.run(reports.record_report, ws, node, kind, body, utcnow())
+            cleared = await self.store.run(_record_report, ws, node, kind, body, utcnow())
+            if cleared:  # the node's config lost its l7.action
+                self.configs.invalidate(str(node))
             answer: dict[str, Any] = {"ok": True}
             if kind == "gre-tunnels":
                 answer["whitelisted"] = reports.whitelisted(body)
