@@ -9,7 +9,11 @@ heartbeat every 30 s and config every 300 s, so none of those may queue behind t
   become one Arrow table per workspace and one WAL entry; each request is answered when its
   rows are durable (the same fsync-before-acknowledge rule as binary telemetry). The window
   costs a metrics call up to 5 ms and saves the per-batch work (table, WAL frame, buffer entry)
-  for every row but the first of each window.
+  for every row but the first of each window. While a batch is still on its way to disk, the
+  next one keeps filling past its window and goes the moment the first is durable (group
+  commit, as the WAL does for its entries): a row would have waited for that fsync anyway,
+  and the per-batch work (about 1.5 ms of CPU, whatever the rows) is paid once per fsync, not
+  every 5 ms.
 """
 
 from __future__ import annotations
@@ -107,7 +111,10 @@ class MetricsBatcher:
         self._pending: dict[str, list[tuple[dict[str, Any], asyncio.Future[None]]]] = {}
         self._count = 0
         self._scheduled = False
+        self._due = False  # the window passed while a batch was in flight
         self._tasks: set[asyncio.Task[None]] = set()
+        self.batches = 0
+        """Tables handed to the pipeline so far."""
 
     async def submit(self, workspace: str, row: dict[str, Any]) -> None:
         """Returns once ``row`` is durable; raises ``Backpressure`` when the pipeline sheds."""
@@ -119,16 +126,29 @@ class MetricsBatcher:
             self._dispatch()
         elif not self._scheduled:
             self._scheduled = True
-            loop.call_later(self.window_secs, self._dispatch)
+            loop.call_later(self.window_secs, self._window_passed)
         await fut
 
-    def _dispatch(self) -> None:
+    def _window_passed(self) -> None:
         self._scheduled = False
+        if self._tasks:  # goes as soon as the batch in flight is durable (_write's finally)
+            self._due = True
+        else:
+            self._dispatch()
+
+    def _dispatch(self) -> None:
+        self._due = False
         pending, self._pending, self._count = self._pending, {}, 0
         for workspace, items in pending.items():
+            self.batches += 1
             task = asyncio.ensure_future(self._write(workspace, items))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks and self._due:
+            self._dispatch()
 
     async def _write(
         self, workspace: str, items: list[tuple[dict[str, Any], asyncio.Future[None]]]
@@ -152,7 +172,7 @@ class MetricsBatcher:
 
     async def drain(self) -> None:
         """Write whatever is pending (on shutdown, before the pipeline stops)."""
-        if self._pending:
-            self._dispatch()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        while self._pending or self._tasks:
+            if self._pending:
+                self._dispatch()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -152,7 +152,18 @@ def test_heartbeat_status_is_the_body_or_its_scalars() -> None:
         heartbeat_status(small) == '{"version":"1.9.65","available_interfaces":[{"name":"eth0"}]}'
     )
     big = {"version": "1.9.65", "n": 3, "ok": True, "blob": "y" * 20_000, "list": [1] * 9000}
-    assert orjson.loads(heartbeat_status(big)) == {"version": "1.9.65", "n": 3, "ok": True}
+    assert orjson.loads(heartbeat_status(big)) == {
+        "version": "1.9.65",
+        "n": 3,
+        "ok": True,
+        "truncated": True,
+    }
+    # so many scalars that even they are too big: only ftagent's own fields are kept, and the
+    # text is still valid JSON (a cut-off text failed the liveness write of every node)
+    many = {f"extra_{i}": "x" * 200 for i in range(200)} | {"flow_active": True, "version": "v"}
+    stored = heartbeat_status(many)
+    assert len(stored) <= 16 * 1024
+    assert orjson.loads(stored) == {"version": "v", "flow_active": True, "truncated": True}
 
 
 def test_elevation_rule() -> None:
@@ -298,6 +309,38 @@ def test_metrics_batcher_commits_concurrent_rows_together() -> None:
     assert len(tables) == 2  # one table per workspace for the whole window
     assert by_ws["ws-a"].num_rows == 50 and by_ws["ws-b"].num_rows == 7
     assert sorted(by_ws["ws-a"].column("pps").to_pylist()) == [float(i) for i in range(50)]
+
+
+def test_metrics_batcher_holds_the_next_batch_while_one_is_on_its_way_to_disk() -> None:
+    """Group commit: rows that arrive while a batch waits for its fsync wait past their window
+    and go together the moment it is durable, instead of as one small batch per window."""
+
+    class SlowDisk(_FakePipeline):
+        def __init__(self) -> None:
+            super().__init__()
+            self.durable = asyncio.Event()
+
+        async def submit(self, kind: str, workspace: str, table: pa.Table, key: str | None) -> Any:
+            await self.durable.wait()
+            return await super().submit(kind, workspace, table, key)
+
+    async def scenario() -> tuple[list[int], int, int]:
+        disk = SlowDisk()
+        batcher = MetricsBatcher(disk, window_secs=0.005)  # type: ignore[arg-type]
+        first = asyncio.ensure_future(batcher.submit("ws", _row("n0", 0.0)))
+        await asyncio.sleep(0.02)  # the first batch is out, waiting for the disk
+        later = [asyncio.ensure_future(batcher.submit("ws", _row(f"n{i}", 1.0))) for i in (1, 2)]
+        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # four windows passed: still held, not a batch each
+        held = batcher.batches
+        disk.durable.set()
+        await asyncio.gather(first, *later)
+        await batcher.drain()
+        return [t.num_rows for _, t in disk.tables], held, batcher.batches
+
+    sizes, held, total = asyncio.run(scenario())
+    assert held == 1 and total == 2
+    assert sizes == [1, 2]
 
 
 def test_metrics_batcher_sheds_every_waiter_on_backpressure() -> None:
