@@ -21,6 +21,7 @@ import requests
 
 from api.activity import ActivityTracker, ElevationRule, heartbeat_status
 from api.agent_hotpath import ConfigCache, MetricsBatcher
+from api.routes.agent import ReplayWatch
 from ingest.errors import Backpressure
 from store import Store
 from store import nodes as nodes_repo
@@ -520,15 +521,23 @@ def test_chunked_agent_bodies_are_read_and_capped(hserver: Server) -> None:
     assert_error(r, 413, "payload_too_large")
 
 
-def test_back_to_back_metrics_are_kept_as_replays(hserver: Server) -> None:
+def test_a_retry_queue_flush_is_kept_as_replays(hserver: Server) -> None:
     client, agent = _setup(hserver)
     node = agent.node["uuid"]
+    # with an empty queue, metrics close together are all current (an attack's early flush)
+    _ok(agent.post("/heartbeat", HOST_HEARTBEAT))
+    _ok(agent.post("/metrics", {"pps": 500, "bps": 4000}))
     _ok(agent.post("/metrics", {"pps": 1000, "bps": 8000}))
-    # the agent's retry queue, flushed after an outage: stale bodies, back to back
+    assert client.get(f"/api/v1/nodes/{node}").json()["node"]["last_pps"] == 1000.0
+    # after an outage: the heartbeat announces three queued posts, then the flush sends
+    # their stale bodies back to back
+    _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "retry_queue_size": 3}))
     for pps in (900000, 800000, 700000):
         _ok(agent.post("/metrics", {"pps": pps, "bps": 1}))
     got = client.get(f"/api/v1/nodes/{node}").json()["node"]
     assert got["last_pps"] == 1000.0  # a replay never passes for the current rate
+    _ok(agent.post("/metrics", {"pps": 1500, "bps": 1}))  # the flush held three: current
+    assert client.get(f"/api/v1/nodes/{node}").json()["node"]["last_pps"] == 1500.0
     where = f"node_uuid = '{node}'"
 
     def stored() -> list[tuple[Any, ...]]:
@@ -536,13 +545,33 @@ def test_back_to_back_metrics_are_kept_as_replays(hserver: Server) -> None:
             hserver.data_dir, f"SELECT source, pps FROM metrics WHERE {where} ORDER BY pps"
         )
 
-    assert wait_for(lambda: len(stored()) == 4, timeout=30)
+    assert wait_for(lambda: len(stored()) == 6, timeout=30)
     assert stored() == [
+        ("ftagent", 500.0),
         ("ftagent", 1000.0),
+        ("ftagent", 1500.0),
         ("ftagent-replay", 700000.0),
         ("ftagent-replay", 800000.0),
         ("ftagent-replay", 900000.0),
     ]
+
+
+def test_replay_watch_follows_the_announced_flush() -> None:
+    watch = ReplayWatch()
+    assert not watch.is_replay("n", 0.0)  # nothing announced
+    watch.heartbeat("n", 2, 10.0)
+    assert watch.is_replay("n", 10.1) and watch.is_replay("n", 10.3)
+    assert not watch.is_replay("n", 10.4)  # only two were queued
+    watch.heartbeat("n", 5, 20.0)
+    assert watch.is_replay("n", 20.2)
+    assert not watch.is_replay("n", 21.0)  # a gap: the flush is over
+    assert not watch.is_replay("n", 21.1)
+    watch.heartbeat("n", 4, 30.0)
+    watch.heartbeat("n", 0, 30.1)  # a newer heartbeat with an empty queue
+    assert not watch.is_replay("n", 30.2)
+    for odd in (True, "3", -1, None, 2.5):
+        watch.heartbeat("n", odd, 40.0)
+        assert not watch.is_replay("n", 40.1)
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ another node than the key's: 403; a body that is not a JSON object, or metrics w
 ``pps``/``bps``: 400; over 4 MiB: 413); overload is 503 with a small integer ``Retry-After``.
 
 Metrics bodies become one METRICS lake row (source ``ftagent``, or ``ftagent-replay`` for the
-back-to-back posts of a retry-queue flush, which never set the node's live pps) stamped with the
-arrival time:
+posts of a retry-queue flush, which never set the node's live pps; see ``ReplayWatch``) stamped
+with the arrival time:
 ``pps``, ``bps``, ``conn_count``, and ``tcp_pps``/``udp_pps``/``icmp_pps`` estimated as the
 reported share of ``pps``. ``avg_pps``, ``threshold`` and ``samples`` have no lake column.
 
@@ -210,10 +210,46 @@ def _record_report(
 
 
 REPLAY_GAP_SECS = 0.5
-"""ftagent posts metrics every 5 s (plus an early flush when an attack starts or ends); its retry
-queue, flushed after a successful heartbeat, posts everything it held back to back (§3.3). A
-node's metrics arriving closer together than this are taken for such replays (§8.3 rule 11);
-the first of a burst cannot be told from a current sample."""
+"""How close together the posts of one retry-queue flush arrive (they go back to back)."""
+
+
+class ReplayWatch:
+    """Tells the metrics of a retry-queue flush from current ones (§3.3, §8.3 rule 11).
+
+    Replayed metrics carry no time of their own. ftagent flushes its queue only right after a
+    heartbeat was answered 2xx, and that heartbeat says how many posts it holds
+    (``retry_queue_size``). So after a heartbeat announcing ``n > 0`` posts, the node's metrics
+    that follow it back to back (each within ``REPLAY_GAP_SECS`` of the heartbeat or of the
+    previous one, at most ``n`` of them) are the flush; the first gap, or ``n`` posts, ends it.
+    A node whose heartbeat announced an empty queue never has its metrics taken for replays,
+    however close together they come (an attack's start flushes metrics early, §1.5)."""
+
+    def __init__(self, max_nodes: int = 1_000_000) -> None:
+        self.max_nodes = max_nodes
+        self._flushing: dict[str, tuple[float, int]] = {}
+        """node -> (when the flush's last post or its heartbeat came, posts still expected)"""
+
+    def heartbeat(self, node: str, queued: Any, now: float) -> None:
+        if isinstance(queued, int) and not isinstance(queued, bool) and queued > 0:
+            if len(self._flushing) >= self.max_nodes:
+                self._flushing.clear()
+            self._flushing[node] = (now, min(queued, 100_000))
+        else:
+            self._flushing.pop(node, None)
+
+    def is_replay(self, node: str, now: float) -> bool:
+        flush = self._flushing.get(node)
+        if flush is None:
+            return False
+        last, left = flush
+        if now - last >= REPLAY_GAP_SECS or left <= 0:
+            del self._flushing[node]
+            return False
+        if left > 1:
+            self._flushing[node] = (now, left - 1)
+        else:
+            del self._flushing[node]
+        return True
 
 
 def metrics_row(
@@ -287,8 +323,7 @@ class AgentApi:
         self.configs = ConfigCache(self._load_config, ttl_secs=config_cache_secs)
         self.batcher = MetricsBatcher(pipeline)
         self.incident_expiry_secs = incident_expiry_secs
-        self._last_metrics: dict[str, float] = {}
-        """node -> when its last metrics call arrived (monotonic), to tell replays apart."""
+        self.replays = ReplayWatch()
         self.traits: dict[str, AgentTraits] = {}
         """node -> traits of its newest heartbeat seen by this process."""
 
@@ -401,6 +436,7 @@ class AgentApi:
             self.activity.heartbeat(node, version, None)
         else:
             self.activity.heartbeat(node, version, heartbeat_status(body))
+            self.replays.heartbeat(node, body.get("retry_queue_size"), time.monotonic())
             traits = AgentTraits.of(body)
             known = self.traits.get(node)
             self.traits[node] = traits
@@ -433,9 +469,7 @@ class AgentApi:
         now = utcnow()
         # Replays carry no time of their own and would pass for current traffic: they are kept
         # (source ftagent-replay, stamped on arrival) but never set the node's live pps.
-        mono = time.monotonic()
-        replay = mono - self._last_metrics.get(node, float("-inf")) < REPLAY_GAP_SECS
-        self._last_metrics[node] = mono
+        replay = self.replays.is_replay(node, time.monotonic())
         row = metrics_row(body, node, now, "ftagent-replay" if replay else "ftagent")
         await self.batcher.submit(ws, row)
         if not replay:
