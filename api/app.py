@@ -261,7 +261,9 @@ async def _agent_housekeeping(
         if time.monotonic() - last_baselines >= BASELINE_REFRESH_EVERY_SECS:
             last_baselines = time.monotonic()
             try:
-                activity.baselines = await store.read(nodes_repo.node_baselines, pipeline.lake.root)
+                activity.baselines = await store.query(
+                    nodes_repo.node_baselines, pipeline.lake.root
+                )
             except Exception:
                 log.exception("baseline refresh failed")
         if time.monotonic() - last_pcap_sweep >= PCAP_RETENTION_EVERY_SECS:

@@ -52,6 +52,8 @@ class Store:
         self._read_con: Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._reader: ThreadPoolExecutor | None = None
+        self._query_con: Connection | None = None
+        self._querier: ThreadPoolExecutor | None = None
 
     @property
     def con(self) -> Connection:
@@ -105,19 +107,23 @@ class Store:
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb")
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_both)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open_all)
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-read")
+        self._querier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-query")
 
-    def _open_both(self) -> None:
+    def _open_all(self) -> None:
         self.open()
-        cur = self.con.cursor()  # made here, on the writer thread, then used only by the reader
-        cur.execute("SET TimeZone = 'UTC'")
-        self._read_con = cur
+        # made here, on the writer thread, then each used only by its own thread
+        self._read_con = self.con.cursor()
+        self._read_con.execute("SET TimeZone = 'UTC'")
+        self._query_con = self.con.cursor()
+        self._query_con.execute("SET TimeZone = 'UTC'")
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.shutdown(wait=True)
-            self._reader = None
+        for pool in (self._reader, self._querier):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._reader = self._querier = None
         if self._executor is not None:
             executor = self._executor
             await asyncio.get_running_loop().run_in_executor(executor, self._close_con)
@@ -125,9 +131,10 @@ class Store:
             self._executor = None
 
     def _close_con(self) -> None:
-        if self._read_con is not None:
-            self._read_con.close()
-            self._read_con = None
+        for cur in (self._read_con, self._query_con):
+            if cur is not None:
+                cur.close()
+        self._read_con = self._query_con = None
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -151,6 +158,17 @@ class Store:
             raise StoreError("store is not started")
         call: Callable[[], T] = functools.partial(fn, self._read_con, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self._reader, call)
+
+    async def query(
+        self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """Run the read-only ``fn`` that may scan the lake (analytics, node traffic figures) on
+        a thread and connection of its own: a dashboard's scans never hold up the writer
+        (incidents, liveness) nor the hot path's lookups. It sees every committed write."""
+        if self._querier is None or self._query_con is None:
+            raise StoreError("store is not started")
+        call: Callable[[], T] = functools.partial(fn, self._query_con, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._querier, call)
 
     def call(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs

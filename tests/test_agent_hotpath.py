@@ -5,6 +5,7 @@ from the node baseline, incident expiry and the access log driven by settings.""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -672,3 +673,34 @@ def test_configs_are_reloaded_in_bulk_after_a_rest_write(tmp_path: Path) -> None
         assert "agent config answers preloaded nodes=0 run=1" in srv.stderr()  # at start
     finally:
         srv.stop()
+
+
+def test_lake_queries_run_beside_a_busy_writer(tmp_path: Path) -> None:
+    """``Store.query`` (Get Node's traffic figures, analytics) has a thread and connection of its
+    own: it answers while the writer is held, and sees every committed write."""
+
+    def held(con: Any, gate: threading.Event) -> bool:
+        return gate.wait(30)
+
+    def count(con: Any) -> tuple[str, int]:
+        row = con.execute("SELECT count(*) FROM t").fetchone()
+        return threading.current_thread().name, int(row[0])
+
+    async def scenario() -> tuple[str, int]:
+        store = Store(tmp_path / "q.duckdb")
+        await store.start()
+        try:
+            await store.run(lambda con: con.execute("CREATE TABLE t (x INTEGER)").fetchall())
+            await store.run(lambda con: con.execute("INSERT INTO t VALUES (1), (2)").fetchall())
+            gate = threading.Event()
+            writer = asyncio.ensure_future(store.run(held, gate))
+            try:
+                return await asyncio.wait_for(store.query(count), 20)
+            finally:
+                gate.set()
+                await writer
+        finally:
+            await store.stop()
+
+    name, rows = asyncio.run(scenario())
+    assert name.startswith("duckdb-query") and rows == 2

@@ -63,7 +63,7 @@ async def create_node(request: web.Request) -> web.Response:
     store = state(request).store
     node, api_key = await store.run(repo.create_node, caller.workspace, fields)
     state(request).credentials.clear()
-    stats = await store.run(
+    stats = await store.query(
         repo.node_traffic_stats, caller.ws_uuid, node["uuid"], state(request).pipeline.lake.root
     )
     return json_response({"ok": True, "node": {**node, **stats, "api_key": api_key}}, status=201)
@@ -74,7 +74,7 @@ async def _node_with_stats(request: web.Request, caller: Any, node_uuid: Any) ->
     node = await store.run(
         repo.get_node, caller.ws_uuid, node_uuid, offline_after_secs=_offline_after(request)
     )
-    stats = await store.run(
+    stats = await store.query(
         repo.node_traffic_stats, caller.ws_uuid, node_uuid, state(request).pipeline.lake.root
     )
     return {**node, **stats}

@@ -156,7 +156,9 @@ async def delete_sub_workspace(request: web.Request) -> web.Response:
 async def analytics_summary(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     range_key = choice_param(request, "range", tuple(analytics.RANGES)) or "30d"
-    summary = await state(request).store.run(analytics.analytics_summary, caller.ws_uuid, range_key)
+    summary = await state(request).store.query(
+        analytics.analytics_summary, caller.ws_uuid, range_key
+    )
     return json_response({"ok": True, **summary})
 
 
