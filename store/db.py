@@ -54,6 +54,8 @@ class Store:
         self._reader: ThreadPoolExecutor | None = None
         self._query_con: Connection | None = None
         self._querier: ThreadPoolExecutor | None = None
+        self.backlog = 0
+        """Calls handed to the writer thread and not finished yet (queued or running)."""
 
     @property
     def con(self) -> Connection:
@@ -146,7 +148,11 @@ class Store:
         if self._executor is None:
             raise StoreError("store is not started")
         call: Callable[[], T] = functools.partial(fn, self.con, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        self.backlog += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        finally:
+            self.backlog -= 1
 
     async def read(
         self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs

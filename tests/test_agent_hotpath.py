@@ -704,3 +704,39 @@ def test_lake_queries_run_beside_a_busy_writer(tmp_path: Path) -> None:
 
     name, rows = asyncio.run(scenario())
     assert name.startswith("duckdb-query") and rows == 2
+
+
+def test_a_writer_too_far_behind_answers_503_with_retry_after() -> None:
+    """§8.1 rule 3: overload is a 503 with a small integer Retry-After, never a wait past the
+    agent's timeout (after which it retries anyway)."""
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    from api.errors import ApiError
+    from api.routes.agent import WRITER_BACKLOG_LIMIT, guard
+
+    class Writer:
+        backlog = 0
+
+    calls: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        calls.append(request.path)
+        return web.json_response({"ok": True})
+
+    writer = Writer()
+    wrapped = guard("incident_update", handler, writer)
+
+    async def call() -> int:
+        response = await wrapped(make_mocked_request("POST", "/api/v1/agent/incidents/x"))
+        return response.status
+
+    writer.backlog = WRITER_BACKLOG_LIMIT
+    assert asyncio.run(call()) == 200
+    writer.backlog = WRITER_BACKLOG_LIMIT + 1
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(call())
+    assert caught.value.status == 503
+    assert caught.value.headers["Retry-After"].isdigit()
+    assert 1 <= int(caught.value.headers["Retry-After"]) <= 5
+    assert len(calls) == 1  # the busy call never reached the handler

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import orjson
@@ -524,14 +524,32 @@ class AgentApi:
         return json_response({"ok": True})
 
 
-def guard(endpoint: str, handler: Handler) -> Handler:
+WRITER_BACKLOG_LIMIT = 256
+"""Calls queued for the database writer beyond which an agent call that needs it is answered
+503 with ``Retry-After`` (§8.1 rule 3) instead of waiting: at ~4 ms an incident report, a
+quarter of the agent's 5-10 s client timeout, and the agent retries and then queues."""
+
+
+class Backlogged(Protocol):
+    backlog: int
+
+
+def guard(endpoint: str, handler: Handler, writer: Backlogged | None = None) -> Handler:
     """Counts each call by endpoint and status (``/metrics``), and turns a database or disk that
-    is not available into overload for the agent: 503 with Retry-After."""
+    is not available, or a ``writer`` too far behind, into overload for the agent: 503 with
+    Retry-After."""
 
     async def wrapped(request: web.Request) -> web.Response:
         status = 500
         started = time.perf_counter()
         try:
+            if writer is not None and writer.backlog > WRITER_BACKLOG_LIMIT:
+                raise ApiError(
+                    503,
+                    "overloaded",
+                    "the server is busy; retry shortly",
+                    headers={"Retry-After": RETRY_AFTER},
+                )
             response = await handler(request)
             status = response.status
             return response
@@ -585,14 +603,16 @@ def setup(app: web.Application, api: AgentApi) -> None:
     r.add_get(f"{PREFIX}/config", guard("config", api.config), allow_head=False)
     r.add_post(f"{PREFIX}/heartbeat", guard("heartbeat", api.heartbeat))
     r.add_post(f"{PREFIX}/metrics", guard("metrics", api.metrics))
-    r.add_post(f"{PREFIX}/incidents", guard("incident_open", api.open_incident))
-    r.add_post(f"{PREFIX}/incidents/{{uuid}}", guard("incident_update", api.update_incident))
+    w = api.store  # these calls write before they answer
+    r.add_post(f"{PREFIX}/incidents", guard("incident_open", api.open_incident, w))
+    r.add_post(f"{PREFIX}/incidents/{{uuid}}", guard("incident_update", api.update_incident, w))
     r.add_post(
-        f"{PREFIX}/incidents/{{uuid}}/resolve", guard("incident_resolve", api.resolve_incident)
+        f"{PREFIX}/incidents/{{uuid}}/resolve",
+        guard("incident_resolve", api.resolve_incident, w),
     )
-    r.add_post(f"{PREFIX}/commands/ack", guard("command_ack", api.command_ack))
+    r.add_post(f"{PREFIX}/commands/ack", guard("command_ack", api.command_ack, w))
     for kind in reports.REPORT_KINDS:
         path = kind.replace("sp-", "sp/").replace("l7-", "l7/")
-        r.add_post(f"{PREFIX}/{path}", guard(kind, api.report(kind)))
+        r.add_post(f"{PREFIX}/{path}", guard(kind, api.report(kind), w))
     r.add_get("/api/v1/reports", list_reports)
     r.add_get("/api/v1/nodes/{uuid}/reports", latest_node_reports)
