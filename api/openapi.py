@@ -14,7 +14,7 @@ from ingest.schema import KINDS, WIRE_VERSION
 from notify.channels import MAX_VALUE_LEN
 from store.agent_reports import REPORT_KINDS
 from store.analytics import RANGES
-from store.incidents import INCIDENT_STATUSES, SEVERITIES
+from store.incidents import FORENSIC_FIELDS, INCIDENT_STATUSES, SEVERITIES
 from store.nodes import (
     MAX_SERVICE_PORTS,
     NODE_STATUSES,
@@ -626,7 +626,21 @@ def _schemas() -> dict[str, Schema]:
         },
         "Incident": _obj(_incident_properties(), description="One attack on one node."),
         "IncidentDetail": _obj(
-            _incident_detail_properties(), description="An incident with its forensic detail."
+            {
+                **_incident_detail_properties(),
+                **{
+                    name: {
+                        "description": "As the agent reported it (ftagent-protocol §4.4-4.6), "
+                        "from its newest report that has it; present only if one did."
+                    }
+                    for name in FORENSIC_FIELDS
+                },
+            },
+            optional=FORENSIC_FIELDS,
+            description="An incident with its forensic detail. Agent incidents also carry, at "
+            "the top level, what the agent reported beyond the incident's own columns "
+            "(TCP flags, TTL and length histograms, velocity curve, L7 status codes, ...); "
+            "`detail` keeps every report as sent.",
         ),
         "Channel": _obj(
             {

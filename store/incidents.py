@@ -44,6 +44,39 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+FORENSIC_FIELDS = (
+    # host L3/L4 (ftagent-protocol §4.4.1, §4.5.1, §4.6.1)
+    *("top_src_ips", "tcp_flag_breakdown", "pkt_length_histogram", "ttl_distribution"),
+    *("velocity_curve", "ioc_hits", "spoofing_detected", "botnet_detected", "src_ip_entropy"),
+    *("avg_pkt_length", "dns_query_stats", "total_packets", "fragment_count", "fragment_pct"),
+    *("attack_tool", "baseline_pps", "gre_dedup_active", "inner_ip", "inner_ip_label"),
+    *("vm_breakdown", "mirror_mode"),
+    # service ports (§4.4.2)
+    *("sp_zone", "sp_service_pps", "sp_non_service_pps", "sp_top_sources", "sp_blocks_deployed"),
+    # L7 (§4.4.4, §4.5.3, §4.6.3)
+    *("rps", "peak_rps", "baseline_rps", "correlated_l3l4", "l7_error_rate", "l7_status_codes"),
+    *("l7_top_user_agents", "l7_threat_patterns", "l7_protocol_versions", "l7_targeted_paths"),
+)
+"""What an agent's reports carry beyond the incident's own columns; Get Incident shows each at
+the top level too, from the newest report that has it (resolve, then latest update, then
+open). Everything stays in ``detail`` as sent."""
+
+
+def _forensics(row: dict[str, Any]) -> dict[str, Any]:
+    detail = row.get("detail")
+    if not isinstance(detail, dict):
+        return row
+    reports = [detail.get(k) for k in ("resolve", "last_update", "open")]
+    for key in FORENSIC_FIELDS:
+        if key in row:
+            continue
+        for body in reports:
+            if isinstance(body, dict) and key in body:
+                row[key] = body[key]
+                break
+    return row
+
+
 def list_incidents(
     con: Connection,
     ws_uuid: uuid.UUID,
@@ -94,7 +127,7 @@ def get_incident(
     )
     if not rows:
         raise NotFound("incident not found")
-    return _decode(rows[0])
+    return _forensics(_decode(rows[0]))
 
 
 def insert_incident(

@@ -367,6 +367,12 @@ def test_incident_lifecycle_and_replays(aserver: Server) -> None:
     assert row["detail"]["resolve"]["ttl_distribution"] == {"53": 33, "57": 167}
     assert row["detail"]["resolve"]["velocity_curve"][1]["pps"] == 3949357.0
     assert row["top_dst_ports"] == [{"port": 28465, "count": 527}]
+    # the forensic fields at the top level too, from the newest report that has them
+    for key in ("tcp_flag_breakdown", "ttl_distribution", "velocity_curve", "top_src_ips"):
+        assert row[key] == RESOLVE[key], key
+    assert "pkt_length_histogram" not in row  # nothing made up for what was never sent
+    assert row["src_ip_entropy"] == 9.181 and row["spoofing_detected"] is False
+    assert row["baseline_pps"] == 29128.3  # only the open had it
     listed = client.get(f"/api/v1/incidents?node_uuid={agent.node['uuid']}").json()
     assert listed["total"] == 1
     node = client.get(f"/api/v1/nodes/{agent.node['uuid']}").json()["node"]
@@ -401,6 +407,8 @@ def test_unknown_uuids_are_upserted(aserver: Server) -> None:
     assert row["status"] == "resolved" and row["severity"] == "high"
     assert row["top_dst_ports"] == [{"path": "/login", "count": 900}, {"path": "/", "count": 300}]
     assert row["detail"]["resolve"]["l7_status_codes"] == {"2xx": 100, "4xx": 900}
+    assert row["l7_status_codes"] == {"2xx": 100, "4xx": 900} and row["peak_rps"] == 2400
+    assert row["velocity_curve"] == [{"t": 0, "rps": 1200}]
     assert row["duration_seconds"] == 30
 
     # server-disabled L7 resolve (minimal body) for an id that is not even a UUID

@@ -737,3 +737,30 @@ def test_live_server_conforms_to_the_document(
         headers=headers,
         transport_kwargs={"base_url": server.base_url, "headers": headers},
     )
+
+
+def test_an_agent_incident_conforms_with_its_forensic_fields(
+    server: Server, api_schema: Any
+) -> None:
+    """Get Incident of an incident an ftagent reported (open, update, resolve; host and L7)
+    matches the document, the top-level forensic fields included."""
+    from .test_agent_api import OPEN, RESOLVE, SPARSE_UPDATE, _setup
+
+    client, agent = _setup(server)
+    host = agent.post("/incidents", OPEN).json()["uuid"]
+    assert agent.post(f"/incidents/{host}", SPARSE_UPDATE).status_code == 200
+    assert agent.post(f"/incidents/{host}/resolve", RESOLVE).status_code == 200
+    l7 = str(uuid.uuid4())
+    l7_resolve = {
+        "duration_seconds": 30,
+        "peak_rps": 2400,
+        "attack_family": "http_flood",
+        "top_dst_ports": {"/login": 900},
+        "velocity_curve": [{"t": 0, "rps": 1200}],
+        "l7_status_codes": {"2xx": 100, "4xx": 900},
+    }
+    assert agent.post(f"/incidents/{l7}/resolve", l7_resolve).status_code == 200
+    for ref, field in ((host, "tcp_flag_breakdown"), (l7, "l7_status_codes")):
+        resp = client.get(f"/api/v1/incidents/{ref}")
+        body = _conforms(api_schema, "get", "/api/v1/incidents/{ref}", resp)
+        assert field in body["incident"], (ref, field)
