@@ -134,9 +134,13 @@ class Reloader:
     one more, so a burst of writes (a script creating 200 nodes) costs a few runs, not one
     per write. A failed run is logged; the cache then fills one entry at a time."""
 
-    def __init__(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
+    def __init__(
+        self, name: str, job: Callable[[], Awaitable[object]], min_gap_secs: float = 0.0
+    ) -> None:
         self.name = name
         self.job = job
+        self.min_gap_secs = min_gap_secs
+        """Pause between a run and the next one it owes (writes that came during it)."""
         self.runs = 0
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -160,6 +164,7 @@ class Reloader:
             log.log(level, "%s nodes=%s run=%d", self.name, result, self.runs)
             if not self._again:
                 return
+            await asyncio.sleep(self.min_gap_secs)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -336,7 +341,9 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         incident_expiry_secs=cfg.api.agent_incident_expiry_secs,
     )
     keys = Reloader("node keys preloaded", key_preload(store, credentials))
-    configs = Reloader("agent config answers preloaded", agent.preload_configs)
+    # building every node's answer is Python work on the reader thread, which shares the GIL
+    # with the event loop: a script making hundreds of writes gets a reload a second at most
+    configs = Reloader("agent config answers preloaded", agent.preload_configs, 1.0)
 
     def control_write() -> None:
         agent.configs.clear()
