@@ -104,6 +104,7 @@ def pipeline_settings(cfg: Config) -> PipelineSettings:
         dedup_window_secs=ing.dedup_window_secs,
         dedup_max_ids=ing.dedup_max_ids,
         compression=lk.compression,
+        fresh_compression=lk.fresh_compression,
         compression_level=lk.compression_level,
         lake_writers=lk.writers,
         compact_after_secs=lk.compact_after_secs,

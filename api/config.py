@@ -165,6 +165,11 @@ class LakeConfig:
     compression_level: int = _setting(
         1, "Compression level (zstd); 1 is faster than 3 and as small for telemetry."
     )
+    fresh_compression: str = _setting(
+        "lz4",
+        "Parquet compression of the files ingest writes, until compaction rewrites their hour "
+        "with lake.compression: zstd, lz4, snappy or none.",
+    )
     writers: int = _setting(
         2, "Parquet writer threads: partitions written at the same time (one file each)."
     )
@@ -329,6 +334,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("lake.writers: must be from 1 to 16")
     if lk.compression not in ("zstd", "lz4", "snappy", "none"):
         raise ConfigError("lake.compression: must be zstd, lz4, snappy or none")
+    if lk.fresh_compression not in ("zstd", "lz4", "snappy", "none"):
+        raise ConfigError("lake.fresh_compression: must be zstd, lz4, snappy or none")
     for name in (
         "raw_retention_days",
         "flows_retention_days",

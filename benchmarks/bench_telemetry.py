@@ -493,12 +493,13 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['machine']['load_average_end'][0]:.1f} at end; "
         f"{report['elapsed_secs']:.0f} s.",
         "",
-        f"Parquet ceiling (pyarrow with the lake's settings: {_lake_codec()}, no dictionaries "
-        f"for floats and times; one core, files of {_n(lake_settings()[2])} lake rows; median "
+        f"Parquet ceiling (pyarrow with the settings of fresh lake files: {_lake_codec()}, "
+        "statistics for node_uuid and time only, no dictionaries for floats and times; one "
+        f"core, files of {_n(lake_settings()[2])} lake rows; median "
         "of the cells): "
         + "; ".join(
             f"{k} {_n(v['rows_per_s'])} rows/s ({_n(v['lake_write_part_rows_per_s'])} through "
-            f"Lake.write_part: sort, write, fsync, rename; "
+            f"Lake.write_part given 10k-row batches: order, write, fsync, rename; "
             f"{_n(v['pyarrow_default_rows_per_s'])} with pyarrow's defaults, zstd level 3)"
             for k, v in report["parquet_ceiling"].items()
         )
@@ -583,6 +584,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--connections", type=int, help="closed-loop connections (default 8)")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory")
+    parser.add_argument(
+        "--flush-age-secs",
+        type=float,
+        help="ingest.flush_age_secs for the run (default 1). The last rows of a phase wait this "
+        "long in the buffer, so it adds to every cell's drain and lowers e2e rows/s",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.cell:
@@ -593,6 +600,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "cells": tuple(cells)})
     if args.connections:
         plan = Plan(**{**asdict(plan), "connections": args.connections})
+    if args.flush_age_secs:
+        plan = Plan(**{**asdict(plan), "flush_age_secs": args.flush_age_secs})
     report = run(plan, keep_data=args.keep_data, log=sys.stderr)
     print(markdown(report))
     if args.out:

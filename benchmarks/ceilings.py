@@ -3,14 +3,16 @@
 - ``http``: a bare aiohttp server (uvloop, no access log) whose one handler reads the whole body
   and answers 202 with a small JSON document. Driven by the same load generator with the same
   bodies and connections, it gives the rows/s that HTTP alone allows on this machine.
-- ``parquet``: pyarrow writing the same rows, in lake form, to Parquet with the lake's own
-  settings (codec and level of the default ``lake`` configuration, no dictionaries for float
-  and time columns), pinned to one core, in files of ``ingest.flush_rows`` rows (the most one
-  lake write takes). One lake writer thread runs on one core, so this is the rows/s that the
-  Parquet stage allows per writer (the server runs ``lake_writers`` of them). Also measured,
-  as a breakdown: ``Lake.write_part`` itself (the lake writer's sort by node and time, write,
-  fsync, rename), and pyarrow's defaults (zstd level 3, a dictionary tried for every column:
-  the ceiling of the first benchmark runs).
+- ``parquet``: pyarrow writing the same rows, in lake form, to Parquet with the settings of the
+  files the ingest path writes (``lake.fresh_compression`` of the default configuration, with
+  ``lake.compression_level`` for zstd; statistics for ``node_uuid`` and ``time`` only; no
+  dictionaries for float and time columns), pinned to one core, in files of
+  ``ingest.flush_rows`` rows (the most one lake write takes). One lake writer thread runs on one
+  core, so this is the rows/s that the Parquet stage allows per writer (the server runs
+  ``lake_writers`` of them). Also measured, as a breakdown: ``Lake.write_part`` itself given
+  the rows as 10k-row batches of one node, as the server gets them (the lake writer's ordering
+  by node and time, write, fsync, rename), and pyarrow's defaults (zstd level 3, a dictionary
+  tried for every column: the ceiling of the first benchmark runs).
 
 Run as ``python -m benchmarks.ceilings http --port N`` (serves until SIGTERM or ``--max-secs``)
 or ``python -m benchmarks.ceilings parquet --kind metrics`` (prints one JSON object).
@@ -158,11 +160,12 @@ def _cached_lake_rows(kind: str, rows: int, seed: int, cache: Path | None) -> pa
 
 
 def lake_settings() -> tuple[str, int, int]:
-    """(codec, level, rows per file) the server writes with its default configuration."""
+    """(codec, level, rows per file) of the files the ingest path writes with the default
+    configuration."""
     from api.config import IngestConfig, LakeConfig
 
     lake, ingest = LakeConfig(), IngestConfig()
-    return lake.compression, lake.compression_level, ingest.flush_rows
+    return lake.fresh_compression, lake.compression_level, ingest.flush_rows
 
 
 def parquet_ceiling(
@@ -177,6 +180,7 @@ def parquet_ceiling(
 
     With ``cpu`` the process is pinned to that core and Arrow to one thread first; with
     ``cache`` the lake rows are kept there between runs (an Arrow file)."""
+    from ingest.pipeline import FRESH_STATISTICS
     from ingest.schema import KINDS, METRICS
     from store.lake import Lake, PartitionKey
 
@@ -210,7 +214,8 @@ def parquet_ceiling(
                 path,
                 use_dictionary=dictionary,
                 compression=compression,
-                compression_level=level,
+                compression_level=level if compression == "zstd" else None,
+                write_statistics=list(FRESH_STATISTICS),
                 row_group_size=1_000_000,
             )
             plain_secs += time.perf_counter() - t
@@ -222,15 +227,18 @@ def parquet_ceiling(
             METRICS.name,
             (),
             (),
-            compression,
+            "zstd",
             level,
+            fresh_compression=compression,
+            fresh_statistics=FRESH_STATISTICS,
         )
         key = PartitionKey(kind, str(uuid.UUID(int=seed)), datetime.now(UTC).date(), 0)
+        batches = [table.slice(i, 10_000) for i in range(0, file_rows, 10_000)]
         lake_secs = 0.0
         for i in range(files):
             path = lake.new_part_path(key, i + 1)
             t = time.perf_counter()
-            lake.write_part(key, table, path, [i + 1])
+            lake.write_part(key, batches, path, [i + 1])
             lake_secs += time.perf_counter() - t
         # Breakdown, not a ceiling: pyarrow's defaults, as the first runs of this benchmark used
         # (zstd 3, a dictionary tried for every column, dropped for nearly distinct floats)

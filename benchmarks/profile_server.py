@@ -66,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=QUICK.connections)
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw output here")
     parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a server setting to change for the run, e.g. FLOODWATCH_INGEST__DECODE_THREADS=4",
+    )
+    parser.add_argument(
         "--gil",
         action="store_true",
         help="count only samples that hold the GIL (how much of the run Python code needed it)",
@@ -82,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         "FLOODWATCH_INGEST__FLUSH_AGE_SECS": str(QUICK.flush_age_secs),
         "FLOODWATCH_LAKE__MAINTENANCE_INTERVAL_SECS": "86400",
     }
+    for item in args.env:
+        name, sep, value = item.partition("=")
+        if not sep or not name.startswith("FLOODWATCH_"):
+            parser.error(f"--env wants FLOODWATCH_<SECTION>__<NAME>=VALUE, not {item!r}")
+        env[name] = value
     server = ServerProcess(tmp / "data", env=env)
     try:
         server.start()

@@ -22,15 +22,22 @@ import pytest
 
 from ingest.buffer import split_by_hour
 from ingest.decode import decode_body
-from ingest.pipeline import WireBatch, encode_ipc, lake_table_of
+from ingest.pipeline import (
+    FRESH_STATISTICS,
+    PipelineSettings,
+    WireBatch,
+    encode_ipc,
+    lake_table_of,
+)
 from ingest.receiver import latest_per_node
 from ingest.routing import to_lake_table
 from ingest.schema import FLOWS, KINDS, METRICS
 from ingest.wal import Wal
-from store.lake import Lake, PartitionKey, sort_by_node_time
+from store.lake import Lake, PartitionKey, order_by_node_time, sort_by_node_time
 
 from .batches import NODE_IP, encode, wire_batch
 
+SETTINGS = PipelineSettings()
 SEED = 20_251_128
 NODE = str(uuid.UUID(int=SEED))
 WORKSPACE = str(uuid.UUID(int=SEED + 1))
@@ -152,6 +159,21 @@ def test_sort_by_node_time_8_nodes_250k(measure: Any) -> None:
     assert out.num_rows == 250_000
 
 
+def test_order_by_node_time_8_nodes_250k(measure: Any) -> None:
+    """The same rows as a lake write gets them: 25 batches of 10k rows from 8 nodes, each node's
+    batches in time order (as agents send them), ordered without moving rows."""
+    nodes = [str(uuid.UUID(int=SEED + 10 + i)) for i in range(8)]
+    pool = _lake_table("metrics", 250_000)  # times increase through the pool
+    parts = [
+        pool.slice(i * 10_000, 10_000).set_column(
+            0, "node_uuid", pa.repeat(pa.scalar(nodes[i % 8]), 10_000)
+        )
+        for i in range(25)
+    ]
+    out = measure(order_by_node_time, parts, rows=250_000)
+    assert out.num_rows == 250_000 and out.column("pps").num_chunks == 25
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     lk = Lake(
@@ -160,6 +182,10 @@ def lake(tmp_path: Path) -> Lake:
         METRICS.name,
         tuple(c.name for c in METRICS.columns if c.kind == "float"),
         tuple(c.name for c in METRICS.columns if c.kind == "int"),
+        SETTINGS.compression,
+        SETTINGS.compression_level,
+        fresh_compression=SETTINGS.fresh_compression,
+        fresh_statistics=FRESH_STATISTICS,
     )
     lk.prepare()
     return lk
@@ -167,7 +193,8 @@ def lake(tmp_path: Path) -> Lake:
 
 @pytest.mark.parametrize("kind", ["metrics", "flows"])
 def test_lake_write_part_100k(measure: Any, lake: Lake, kind: str) -> None:
-    """One Parquet file of 100k rows: sort by node and time, zstd, fsync, rename."""
+    """One Parquet file of 100k rows as the server writes it: sort by node and time, the fresh
+    files' codec (lz4) and statistics, fsync, rename."""
     table = _lake_table(kind, 100_000)
     key = PartitionKey(kind, WORKSPACE, _END.date(), _END.hour)
     seqs = itertools.count(1)

@@ -22,17 +22,25 @@ _HOUR_US = 3_600_000_000
 
 
 def split_by_hour(
-    kind: str, workspace: str, table: pa.Table
+    kind: str, workspace: str, table: pa.Table, span: tuple[int, int] | None = None
 ) -> list[tuple[PartitionKey, pa.Table]]:
-    """The table's rows grouped by the hour partition their ``time`` falls in.
+    """The table's rows grouped by the hour partition their ``time`` falls in. ``span``: the
+    earliest and latest time in microseconds, when the caller knows them (the decoder does).
 
-    Batches nearly always fall in one hour: that case costs one ``min_max`` and no copy."""
+    Batches nearly always fall in one hour: that case costs one ``min_max`` (none with
+    ``span``) and no copy."""
     if table.num_rows == 0:
         return []
-    micros = table.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    lo, hi = (v.as_py() for v in pc.min_max(micros).values())
+    micros = None
+    if span is None:
+        micros = table.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        lo, hi = (v.as_py() for v in pc.min_max(micros).values())
+    else:
+        lo, hi = span
     if lo // _HOUR_US == hi // _HOUR_US:
         return [(_key(kind, workspace, lo // _HOUR_US), table)]
+    if micros is None:
+        micros = table.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     if lo < 0:  # before 1970 integer division would round towards zero, not down
         micros = pc.floor_temporal(table.column("time"), unit="hour").cast(pa.int64())
     hours = pc.divide(micros, pa.scalar(_HOUR_US, pa.int64()))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,7 +27,9 @@ _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 
 
 # Arrow scalars, not Python ones: pyarrow converts Python values on every call, slowly.
-_ZERO = pa.scalar(0.0, pa.float64())
+_FLOAT64 = pa.float64()
+_INT64 = pa.int64()
+_ZERO = pa.scalar(0.0, _FLOAT64)
 _TRUE = pa.scalar(True)
 _READ_OPTIONS = ipc.IpcReadOptions(use_threads=False)
 
@@ -35,6 +38,9 @@ _READ_OPTIONS = ipc.IpcReadOptions(use_threads=False)
 class Decoded:
     table: pa.Table  # wire columns present in the batch, cast to their lake types
     ignored_columns: tuple[str, ...]
+    # the earliest and the latest time, in microseconds since 1970 (None for no rows): later
+    # stages reuse them rather than scan the column again
+    time_span: tuple[int, int] | None = None
 
 
 def _read(body: bytes, max_rows: int) -> pa.Table:
@@ -74,15 +80,14 @@ def _check_column(name: str, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArr
             raise DecodeError(f"column {name} must be an Arrow timestamp, not {t}", column=name)
         if t.tz not in (None, "UTC", "utc", "+00:00", "Etc/UTC"):
             raise DecodeError(f"column {name} must be in UTC (timezone {t.tz})", column=name)
+        if t.equals(TIME_TYPE):  # as most senders send it: nothing to convert
+            return arr
         return arr.cast(pa.timestamp(t.unit, tz="UTC")).cast(TIME_TYPE, safe=False)
     if col.kind == "float":
+        # the values are checked by the caller, every float column at once (_check_floats)
         if not (pa.types.is_floating(t) or _is_int(t)):
             raise DecodeError(f"column {name} must be a number, not {t}", column=name)
-        out = arr.cast(pa.float64())
-        bad = pc.or_(pc.is_nan(out), pc.or_(pc.is_inf(out), pc.less(out, _ZERO)))
-        if pc.any(bad).as_py():
-            raise DecodeError(f"column {name} holds a negative, NaN or infinite value", column=name)
-        return out
+        return arr if t.equals(_FLOAT64) else arr.cast(_FLOAT64)
     if col.kind == "int":
         if not _is_int(t):
             raise DecodeError(f"column {name} must be an integer, not {t}", column=name)
@@ -93,7 +98,7 @@ def _check_column(name: str, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArr
             raise DecodeError(
                 f"column {name} holds a value outside {col.lo}..{col.hi}", column=name
             )
-        return arr.cast(col.arrow)
+        return arr if t.equals(col.arrow) else arr.cast(col.arrow)
     # text-like: ip, uuid
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
         raise DecodeError(f"column {name} must be a UTF-8 string, not {t}", column=name)
@@ -110,6 +115,34 @@ def _check_column(name: str, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArr
     if col.kind == "uuid":
         arr = pc.utf8_lower(arr)
     return arr
+
+
+def _float_bad(arr: pa.ChunkedArray) -> bool:
+    """Whether a float64 column holds a negative, NaN or infinite value (exact, value by
+    value)."""
+    bad = pc.or_(pc.is_nan(arr), pc.or_(pc.is_inf(arr), pc.less(arr, _ZERO)))
+    return bool(pc.any(bad).as_py())
+
+
+def _check_floats(columns: dict[str, pa.ChunkedArray]) -> None:
+    """Every value of the float64 ``columns`` finite and >= 0, else DecodeError naming one.
+
+    Checked for all columns at once in two cheap passes: no value has its sign bit set (the
+    smallest of the values' bits read as int64 is >= 0: Arrow's integer min is several times
+    faster than its NaN-aware float min), and the sum is finite (NaN and infinities carry into
+    it). Only when that fails (a negative value, -0.0, NaN, an infinity, or a sum that
+    overflows) is each column checked exactly, to refuse the bad one by name."""
+    if not columns:
+        return
+    chunks = [chunk for arr in columns.values() for chunk in arr.chunks]
+    bits = pa.chunked_array([chunk.view(_INT64) for chunk in chunks], type=_INT64)
+    lowest = pc.min(bits).as_py()
+    total = pc.sum(pa.chunked_array(chunks, type=_FLOAT64)).as_py()
+    if (lowest is None or lowest >= 0) and (total is None or math.isfinite(total)):
+        return
+    for name, arr in columns.items():
+        if _float_bad(arr):
+            raise DecodeError(f"column {name} holds a negative, NaN or infinite value", column=name)
 
 
 def decode_body(
@@ -134,13 +167,20 @@ def decode_body(
         if c.required and c.name not in names:
             raise DecodeError(f"column {c.name} is required", column=c.name)
     out: dict[str, pa.ChunkedArray] = {}
+    floats: dict[str, pa.ChunkedArray] = {}
     for name in names:
         col = known.get(name)
         if col is not None:
             out[name] = _check_column(name, col, table.column(name))
+            if col.kind == "float":
+                floats[name] = out[name]
+    _check_floats(floats)
     checked = pa.table(out) if out else pa.table({})
-    if checked.num_rows and now is not None:
+    span = None
+    if checked.num_rows:
         t_min, t_max = pc.min_max(checked.column("time")).values()
+        span = (t_min.value, t_max.value)
+    if span is not None and now is not None:
         if t_min.as_py() < now - max_age:
             raise DecodeError(
                 f"column time holds a value older than {int(max_age.total_seconds())} s",
@@ -149,4 +189,4 @@ def decode_body(
         if t_max.as_py() > now + max_skew:
             raise DecodeError("column time holds a value in the future", column="time")
     ignored = tuple(n for n in names if n not in known)
-    return Decoded(checked, ignored)
+    return Decoded(checked, ignored, span)

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,12 +43,21 @@ from .schema import KINDS, ROUTING_COLUMNS
 from .schema import METRICS as METRICS_KIND
 from .wal import Wal, write_atomic
 
-__all__ = ["FlushHook", "Pipeline", "PipelineSettings", "WireBatch", "lake_table_of"]
+__all__ = [
+    "FRESH_STATISTICS",
+    "FlushHook",
+    "Pipeline",
+    "PipelineSettings",
+    "WireBatch",
+    "lake_table_of",
+]
 
 log = logging.getLogger("floodwatch.ingest")
 
 _PLACEHOLDER_NODE = "00000000-0000-0000-0000-000000000000"
 _CHECKPOINT_EVERY_SECS = 1.0
+# Parquet statistics of fresh parts: what readers prune on before compaction writes them all
+FRESH_STATISTICS = ("node_uuid", "time")
 
 # Called on a lake writer thread with each group just written (kind, workspace, rows): the seam
 # where detection plugs in. With ``lake_writers`` > 1 hooks run on several threads at once.
@@ -65,6 +75,8 @@ class PipelineSettings:
     dedup_max_ids: int = 1_000_000
     compression: str = "zstd"
     compression_level: int = 1
+    # codec of the files the ingest path writes, until compaction rewrites their hour
+    fresh_compression: str = "lz4"
     lake_writers: int = 2
     compact_after_secs: int = 300
     maintenance_interval_secs: float = 60.0
@@ -84,20 +96,25 @@ class WireBatch:
     ``payload`` is the request body (``wire_len`` bytes) followed, for a collector key, by an
     Arrow IPC stream of the routed ``node_uuid`` column; with a node key ``node`` names the node
     of every row and ``payload`` is the body itself. Replay decodes the body again (without the
-    time window, which it passed on arrival) and routes it the same way, giving the same rows."""
+    time window, which it passed on arrival) and routes it the same way, giving the same rows.
+
+    ``crc`` is ``zlib.crc32(payload)``, computed where the batch is made (a decode thread) so
+    that the WAL's one thread only hashes the entry's small header (``Wal.append``)."""
 
     payload: bytes
     wire_len: int
     source: str
     node: str | None = None
+    crc: int | None = None
 
     @classmethod
     def of(cls, body: bytes, source: str, node: str | None, lake: pa.Table) -> WireBatch:
         """For a node key (``node``) the body alone; else the body and ``lake``'s node column."""
         if node is not None:
-            return cls(body, len(body), source, node)
+            return cls(body, len(body), source, node, zlib.crc32(body))
         nodes = pa.table({"node_uuid": pc.dictionary_encode(lake.column("node_uuid"))})
-        return cls(body + encode_ipc(nodes, None), len(body), source)
+        payload = body + encode_ipc(nodes, None)
+        return cls(payload, len(body), source, None, zlib.crc32(payload))
 
 
 def lake_table_of(kind: str, header: dict[str, Any], payload: bytes) -> pa.Table:
@@ -181,6 +198,8 @@ class Pipeline:
             tuple(c.name for c in METRICS_KIND.columns if c.kind == "int"),
             s.compression,
             s.compression_level,
+            fresh_compression=s.fresh_compression,
+            fresh_statistics=FRESH_STATISTICS,
         )
         self.wal = Wal(self.wal_dir, s.wal_segment_bytes)
         self.buffer = Buffer(s.flush_rows, s.flush_age_secs, s.max_buffer_bytes)
@@ -314,12 +333,14 @@ class Pipeline:
         table: pa.Table,
         batch_key: str | None,
         wire: WireBatch | None = None,
+        parts: list[tuple[PartitionKey, pa.Table]] | None = None,
     ) -> tuple[int, bool]:
         """Make ``table`` (lake form, one workspace) durable. Returns (rows accepted, duplicate).
 
         With ``wire`` (the batch as it arrived, from which ``table`` was made) the WAL logs that
-        rather than an Arrow encoding of ``table``. Raises Backpressure when the buffer or the
-        WAL queue is full."""
+        rather than an Arrow encoding of ``table``. ``parts``, if given, must be
+        ``split_by_hour(kind, workspace, table)``, made by the caller off the event loop.
+        Raises Backpressure when the buffer or the WAL queue is full."""
         if not self.accepting:
             raise Backpressure("the server is starting or stopping", 2)
         if batch_key is not None:
@@ -354,8 +375,9 @@ class Pipeline:
                 "rows": table.num_rows,
                 "t": time.time(),
             }
+            payload_crc = None
             if wire is not None:
-                payload = wire.payload
+                payload, payload_crc = wire.payload, wire.crc
                 header.update(form="wire", wire_len=wire.wire_len, src=wire.source)
                 if wire.node is not None:
                     header["node"] = wire.node
@@ -368,9 +390,9 @@ class Pipeline:
 
             def on_durable(seq: int) -> None:
                 release()
-                self._on_durable(seq, kind, workspace, table, batch_key, header["t"])
+                self._on_durable(seq, kind, workspace, table, batch_key, header["t"], parts)
 
-            await self.wal.append(header, payload, on_durable)
+            await self.wal.append(header, payload, on_durable, payload_crc)
         except BaseException as exc:
             release()
             if fut is not None:
@@ -393,11 +415,14 @@ class Pipeline:
         table: pa.Table,
         batch_key: str | None,
         when: float,
+        parts: list[tuple[PartitionKey, pa.Table]] | None = None,
     ) -> None:
         # Runs on the event loop, inside the WAL committer, before any ack is sent: the buffer
         # therefore always holds every durable row that is not yet in the lake.
         now = time.monotonic()
-        for key, part in split_by_hour(kind, workspace, table):
+        if parts is None:
+            parts = split_by_hour(kind, workspace, table)
+        for key, part in parts:
             self.buffer.add(key, part, seq, now)
         if batch_key is not None:
             self._dedup.add(batch_key, when)
@@ -409,7 +434,6 @@ class Pipeline:
     # --- flushing ------------------------------------------------------------------------------
 
     def _write_group(self, group: Group) -> None:
-        table = pa.concat_tables(group.tables) if len(group.tables) > 1 else group.tables[0]
         path = self.lake.new_part_path(group.key, min(group.seqs))
         rec = {
             "path": str(path.relative_to(self.lake.root)),
@@ -424,10 +448,14 @@ class Pipeline:
                 os.fsync(fh.fileno())
             self._journal.append(rec)
         with METRICS.flush_seconds.time():
-            self.lake.write_part(group.key, table, path, group.seqs)
-        METRICS.flush_rows.observe(table.num_rows)
+            # the batches as they arrived: the lake orders them without copying rows when it can
+            self.lake.write_part(group.key, group.tables, path, group.seqs)
+        METRICS.flush_rows.observe(group.rows)
         # hand the copies made while writing back to the system, so RSS follows the buffer
         pa.default_memory_pool().release_unused()
+        if not self.hooks:
+            return
+        table = pa.concat_tables(group.tables) if len(group.tables) > 1 else group.tables[0]
         for hook in self.hooks:
             try:
                 hook(group.key.kind, group.key.workspace, table)

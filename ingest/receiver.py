@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from aiohttp import web
 
+from store.lake import PartitionKey
+
+from .buffer import split_by_hour
 from .decode import decode_body
 from .errors import Backpressure, DecodeError
 from .metrics import METRICS
@@ -145,7 +148,7 @@ class Receiver:
             index = None if cred.node else await self.credentials.node_index(cred.workspace)
             loop = asyncio.get_running_loop()
             try:
-                decoded, table, latest, wire = await loop.run_in_executor(
+                decoded, table, latest, wire, parts = await loop.run_in_executor(
                     self._executor, self._decode, body, kind.name, cred, index
                 )
             except DecodeError as exc:
@@ -157,7 +160,7 @@ class Receiver:
         key = f"{cred.id}:{batch_id}" if batch_id else None
         del body  # the WAL holds it from here on, as long as it needs it
         accepted, duplicate = await self.pipeline.submit(
-            kind.name, cred.workspace, table, key, wire
+            kind.name, cred.workspace, table, key, wire, parts
         )
         if accepted and self.on_activity is not None and latest:
             self.on_activity(latest)
@@ -172,7 +175,16 @@ class Receiver:
 
     def _decode(
         self, body: bytes, kind_name: str, cred: Credential, index: dict[str, str] | None
-    ) -> tuple[tuple[str, ...], pa.Table, list[tuple[str, datetime, float, float]], WireBatch]:
+    ) -> tuple[
+        tuple[str, ...],
+        pa.Table,
+        list[tuple[str, datetime, float, float]],
+        WireBatch,
+        list[tuple[PartitionKey, pa.Table]],
+    ]:
+        """Everything a batch needs before the WAL, done here on a decode thread rather than on
+        the event loop: each pyarrow call there would hand the GIL away and wait to get it
+        back, delaying every other request."""
         kind = KINDS[kind_name]
         decoded = decode_body(
             body,
@@ -183,9 +195,11 @@ class Receiver:
             max_skew=self.settings.max_skew,
         )
         table = to_lake_table(kind, decoded.table, source=_SOURCE, node=cred.node, index=index)
-        latest = latest_per_node(table, cred.node) if kind_name == "metrics" else []
+        span = decoded.time_span
+        latest = latest_per_node(table, cred.node, span) if kind_name == "metrics" else []
         wire = WireBatch.of(body, _SOURCE, cred.node, table)
-        return decoded.ignored_columns, table, latest, wire
+        parts = split_by_hour(kind_name, cred.workspace, table, span)
+        return decoded.ignored_columns, table, latest, wire, parts
 
     async def _authenticate(self, request: web.Request) -> Credential:
         client = request.remote or "unknown"
@@ -213,17 +227,19 @@ class Receiver:
 
 
 def latest_per_node(
-    table: pa.Table, node: str | None = None
+    table: pa.Table, node: str | None = None, span: tuple[int, int] | None = None
 ) -> list[tuple[str, datetime, float, float]]:
     """For each node in a lake-form metrics table: its newest row's time, pps and bps.
-    ``node``: every row is known to be that node's (a node key's batch)."""
+    ``node``: every row is known to be that node's (a node key's batch); ``span``: the earliest
+    and latest time in microseconds, if known."""
     if table.num_rows == 0:
         return []
     nodes = table.column("node_uuid")
     if node is not None or pc.all(pc.equal(nodes, nodes[0])).as_py():  # one node: no grouping
         times = table.column("time")
-        i = pc.index(times, pc.max(times)).as_py()
-        row = table.slice(i, 1).to_pylist()[0]
+        newest = pc.max(times) if span is None else pa.scalar(span[1], times.type)
+        i = pc.index(times, newest).as_py()
+        row = table.select(["node_uuid", "time", "pps", "bps"]).slice(i, 1).to_pylist()[0]
         return [(row["node_uuid"], row["time"], float(row["pps"]), float(row["bps"]))]
     frame = pl.from_arrow(table.select(["node_uuid", "time", "pps", "bps"]))
     assert isinstance(frame, pl.DataFrame)

@@ -20,10 +20,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["EMPTY_WORKSPACE", "Lake", "PartitionKey", "fsync_dir"]
+__all__ = [
+    "EMPTY_WORKSPACE",
+    "Lake",
+    "PartitionKey",
+    "fsync_dir",
+    "order_by_node_time",
+    "sort_by_node_time",
+]
 
 # A partition that holds only an empty file per kind, so that readers' globs always match.
 EMPTY_WORKSPACE = "00000000-0000-0000-0000-000000000000"
@@ -91,6 +99,48 @@ def sort_by_node_time(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(key))
 
 
+def _run_of(table: pa.Table) -> tuple[str, int, int] | None:
+    """(node, first time, last time) when every row of ``table`` is one node's and the times
+    never decrease (an agent's batch, as sent); else None. Two vectorized passes, no copy."""
+    nodes = table.column("node_uuid")
+    times = table.column("time")
+    if nodes.null_count or times.null_count:
+        return None
+    first = nodes[0]
+    if not pc.all(pc.equal(nodes, first)).as_py():
+        return None
+    micros = times.cast(pa.int64())
+    n = len(micros)
+    if n > 1 and not pc.all(pc.less_equal(micros.slice(0, n - 1), micros.slice(1))).as_py():
+        return None
+    return str(first.as_py()), int(micros[0].as_py()), int(micros[n - 1].as_py())
+
+
+def order_by_node_time(tables: Sequence[pa.Table]) -> pa.Table:
+    """The rows of ``tables`` ordered by node, then time: the same rows, in the same order, as
+    ``sort_by_node_time`` of their concatenation.
+
+    When each table is one node's rows in time order and the tables of one node do not
+    overlap in time (batches as agents send them), ordering the tables is enough: they are
+    concatenated in (node, time) order without moving a row (no ``take``, which cost a third of
+    a lake write). Otherwise every row is sorted."""
+    tables = [t for t in tables if t.num_rows] or list(tables[:1])
+    if len(tables) == 1:
+        return sort_by_node_time(tables[0])
+    runs: list[tuple[str, int, int, int]] = []
+    for i, table in enumerate(tables):
+        run = _run_of(table)
+        if run is None:
+            return sort_by_node_time(pa.concat_tables(tables))
+        runs.append((*run, i))
+    runs.sort()
+    for (node_a, _, last_a, i_a), (node_b, first_b, _, i_b) in itertools.pairwise(runs):
+        # a stable sort keeps rows of equal (node, time) in arrival order: so must we
+        if node_a == node_b and (last_a > first_b or (last_a == first_b and i_a > i_b)):
+            return sort_by_node_time(pa.concat_tables(tables))
+    return pa.concat_tables([tables[i] for *_, i in runs])
+
+
 def _dictionary_pays(t: pa.DataType) -> bool:
     return not (pa.types.is_floating(t) or pa.types.is_temporal(t))
 
@@ -114,7 +164,12 @@ class PartitionKey:
 class Lake:
     """``schemas`` maps each raw kind to its lake schema; ``rollup_kind`` names the kind whose
     closed hours get rollups, over the float measures ``rollup_floats`` and integer measures
-    ``rollup_ints`` (the data contract itself lives in ``ingest/schema.py``)."""
+    ``rollup_ints`` (the data contract itself lives in ``ingest/schema.py``).
+
+    Files written by compaction and rollups use ``compression``; the fresh parts the
+    ingest path writes use ``fresh_compression`` (None: the same) and carry Parquet statistics
+    only for ``fresh_statistics`` (None: every column), because they are written while senders
+    wait and live only until their hour is compacted."""
 
     def __init__(
         self,
@@ -125,6 +180,8 @@ class Lake:
         rollup_ints: tuple[str, ...],
         compression: str = "zstd",
         compression_level: int = 1,
+        fresh_compression: str | None = None,
+        fresh_statistics: Sequence[str] | None = None,
     ) -> None:
         self.root = root
         self.schemas = schemas
@@ -133,6 +190,8 @@ class Lake:
         self.rollup_ints = rollup_ints
         self.compression = compression
         self.compression_level = compression_level
+        self.fresh_compression = fresh_compression or compression
+        self.fresh_statistics = None if fresh_statistics is None else list(fresh_statistics)
 
     def prepare(self) -> None:
         """Create the layout, remove leftover temporary files, write the empty files."""
@@ -160,7 +219,14 @@ class Lake:
 
     # --- writing -------------------------------------------------------------------------------
 
-    def _write_file(self, path: Path, table: pa.Table, meta: dict[bytes, bytes]) -> None:
+    def _write_file(
+        self,
+        path: Path,
+        table: pa.Table,
+        meta: dict[bytes, bytes],
+        *,
+        fresh: bool = False,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
         if meta:
@@ -170,12 +236,18 @@ class Lake:
         # for measured rates or times, where nearly every value is new and the dictionary is
         # built only to be dropped.
         dictionary = [f.name for f in table.schema if _dictionary_pays(f.type)]
+        codec = self.fresh_compression if fresh else self.compression
+        statistics: bool | list[str] = True
+        if fresh and self.fresh_statistics is not None:
+            statistics = [c for c in self.fresh_statistics if c in table.schema.names]
         pq.write_table(
             table,
             tmp,
             use_dictionary=dictionary,
-            compression=self.compression,
-            compression_level=self.compression_level,
+            compression=codec,
+            # only zstd takes a level here; pyarrow refuses one for snappy and none
+            compression_level=self.compression_level if codec == "zstd" else None,
+            write_statistics=statistics,
             row_group_size=1_000_000,
         )
         with open(tmp, "rb") as fh:
@@ -187,12 +259,20 @@ class Lake:
         return self.root / key.relpath() / f"part-{first_seq:020d}-{uuid.uuid4().hex[:8]}.parquet"
 
     def write_part(
-        self, key: PartitionKey, table: pa.Table, path: Path, seqs: Iterable[int]
+        self,
+        key: PartitionKey,
+        table: pa.Table | Sequence[pa.Table],
+        path: Path,
+        seqs: Iterable[int],
     ) -> None:
-        """Write rows of one partition (sorted by node and time) to ``path``."""
-        table = sort_by_node_time(table)
+        """Write rows of one partition (sorted by node and time) to ``path``. ``table`` may be
+        the batches of a buffer group, as they arrived."""
+        if isinstance(table, pa.Table):
+            table = sort_by_node_time(table)
+        else:
+            table = order_by_node_time(table)
         seq_text = ",".join(str(s) for s in sorted(set(seqs))).encode()
-        self._write_file(path, table, {b"floodwatch.wal_seqs": seq_text})
+        self._write_file(path, table, {b"floodwatch.wal_seqs": seq_text}, fresh=True)
 
     # --- maintenance ---------------------------------------------------------------------------
 

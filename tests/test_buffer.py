@@ -77,3 +77,12 @@ def test_sort_by_node_time_matches_a_plain_sort() -> None:
     wide = _lake(range(10), datetime(2026, 1, 1, tzinfo=UTC), timedelta(days=3))
     wide = pa.concat_tables([wide.slice(5), wide.slice(0, 5)])
     assert sort_by_node_time(wide).column("pps").to_pylist() == [float(i) for i in range(10)]
+
+
+def test_split_by_hour_with_the_decoders_time_span_gives_the_same_parts() -> None:
+    one = _lake(range(3), datetime(2026, 6, 1, 10, 0, 5, tzinfo=UTC))
+    three = _lake(range(3), datetime(2026, 6, 1, 23, 59, 58, tzinfo=UTC), timedelta(hours=1))
+    for table in (one, three):
+        micros = table.column("time").cast(pa.int64()).to_pylist()
+        span = (min(micros), max(micros))
+        assert split_by_hour("metrics", WS, table, span) == split_by_hour("metrics", WS, table)

@@ -524,3 +524,15 @@ def test_serve_uses_the_config_file(tmp_path: Path) -> None:
         assert r.json()["error"]["code"] == "payload_too_large"
     finally:
         assert srv.stop() == 0
+
+
+def test_lake_settings_reach_the_pipeline(tmp_path: Path) -> None:
+    from api.app import pipeline_settings
+
+    cfg = load_text(
+        tmp_path,
+        '[lake]\nfresh_compression = "zstd"\ncompression = "snappy"\nwriters = 3\n',
+    )
+    got = pipeline_settings(cfg)
+    assert (got.fresh_compression, got.compression, got.lake_writers) == ("zstd", "snappy", 3)
+    assert pipeline_settings(load_text(tmp_path, "")).fresh_compression == "lz4"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from ingest.pipeline import Pipeline, PipelineSettings
 from ingest.routing import to_lake_table
@@ -27,6 +28,13 @@ def _lake_table(ids: range, start: datetime, node: str) -> pa.Table:
     )
     table = table.set_column(0, "time", times)
     return to_lake_table(METRICS, table, source="test", node=node)
+
+
+def _codecs_and_stats(path: Path) -> tuple[set[str], set[str]]:
+    """The compression codecs of a Parquet file's columns, and the columns with statistics."""
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    cols = [meta.column(i) for i in range(meta.num_columns)]
+    return {c.compression for c in cols}, {c.path_in_schema for c in cols if c.is_stats_set}
 
 
 def _q(sql: str) -> list[tuple[object, ...]]:
@@ -53,6 +61,9 @@ def test_closed_hour_is_compacted_and_rolled_up(tmp_path: Path) -> None:
             await p.flush(force=True)
         part_dir = tmp_path / f"lake/metrics/workspace={ws}/date=2026-06-10/hour=10"
         assert len(list(part_dir.glob("part-*.parquet"))) == 3
+        # fresh parts: lake.fresh_compression, statistics on node and time only
+        for f in part_dir.glob("part-*.parquet"):
+            assert _codecs_and_stats(f) == ({"LZ4"}, {"node_uuid", "time"})
         done = await p.maintain(now=NOW)
         await p.stop()
         return done
@@ -62,6 +73,9 @@ def test_closed_hour_is_compacted_and_rolled_up(tmp_path: Path) -> None:
     part_dir = lake / f"metrics/workspace={ws}/date=2026-06-10/hour=10"
     files = sorted(f.name for f in part_dir.glob("*.parquet"))
     assert len(files) == 1 and files[0].startswith("compacted-")
+    # the compacted hour: lake.compression, statistics on every column
+    codecs, stats = _codecs_and_stats(part_dir / files[0])
+    assert codecs == {"ZSTD"} and stats == set(METRICS.lake_schema.names)
     rows = _q(f"SELECT count(*), count(DISTINCT pps) FROM read_parquet('{part_dir}/*.parquet')")
     assert rows == [(1800, 1800)]
     # 1-minute rollups: 30 minutes of one sample per second
