@@ -590,6 +590,13 @@ def main(argv: list[str] | None = None) -> int:
         help="ingest.flush_age_secs for the run (default 1). The last rows of a phase wait this "
         "long in the buffer, so it adds to every cell's drain and lowers e2e rows/s",
     )
+    parser.add_argument(
+        "--max-secs",
+        type=float,
+        help="length of the max-rate phase (quick 4 s, full 6 s). e2e counts the drain after "
+        "the last ack (at least the flush age), so a longer phase reads closer to the "
+        "steady-state rate",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.cell:
@@ -602,6 +609,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "connections": args.connections})
     if args.flush_age_secs:
         plan = Plan(**{**asdict(plan), "flush_age_secs": args.flush_age_secs})
+    if args.max_secs:
+        plan = Plan(**{**asdict(plan), "max_secs": args.max_secs})
     report = run(plan, keep_data=args.keep_data, log=sys.stderr)
     print(markdown(report))
     if args.out:

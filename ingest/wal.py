@@ -7,9 +7,9 @@ A segment file holds entries, each framed as::
                                ingest/pipeline.py: the request body as received, or the batch
                                in lake form as an Arrow IPC stream)
 
-``append()`` queues an entry and returns once it is fsynced. One committer task takes every
+``append()`` queues an entry and returns once it is fsynced. One writer thread takes every
 entry queued so far, writes them all and fsyncs once (group commit), so concurrent requests share
-fsyncs. On start, ``replay()`` yields every intact entry after the checkpoint; a torn tail (a crash
+fsyncs; it goes on to the next group at once, while the event loop acknowledges the last one. On start, ``replay()`` yields every intact entry after the checkpoint; a torn tail (a crash
 in the middle of a write) is cut off. ``checkpoint(seq)`` records that every entry up to ``seq``
 is in the lake and deletes the segments that hold nothing newer.
 """
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -140,8 +141,13 @@ class Wal:
         self.segment_max_bytes = segment_max_bytes
         self._pending: list[_Pending] = []
         self._pending_bytes = 0
-        self._wakeup: asyncio.Event | None = None
-        self._task: asyncio.Task[None] | None = None
+        # ``_pending``, ``_pending_bytes``, ``_next_seq`` and ``_closing`` are shared by the event
+        # loop (append) and the writer thread, under ``_cond``; segment state is touched by the
+        # writer thread and by checkpoints, under ``_io``
+        self._cond = threading.Condition()
+        self._io = threading.Lock()
+        self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._fd: int | None = None
         self._segment_path: Path | None = None
@@ -209,15 +215,17 @@ class Wal:
 
     async def start(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal")
-        self._wakeup = asyncio.Event()
-        self._task = asyncio.create_task(self._committer(), name="wal-committer")
+        self._loop = asyncio.get_running_loop()
+        self._writer = threading.Thread(target=self._write_loop, name="wal-writer", daemon=True)
+        self._writer.start()
 
     async def stop(self) -> None:
-        self._closing = True
-        if self._wakeup is not None:
-            self._wakeup.set()
-        if self._task is not None:
-            await self._task
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.join)  # it writes what is queued first
+            self._writer = None
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(self._executor, self._close_segment)
             self._executor.shutdown(wait=True)
@@ -236,46 +244,50 @@ class Wal:
         ``on_durable(seq)`` runs on the event loop right after the fsync, before any caller of
         the group resumes. ``payload_crc``, if given, must be ``zlib.crc32(payload)``: the
         caller computed it off the WAL's thread."""
-        if self._wakeup is None or self._closing:
+        if self._writer is None or self._closing:
             raise RuntimeError("wal is not running")
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(header, payload, fut, on_durable, payload_crc))
-        self._pending_bytes += len(payload)
-        self._wakeup.set()
+        with self._cond:
+            header["seq"] = self._next_seq
+            self._next_seq += 1
+            self._pending.append(_Pending(header, payload, fut, on_durable, payload_crc))
+            self._pending_bytes += len(payload)
+            self._cond.notify()
         return await fut
 
-    async def _committer(self) -> None:
-        assert self._wakeup is not None
-        loop = asyncio.get_running_loop()
+    def _write_loop(self) -> None:
+        """The writer thread: takes every entry queued so far, writes them with one ``writev``
+        and one fsync (group commit), hands the outcome to the event loop and goes straight on
+        to the next group; the loop's turn-around is not on the path of the next fsync."""
+        assert self._loop is not None
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if not self._pending:
-                if self._closing:
+            with self._cond:
+                while not self._pending and not self._closing:
+                    self._cond.wait()
+                if not self._pending:  # stopping, and everything queued is written
                     return
-                continue
-            group, self._pending = self._pending, []
-            self._pending_bytes -= sum(len(p.payload) for p in group)
-            frames = []
-            for p in group:
-                p.header["seq"] = self._next_seq
-                self._next_seq += 1
-                frames.append((p.header, p.payload, p.payload_crc))
+                group, self._pending = self._pending, []
+                self._pending_bytes -= sum(len(p.payload) for p in group)
+            error: Exception | None = None
             try:
-                await loop.run_in_executor(self._executor, self._write_group, frames)
-            except Exception as exc:  # disk full, I/O error: nobody gets an ack
-                for p in group:
-                    if not p.future.done():
-                        p.future.set_exception(exc)
-                continue
-            for p in group:
-                seq = int(p.header["seq"])
-                if p.on_durable is not None:
-                    p.on_durable(seq)
+                with self._io:
+                    self._write_group([(p.header, p.payload, p.payload_crc) for p in group])
+            except Exception as exc:  # disk full, I/O error: nobody in the group gets an ack
+                error = exc
+            self._loop.call_soon_threadsafe(self._settle, group, error)
+
+    @staticmethod
+    def _settle(group: list[_Pending], error: Exception | None) -> None:
+        for p in group:
+            if error is not None:
                 if not p.future.done():
-                    p.future.set_result(seq)
-            if self._pending:
-                self._wakeup.set()
+                    p.future.set_exception(error)
+                continue
+            seq = int(p.header["seq"])
+            if p.on_durable is not None:
+                p.on_durable(seq)
+            if not p.future.done():
+                p.future.set_result(seq)
 
     def _open_segment(self, first_seq: int) -> None:
         self._segment_path = self.directory / f"{first_seq:020d}{_SEGMENT_SUFFIX}"
@@ -323,10 +335,15 @@ class Wal:
 
     async def checkpoint(self, seq: int) -> None:
         """Every entry up to ``seq`` is in the lake: record it and drop the segments it frees.
-        Runs on the WAL's own thread, so it never races a group write."""
+        Runs under the lock the writer thread holds while it writes a group, so it never races
+        one."""
         if seq <= self._checkpoint:
             return
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint_sync, seq)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._checkpoint_io, seq)
+
+    def _checkpoint_io(self, seq: int) -> None:
+        with self._io:  # never while the writer thread has a group half written
+            self._checkpoint_sync(seq)
 
     def _checkpoint_sync(self, seq: int) -> None:
         if seq <= self._checkpoint:

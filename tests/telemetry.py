@@ -105,11 +105,18 @@ async def crash_pipeline(p: Pipeline) -> None:
     already handed to a worker thread finishes first (a real crash would stop it somewhere
     inside; the SIGKILL test in test_telemetry_crash.py covers that)."""
     p.accepting = False
-    for task in [*p._tasks, p.wal._task]:
+    for task in p._tasks:
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+    wal = p.wal
+    with wal._cond:  # entries queued but not yet written die with the process (none was acked)
+        wal._pending.clear()
+        wal._closing = True
+        wal._cond.notify()
+    if wal._writer is not None:
+        await asyncio.to_thread(wal._writer.join)
     for executor in (p._lake_executor, p.wal._executor):
         if executor is not None:
             await asyncio.to_thread(executor.shutdown, wait=True)
