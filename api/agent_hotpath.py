@@ -5,15 +5,14 @@ heartbeat every 30 s and config every 300 s, so none of those may queue behind t
   (reader thread) on a miss and kept until it is invalidated (any REST or admin write clears
   everything, an ack clears its node) or ``ttl_secs`` pass, whichever comes first. Nothing but
   those writes changes a config answer, so the TTL is only a safety net.
-- ``MetricsBatcher``: ftagent metrics rows of every request that arrives within a 5 ms window
+- ``MetricsBatcher``: ftagent metrics rows of every request that arrives within a 2 ms window
   become one Arrow table per workspace and one WAL entry; each request is answered when its
-  rows are durable (the same fsync-before-acknowledge rule as binary telemetry). The window
-  costs a metrics call up to 5 ms and saves the per-batch work (table, WAL frame, buffer entry)
-  for every row but the first of each window. While a batch is still on its way to disk, the
-  next one keeps filling past its window and goes the moment the first is durable (group
-  commit, as the WAL does for its entries): a row would have waited for that fsync anyway,
-  and the per-batch work (about 1.5 ms of CPU, whatever the rows) is paid once per fsync, not
-  every 5 ms.
+  rows are durable (the same fsync-before-acknowledge rule as binary telemetry). While a batch
+  is on its way to disk, the next one keeps filling past its window and goes the moment the
+  first is durable (group commit, as the WAL does for its entries): a row would have waited for
+  that fsync anyway, and the per-batch work (about 1.5 ms of CPU, whatever the rows) is paid
+  about once per fsync. In the fleet benchmark a 2 ms window gave a lower p99 at half load than
+  5 ms (30-48 ms against 38-59) for about 10% more CPU per call.
 """
 
 from __future__ import annotations
@@ -103,7 +102,7 @@ class MetricsBatcher:
     """Group commit of single ftagent metrics rows into lake tables."""
 
     def __init__(
-        self, pipeline: Pipeline, max_rows: int = 4096, window_secs: float = 0.005
+        self, pipeline: Pipeline, max_rows: int = 4096, window_secs: float = 0.002
     ) -> None:
         self.pipeline = pipeline
         self.max_rows = max_rows
