@@ -9,8 +9,9 @@ A segment file holds entries, each framed as::
 
 ``append()`` queues an entry and returns once it is fsynced. One writer thread takes every
 entry queued so far, writes them all and fsyncs once (group commit), so concurrent requests share
-fsyncs; it goes on to the next group at once, while the event loop acknowledges the last one. On start, ``replay()`` yields every intact entry after the checkpoint; a torn tail (a crash
-in the middle of a write) is cut off. ``checkpoint(seq)`` records that every entry up to ``seq``
+fsyncs; it goes on to the next group at once, while the event loop acknowledges the last one.
+On start, ``replay()`` yields every intact entry after the checkpoint; a torn tail (a crash in
+the middle of a write) is cut off. ``checkpoint(seq)`` records that every entry up to ``seq``
 is in the lake and deletes the segments that hold nothing newer.
 """
 
