@@ -51,6 +51,9 @@ def test_the_connectivity_test_heartbeat_does_not_stop_a_flow_collector(cserver:
     assert _ok(agent.get("/config"))["flow"]["enabled"] is True  # §8.4 rule 14
     node = client.get(node_url).json()["node"]
     assert node["agent_status"] == flowing and node["status"] == "online"
+    # a sparse heartbeat is still a heartbeat: anything beyond the six test fields counts
+    _ok(agent.post("/heartbeat", {"version": "1.9.65", "flow_active": False}))
+    assert _ok(agent.get("/config"))["flow"]["enabled"] is False
 
 
 def test_an_update_replayed_after_the_resolve_keeps_the_final_analysis(cserver: Server) -> None:

@@ -209,6 +209,18 @@ def _record_report(
     return kind == "l7-detect" and agent_settings.clear_l7_action(con, ws, node)
 
 
+TEST_HEARTBEAT_FIELDS = frozenset(
+    {
+        "version",
+        "baseline_ready",
+        "baseline_avg_pps",
+        "baseline_p99_pps",
+        "baseline_hourly_ready",
+        "baseline_current_hour_p99",
+    }
+)
+"""The whole body of ``ftagent --test`` (§4.2.3); a real heartbeat has many more fields."""
+
 REPLAY_GAP_SECS = 0.5
 """How close together the posts of one retry-queue flush arrive (they go back to back)."""
 
@@ -429,7 +441,7 @@ class AgentApi:
         error = body.get("update_error")
         if "version" not in body and isinstance(error, str):  # the self-update report (§4.2.4)
             self.activity.heartbeat(node, version, None, error[:1000] or "unknown error")
-        elif "circuit_breaker" not in body:
+        elif body.keys() <= TEST_HEARTBEAT_FIELDS:
             # ``ftagent --test`` (§4.2.3): six fixed fields that say nothing about how the agent
             # runs. Alive, but neither the stored heartbeat nor the traits (flow, mirror) change:
             # a config built from it would stop a running flow collector.
