@@ -1575,7 +1575,8 @@ def _agent_admin_paths() -> dict[str, Any]:
     }
     patch_body = {
         "required": True,
-        "description": "Overrides to set; null removes one; objects (flow, l7) merge by key.",
+        "description": "Overrides to set; null removes one; objects (flow, l7) merge by key, "
+        'and null for a key inside one removes that key (`{"l7": {"action": null}}`).',
         "content": {"application/json": {"schema": {"type": "object"}}},
     }
     command: Schema = {
