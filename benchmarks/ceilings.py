@@ -42,12 +42,29 @@ from pyarrow import ipc
 
 from .harness import free_port
 
-__all__ = ["BareServer", "parquet_ceiling"]
+__all__ = ["BareServer", "parquet_ceiling", "serve_until_stopped"]
 
 _ANSWER = b'{"ok": true, "accepted": 0, "duplicate": false, "ignored_columns": []}'
 
 
 # --- the bare HTTP server ----------------------------------------------------------------------
+
+
+async def serve_until_stopped(app: Any, port: int, max_secs: float) -> None:
+    """Serve the aiohttp ``app`` on 127.0.0.1:``port`` (no access log) until SIGTERM or SIGINT,
+    or ``max_secs`` at most: the bare handlers' processes."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=max_secs)
+    await runner.cleanup()
 
 
 async def _serve_bare(port: int, max_secs: float) -> None:
@@ -63,16 +80,7 @@ async def _serve_bare(port: int, max_secs: float) -> None:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/api/v1/telemetry/{kind}", handle)
     app.router.add_get("/health", health)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max_secs)
-    await runner.cleanup()
+    await serve_until_stopped(app, port, max_secs)
 
 
 class BareServer:

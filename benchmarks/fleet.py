@@ -57,6 +57,7 @@ import orjson
 
 from tests.test_agent_api import FLOOD_METRICS, HOST_HEARTBEAT, OPEN, RESOLVE, SPARSE_UPDATE
 
+from .ceilings import serve_until_stopped
 from .harness import PeakRss, ServerProcess, free_port
 from .loadgen import check_loopback, percentile
 
@@ -418,7 +419,6 @@ _BARE_ANSWER = orjson.dumps({"ok": True, "uuid": str(uuid.UUID(int=SEED, version
 async def _serve_bare_agent(port: int, max_secs: float) -> None:
     """The bare handler: every GET and POST under any path reads the body and answers 200 with
     a small JSON object (an ``ok`` and a ``uuid``, enough for the fleet's incident opens)."""
-    import signal
 
     from aiohttp import web
 
@@ -428,16 +428,7 @@ async def _serve_bare_agent(port: int, max_secs: float) -> None:
 
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=max_secs)
-    await runner.cleanup()
+    await serve_until_stopped(app, port, max_secs)
 
 
 class BareAgentServer:
