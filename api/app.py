@@ -123,9 +123,11 @@ def _resolve_key(con: Connection, key: str) -> Credential | None:
     node = collectors_repo.authenticate_node_key(con, key)
     if node is not None:
         return Credential(id=f"n:{node[1]}", workspace=str(node[0]), node=str(node[1]))
-    ws = collectors_repo.authenticate_collector(con, key)
-    if ws is not None:
-        return Credential(id=f"c:{ws}", workspace=str(ws), node=None)
+    collector = collectors_repo.authenticate_collector(con, key)
+    if collector is not None:
+        # the dedupe scope of the key's batch ids: the key itself, never its whole workspace
+        ws, key_id = collector
+        return Credential(id=f"k:{key_id}", workspace=str(ws), node=None)
     return None
 
 

@@ -66,17 +66,18 @@ def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_id: uuid.UUID) -> 
     return row
 
 
-def authenticate_collector(con: Connection, key: str) -> uuid.UUID | None:
-    """The workspace of a live collector key, or None."""
+def authenticate_collector(con: Connection, key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(workspace, collector key id) of a live collector key, or None. The id scopes what the
+    key sends (a batch id is unique per key, not per workspace)."""
     row = con.execute(
-        "SELECT c.key_hash, c.workspace_uuid FROM collector_keys c "
+        "SELECT c.key_hash, c.workspace_uuid, c.id FROM collector_keys c "
         "JOIN workspaces w ON w.uuid = c.workspace_uuid "
         "WHERE c.key_hash = ? AND c.revoked_at IS NULL AND w.deleted_at IS NULL",
         [hash_secret(key)],
     ).fetchone()
     if row is None or not secrets_equal(row[0], key):
         return None
-    return uuid.UUID(str(row[1]))
+    return uuid.UUID(str(row[1])), uuid.UUID(str(row[2]))
 
 
 def authenticate_node_key(con: Connection, key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
