@@ -314,6 +314,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             max_body_bytes=cfg.ingest.max_body_bytes,
             max_batch_rows=cfg.ingest.max_batch_rows,
             max_age=timedelta(days=cfg.lake.raw_retention_days),
+            flows_max_age=timedelta(days=cfg.lake.flows_retention_days),
             max_skew=timedelta(seconds=cfg.ingest.max_clock_skew_secs),
             decode_threads=cfg.ingest.decode_threads,
             max_concurrent_decodes=cfg.ingest.max_concurrent_decodes,

@@ -72,6 +72,8 @@ class ReceiverSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_batch_rows: int = 1_000_000
     max_age: timedelta = timedelta(days=15)
+    # flows are kept for their own retention; None: the same window as metrics
+    flows_max_age: timedelta | None = None
     max_skew: timedelta = timedelta(minutes=5)
     decode_threads: int = 2
     max_concurrent_decodes: int = 8
@@ -134,7 +136,9 @@ class Receiver:
         batch_id = request.headers.get("X-Batch-Id")
         if batch_id is not None and not _BATCH_ID.fullmatch(batch_id):
             METRICS.batches_rejected.inc(1, kind.name, "batch_id")
-            raise DecodeError("X-Batch-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+            raise DecodeError(
+                "X-Batch-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -", column="X-Batch-Id"
+            )
         cred = await self._authenticate(request)
         if not self.pipeline.has_room():
             METRICS.batches_rejected.inc(1, kind.name, "backpressure")
@@ -173,6 +177,13 @@ class Receiver:
         }
         return web.Response(body=orjson.dumps(payload), status=202, content_type="application/json")
 
+    def max_age(self, kind_name: str) -> timedelta:
+        """How old a row of ``kind_name`` may be: a row the lake would delete at once is never
+        acknowledged."""
+        if kind_name == "flows" and self.settings.flows_max_age is not None:
+            return self.settings.flows_max_age
+        return self.settings.max_age
+
     def _decode(
         self, body: bytes, kind_name: str, cred: Credential, index: dict[str, str] | None
     ) -> tuple[
@@ -191,7 +202,7 @@ class Receiver:
             kind,
             max_rows=self.settings.max_batch_rows,
             now=datetime.now(UTC),
-            max_age=self.settings.max_age,
+            max_age=self.max_age(kind_name),
             max_skew=self.settings.max_skew,
         )
         table = to_lake_table(kind, decoded.table, source=_SOURCE, node=cred.node, index=index)
