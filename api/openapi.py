@@ -201,7 +201,50 @@ def _incident_properties() -> dict[str, Schema]:
             "type": "integer",
             "description": "Seconds from start to resolution, or to now while active.",
         },
+        "source": {
+            "type": "string",
+            "description": "Who opened the incident: `floodwatch` (the server's own detector) "
+            "or `ftagent` (the node's agent). One attack seen by both is one incident.",
+        },
+        "campaign_id": _nullable(
+            {
+                "type": "string",
+                "description": "Shared by the incidents of three or more nodes of the workspace "
+                "hit by the same attack family within a minute; null otherwise.",
+            }
+        ),
+        "detection": _detection_schema(),
     }
+
+
+def _detection_schema() -> Schema:
+    figure = _nullable(_NUMBER)
+    return _obj(
+        {
+            "onset_at": {
+                **_TIMESTAMP,
+                "description": "First anomalous second (event time); `started_at` is this.",
+            },
+            "fired_at": {
+                **_TIMESTAMP,
+                "description": "Event time of the second that confirmed the incident.",
+            },
+            "metric": {
+                "type": "string",
+                "description": "The wire column that fired: `pps`, `bps`, `syn_pps`, `udp_pps`...",
+            },
+            "observed": figure,
+            "baseline": {**figure, "description": "Expected value of `metric` at onset."},
+            "threshold": {**figure, "description": "Incident threshold of `metric` at onset."},
+            "multiplier": {**figure, "description": "observed / baseline."},
+            "samples_above": _nullable(_int()),
+            "source": {"enum": ["floodwatch", "ftagent"], "description": "Who fired first."},
+            "detector": {"type": "string", "description": "Detector name and version."},
+        },
+        description="Why the incident fired. For incidents only the agent saw, the figures come "
+        "from the agent's open report (threshold and samples unknown: null).",
+        additionalProperties=True,
+    )
 
 
 def _incident_detail_properties() -> dict[str, Schema]:

@@ -72,6 +72,9 @@ REPLAYED_OPEN_WINDOW = (timedelta(seconds=-60), timedelta(seconds=180))
 updates alone (the open failed: up to 51 s of retries, then an update every ~5 s) for the two
 to be taken as one attack."""
 
+# an agent open this close to the start of an active incident of Floodwatch's detector (before
+# the agent's started_at, after it) joins that incident
+DETECTED_OPEN_WINDOW = (timedelta(seconds=-180), timedelta(seconds=60))
 INCIDENT_IDLE_EXPIRY_SECS = 600
 """Seconds without any open, update or resolve after which an active agent incident expires.
 
@@ -358,7 +361,8 @@ def _expire_loaded(con: Connection, state: dict[str, Any], now: datetime, idle_s
     report is folded in (so a report after ``idle_secs`` of silence lands on a resolved
     incident, exactly as if the sweep had run first)."""
     updated = state.get("updated_at")
-    if state.get("source") != "ftagent" or state["status"] != "active" or updated is None:
+    agent_owned = state.get("source") == "ftagent" or state.get("agent_ref") is not None
+    if not agent_owned or state["status"] != "active" or updated is None:
         return
     if updated >= now - timedelta(seconds=idle_secs):
         return
@@ -395,7 +399,8 @@ def expire_stale_incidents(
     for ``idle_secs``. Returns how many were expired."""
     cutoff = now - timedelta(seconds=idle_secs)
     marker = orjson.dumps({"expired": _expiry_marker(now, idle_secs)}).decode()
-    where = "source = 'ftagent' AND status = 'active' AND updated_at < ?"
+    # the agent's own incidents, and the detector's ones an agent has joined
+    where = "(source = 'ftagent' OR agent_ref IS NOT NULL) AND status = 'active' AND updated_at < ?"
     params: list[Any] = [cutoff]
     if node_uuid is not None:
         where += " AND node_uuid = ?"
@@ -451,6 +456,21 @@ def open_incident(
                 [str(node_uuid), inner_ip, family == "http_flood", started + lo, started + hi],
             )
             if state is not None:
+                state["started_at"] = min(state["started_at"], started)
+        if state is None:
+            # Floodwatch's own detector saw this attack first: one attack, one incident
+            # (merge rule in store/detections.py)
+            lo, hi = DETECTED_OPEN_WINDOW
+            state = _load(
+                con,
+                "node_uuid = ? AND source = 'floodwatch' AND status = 'active' "
+                "AND agent_ref IS NULL AND started_at BETWEEN ? AND ?",
+                [str(node_uuid), started + lo, started + hi],
+            )
+            if state is not None:
+                own = str(state["uuid"])
+                state["detail"] = {**_blank(own, state["started_at"])["detail"], **state["detail"]}
+                state["agent_ref"] = own
                 state["started_at"] = min(state["started_at"], started)
         merged = state is not None
         if state is None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -28,7 +29,11 @@ _LIST_COLUMNS = """
     i.attack_family, i.attack_subtype, i.title, i.started_at, i.updated_at, i.resolved_at,
     i.peak_pps, i.peak_bps, i.source_ip_count, i.confidence,
     CAST(date_diff('second', i.started_at, coalesce(i.resolved_at, $now)) AS BIGINT)
-        AS duration_seconds
+        AS duration_seconds,
+    i.source, i.detection, i.campaign_id,
+    json_extract(i.detail, '$.open.baseline_pps') AS _agent_baseline,
+    json_extract(i.detail, '$.open.threshold') AS _agent_threshold,
+    json_extract(i.detail, '$.open.peak_pps') AS _agent_observed
 """
 _DETAIL_COLUMNS = (
     _LIST_COLUMNS
@@ -37,10 +42,52 @@ _DETAIL_COLUMNS = (
 _FROM = "FROM incidents i JOIN nodes n ON n.uuid = i.node_uuid WHERE i.workspace_uuid = $ws"
 
 
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value
+
+
+def _number(raw: Any) -> float | None:
+    try:
+        value = float(orjson.loads(raw)) if isinstance(raw, str) else None
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _detection(row: dict[str, Any]) -> dict[str, Any]:
+    """The incident's ``detection`` object: the detector's own when Floodwatch fired (or joined
+    an agent's incident), else what the agent's reports tell of why it fired."""
+    raw = row.pop("detection", None)
+    agent_baseline = _number(row.pop("_agent_baseline", None))
+    agent_threshold = _number(row.pop("_agent_threshold", None))
+    agent_observed = _number(row.pop("_agent_observed", None))
+    if isinstance(raw, str):
+        found: dict[str, Any] = orjson.loads(raw)
+        return found
+    baseline = agent_baseline
+    observed = agent_observed if agent_observed is not None else float(row.get("peak_pps") or 0)
+    started = _iso(row.get("started_at"))
+    return {
+        "onset_at": started,
+        "fired_at": started,
+        "metric": "pps",
+        "observed": observed,
+        "baseline": baseline,
+        "threshold": agent_threshold,
+        "multiplier": round(observed / baseline, 2) if baseline else None,
+        "samples_above": None,
+        "source": "ftagent",
+        "detector": "ftagent",
+    }
+
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for col in _JSON_COLUMNS:
         if isinstance(row.get(col), str):
             row[col] = orjson.loads(row[col])
+    row["detection"] = _detection(row)
     return row
 
 
@@ -107,7 +154,7 @@ def list_incidents(
             {**params, "now": now or utcnow(), "limit": limit, "offset": offset},
         )
     )
-    return rows, int(total[0]) if total else 0
+    return [_decode(r) for r in rows], int(total[0]) if total else 0
 
 
 def get_incident(

@@ -202,4 +202,18 @@ MIGRATIONS: list[tuple[int, str]] = [
         ALTER TABLE agent_commands ADD COLUMN cancelled_at TIMESTAMPTZ;
         """,
     ),
+    (
+        9,
+        """
+        ALTER TABLE incidents ADD COLUMN detection JSON;
+        ALTER TABLE incidents ADD COLUMN campaign_id VARCHAR;
+        ALTER TABLE incidents ADD COLUMN detector_ref VARCHAR;
+        CREATE TABLE detection_settings (
+            workspace_uuid UUID NOT NULL,
+            node_uuid UUID,
+            settings JSON NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 ]

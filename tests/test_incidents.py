@@ -277,6 +277,9 @@ LIST_KEYS = {
     "confidence",
     "duration_seconds",
     "family",
+    "source",
+    "detection",
+    "campaign_id",
 }
 DETAIL_KEYS = LIST_KEYS | {
     "protocol_breakdown",
