@@ -1,0 +1,576 @@
+"""Detection evaluation: Floodwatch's detector and ftagent's rule on the same labeled scenarios.
+
+``python -m benchmarks.bench_detect [--seed N] [--nodes N] [--days D] [--quick] [--json FILE]``
+
+Both detectors get the same time-ordered node-second chunks of ``detect_scenarios.generate``.
+An incident *matches* an attack of the same node when its onset lies in
+``[onset - 5 s, end + hold-down + 120 s]``; an attack is *detected* when at least one incident
+matches it. An incident that matches no attack is a *false incident*, attributed to the benign
+event of its node whose span (widened the same way) holds its onset, else to ``warm-up`` (first
+30 min of a node), ``after attack`` (within 30 min after an attack's match window) or ``noise``.
+The scoring functions are pure and tested in ``tests/test_detect_scenarios.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import resource
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import polars as pl
+
+from benchmarks.detect_reference import ReferenceDetector
+from benchmarks.detect_scenarios import (
+    SIZE_BUCKETS,
+    AttackLabel,
+    BenignEvent,
+    NodeLabel,
+    generate,
+)
+
+PRE_SLACK = timedelta(seconds=5)
+POST_SLACK = timedelta(seconds=120)
+WARMUP = timedelta(minutes=30)
+AFTERMATH = timedelta(minutes=30)
+# families a label also accepts (DNS reflection is a DNS flood in ftagent's vocabulary)
+ACCEPT_FAMILY: dict[tuple[str, str], set[str]] = {
+    ("udp_flood", "dns_amplification"): {"dns_flood"},
+}
+ACCEPT_SUBTYPE: dict[str, set[str]] = {"syn_flood": {"syn_flood", None}}  # type: ignore[dict-item]
+
+
+class Detector(Protocol):
+    def process(self, frame: pl.DataFrame) -> list[Any]: ...
+
+
+@dataclass
+class Incident:
+    incident: str
+    workspace: str
+    node: str
+    onset: datetime
+    fired_at: datetime
+    end: datetime | None = None
+    family: str | None = None
+    subtype: str | None = None
+    families: list[str] = field(default_factory=list)
+    peak_pps: float = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# pure scoring
+
+
+def collect(transitions: Iterable[Any], incidents: dict[str, Incident]) -> None:
+    """Fold transitions into ``incidents`` (by incident id); the last family/subtype wins."""
+    for tr in transitions:
+        if tr.incident is None:
+            continue
+        inc = incidents.get(tr.incident)
+        if inc is None:
+            det = tr.detection
+            inc = incidents[tr.incident] = Incident(
+                tr.incident,
+                tr.workspace,
+                tr.node,
+                det.get("onset_at") or tr.at,
+                det.get("fired_at") or tr.at,
+            )
+        if tr.attack_family:
+            inc.family = tr.attack_family
+            if not inc.families or inc.families[-1] != tr.attack_family:
+                inc.families.append(tr.attack_family)
+        if tr.attack_subtype:
+            inc.subtype = tr.attack_subtype
+        inc.peak_pps = max(inc.peak_pps, float(tr.peak_pps or 0.0))
+        if tr.kind == "resolve":
+            inc.end = tr.at
+
+
+def match_window(a: AttackLabel, holddown_secs: int) -> tuple[datetime, datetime]:
+    return a.onset - PRE_SLACK, a.end + timedelta(seconds=holddown_secs) + POST_SLACK
+
+
+def match(
+    attacks: list[AttackLabel], incidents: list[Incident], holddown_secs: int
+) -> tuple[dict[str, list[Incident]], dict[str, list[str]]]:
+    """(attack id -> matching incidents by onset, incident id -> matched attack ids)."""
+    by_node: dict[str, list[AttackLabel]] = {}
+    for a in attacks:
+        by_node.setdefault(a.node, []).append(a)
+    per_attack: dict[str, list[Incident]] = {a.attack_id: [] for a in attacks}
+    per_incident: dict[str, list[str]] = {}
+    for inc in sorted(incidents, key=lambda i: i.onset):
+        hits = []
+        for a in by_node.get(inc.node, []):
+            lo, hi = match_window(a, holddown_secs)
+            if lo <= inc.onset <= hi:
+                per_attack[a.attack_id].append(inc)
+                hits.append(a.attack_id)
+        per_incident[inc.incident] = hits
+    return per_attack, per_incident
+
+
+def family_ok(a: AttackLabel, family: str | None) -> bool:
+    return family == a.family or family in ACCEPT_FAMILY.get((a.family, a.subtype), set())
+
+
+def subtype_ok(a: AttackLabel, subtype: str | None) -> bool:
+    return subtype == a.subtype
+
+
+def attribute(
+    inc: Incident,
+    events: list[BenignEvent],
+    attacks: list[AttackLabel],
+    first_seen: dict[str, datetime],
+    holddown_secs: int,
+) -> str:
+    """The benign cause of a false incident."""
+    for e in events:
+        if e.node != inc.node:
+            continue
+        lo = e.start - PRE_SLACK
+        hi = e.end + timedelta(seconds=holddown_secs) + POST_SLACK
+        if e.kind in ("silence", "restart"):
+            hi = e.end + timedelta(seconds=holddown_secs + 60)
+        if lo <= inc.onset <= hi:
+            return e.kind
+    first = first_seen.get(inc.node)
+    if first is not None and inc.onset < first + WARMUP:
+        return "warm-up"
+    for a in attacks:
+        if a.node == inc.node:
+            _, hi = match_window(a, holddown_secs)
+            if hi < inc.onset <= hi + AFTERMATH:
+                return "after attack"
+    return "noise"
+
+
+def _pct(num: int, den: int) -> float | None:
+    return round(100.0 * num / den, 1) if den else None
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, math.ceil(q * len(s)) - 1)]
+
+
+def score(
+    attacks: list[AttackLabel],
+    incidents: list[Incident],
+    events: list[BenignEvent],
+    nodes: list[NodeLabel],
+    first_seen: dict[str, datetime],
+    holddown_secs: int = 10,
+) -> dict[str, Any]:
+    """Every figure of the report, from labels and incidents alone."""
+    per_attack, per_incident = match(attacks, incidents, holddown_secs)
+    detected = {aid for aid, incs in per_attack.items() if incs}
+
+    def recall(group: Callable[[AttackLabel], str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for a in attacks:
+            g = out.setdefault(group(a), {"attacks": 0, "detected": 0})
+            g["attacks"] += 1
+            g["detected"] += a.attack_id in detected
+        for g in out.values():
+            g["recall_pct"] = _pct(g["detected"], g["attacks"])
+        return dict(sorted(out.items()))
+
+    delays = []
+    fam_ok = sub_ok = 0
+    fam_confusion: dict[str, dict[str, int]] = {}
+    for a in attacks:
+        incs = per_attack[a.attack_id]
+        if not incs:
+            continue
+        first = incs[0]
+        delays.append((first.fired_at - a.onset).total_seconds())
+        fam_ok += family_ok(a, first.family)
+        sub_ok += subtype_ok(a, first.subtype)
+        row = fam_confusion.setdefault(f"{a.family}/{a.subtype}", {})
+        key = f"{first.family}/{first.subtype}"
+        row[key] = row.get(key, 0) + 1
+    false = [i for i in incidents if not per_incident.get(i.incident)]
+    causes: dict[str, int] = {}
+    for inc in false:
+        cause = attribute(inc, events, attacks, first_seen, holddown_secs)
+        causes[cause] = causes.get(cause, 0) + 1
+    benign_days = sum(n.benign_node_days for n in nodes)
+    pulsed = [len(per_attack[a.attack_id]) for a in attacks if a.shape == "pulsed"]
+    pulsed_detected = [k for k in pulsed if k]
+    campaigns: dict[str, list[bool]] = {}
+    for a in attacks:
+        if a.campaign:
+            campaigns.setdefault(a.campaign, []).append(a.attack_id in detected)
+    n_matched = len(delays)
+    return {
+        "attacks": len(attacks),
+        "detected": len(detected),
+        "recall_pct": _pct(len(detected), len(attacks)),
+        "recall_by_size": recall(lambda a: a.bucket),
+        "recall_by_shape": recall(lambda a: a.shape),
+        "recall_by_duration": recall(lambda a: a.duration_class),
+        "recall_by_family": recall(lambda a: a.family),
+        "recall_by_source": recall(lambda a: "flows" if _flow(a, nodes) else "metrics"),
+        "delay_secs": {
+            "median": _quantile(delays, 0.5),
+            "p90": _quantile(delays, 0.9),
+            "max": max(delays) if delays else None,
+        },
+        "incidents": len(incidents),
+        "false_incidents": len(false),
+        "benign_node_days": round(benign_days, 2),
+        "false_per_100_node_days": round(100.0 * len(false) / benign_days, 1)
+        if benign_days
+        else None,
+        "false_by_cause": dict(sorted(causes.items())),
+        "family_accuracy_pct": _pct(fam_ok, n_matched),
+        "subtype_accuracy_pct": _pct(sub_ok, n_matched),
+        "family_confusion": fam_confusion,
+        "pulsed": {
+            "attacks": len(pulsed),
+            "detected": len(pulsed_detected),
+            "one_incident": sum(1 for k in pulsed_detected if k == 1),
+            "incidents_per_detected_mean": round(sum(pulsed_detected) / len(pulsed_detected), 2)
+            if pulsed_detected
+            else None,
+            "incidents_max": max(pulsed) if pulsed else 0,
+        },
+        "campaigns": {
+            "campaigns": len(campaigns),
+            "all_nodes_detected": sum(all(v) for v in campaigns.values()),
+            "some_nodes_detected": sum(any(v) for v in campaigns.values()),
+            "node_recall_pct": _pct(
+                sum(sum(v) for v in campaigns.values()), sum(len(v) for v in campaigns.values())
+            ),
+        },
+    }
+
+
+def _flow(a: AttackLabel, nodes: list[NodeLabel]) -> bool:
+    return any(n.node == a.node and n.has_flows for n in nodes)
+
+
+# ---------------------------------------------------------------------------------------------
+# running the detectors
+
+
+def floodwatch_detector() -> tuple[Any | None, str]:
+    try:
+        from detect.engine import Detector as FloodwatchDetector
+    except ImportError as exc:
+        return None, f"detect.engine not importable ({exc})"
+    try:
+        return FloodwatchDetector(), ""  # type: ignore[call-arg]
+    except TypeError:
+        from detect.settings import DetectionSettings
+
+        settings = DetectionSettings()
+        return FloodwatchDetector(lambda ws, node: settings), ""  # type: ignore[call-arg]
+
+
+def floodwatch_holddown() -> int:
+    try:
+        from detect.settings import DetectionSettings
+    except ImportError:
+        return 10
+    s = DetectionSettings()
+    for name in ("holddown_secs", "hold_down_secs", "attack_holddown", "resolve_after_secs"):
+        if hasattr(s, name):
+            return int(getattr(s, name))
+    return 10
+
+
+def run_scenario(args: argparse.Namespace) -> dict[str, Any]:
+    scen = generate(seed=args.seed, nodes=args.nodes, days=args.days)
+    detectors: dict[str, Any] = {"ftagent rule": ReferenceDetector()}
+    fw, why = floodwatch_detector()
+    if fw is not None:
+        detectors = {"floodwatch": fw, **detectors}
+    incidents: dict[str, dict[str, Incident]] = {k: {} for k in detectors}
+    secs: dict[str, float] = dict.fromkeys(detectors, 0.0)
+    errors: dict[str, str] = {}
+    first_seen: dict[str, datetime] = {}
+    rows = 0
+    t_gen = time.perf_counter()
+    gen_secs = 0.0
+    for frame in scen.frames():
+        gen_secs += time.perf_counter() - t_gen
+        rows += frame.height
+        for node, t in frame.group_by("node").agg(pl.col("time").min()).iter_rows():
+            first_seen.setdefault(node, t)
+        for name, det in detectors.items():
+            if name in errors:
+                continue
+            t0 = time.perf_counter()
+            try:
+                trs = det.process(frame)
+            except Exception as exc:  # a detector under development may fail: report it
+                errors[name] = f"{type(exc).__name__}: {exc}"
+                continue
+            secs[name] += time.perf_counter() - t0
+            collect(trs, incidents[name])
+        t_gen = time.perf_counter()
+    nodes = scen.node_labels()
+    hold = {"floodwatch": floodwatch_holddown(), "ftagent rule": 10}
+    results = {
+        name: score(
+            scen.attacks, list(incidents[name].values()), scen.events, nodes, first_seen, hold[name]
+        )
+        | {"process_secs": round(secs[name], 2), "error": errors.get(name)}
+        for name in detectors
+    }
+    return {
+        "seed": args.seed,
+        "nodes": args.nodes,
+        "days": args.days,
+        "node_seconds": rows,
+        "generate_secs": round(gen_secs, 1),
+        "floodwatch_missing": why or None,
+        "events": _count(e.kind for e in scen.events),
+        "results": results,
+    }
+
+
+def _count(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for k in items:
+        out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def _speed_frames(n_nodes: int, secs: int, seed: int) -> tuple[list[pl.DataFrame], pl.DataFrame]:
+    """Warm-up frames (300 s) and one frame of ``n_nodes x secs`` node-seconds after them."""
+    scen = generate(seed=seed, nodes=n_nodes, days=(300 + secs) / 86400, attacks_per_node_day=0)
+    scen.block_secs = 300 + secs
+    t0 = int(scen.start.timestamp())
+    blocks = [scen.node_block(p, t0, t0 + 300 + secs) for p in scen.profiles]
+    whole = pl.concat(blocks).sort("time", "node")
+    cut = scen.start + timedelta(seconds=300)
+    warm = whole.filter(pl.col("time") < cut)
+    return [warm], whole.filter(pl.col("time") >= cut)
+
+
+def _make(name: str) -> Any:
+    if name == "ftagent rule":
+        return ReferenceDetector()
+    det, _ = floodwatch_detector()
+    return det
+
+
+def run_speed(names: list[str], quick: bool, seed: int) -> dict[str, Any]:
+    cases = [("1000 nodes x 100 s", 1000, 100), ("60 nodes x 1667 s", 60, 1667)]
+    linear = [("10k", 100, 100), ("100k", 1000, 100)]
+    if not quick:
+        linear.append(("1M", 1000, 1000))
+    out: dict[str, Any] = {}
+    for label, n, s in cases + linear:
+        warm, frame = _speed_frames(n, s, seed)
+        for name in names:
+            det = _make(name)
+            for f in warm:
+                det.process(f)
+            gc.collect()
+            t0 = time.perf_counter()
+            det.process(frame)
+            dt = time.perf_counter() - t0
+            out.setdefault(name, {})[label] = {
+                "rows": frame.height,
+                "ms": round(dt * 1000, 1),
+                "us_per_row": round(dt * 1e6 / frame.height, 2),
+            }
+    # peak Python-heap memory of one 100k call (tracemalloc sees Python objects, not polars')
+    warm, frame = _speed_frames(1000, 100, seed)
+    for name in names:
+        det = _make(name)
+        for f in warm:
+            det.process(f)
+        tracemalloc.start()
+        det.process(frame)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        out[name]["tracemalloc_peak_mib_100k"] = round(peak / 2**20, 1)
+        if hasattr(det, "state_bytes"):
+            try:
+                out[name]["state_bytes_1000_nodes"] = len(det.state_bytes())
+            except Exception as exc:
+                out[name]["state_bytes_1000_nodes"] = f"{type(exc).__name__}: {exc}"
+    out["process_max_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# printing
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def render(report: dict[str, Any]) -> str:
+    res = report["results"]
+    names = list(res)
+    lines = [
+        f"# Detection evaluation (seed {report['seed']}, {report['nodes']} nodes, "
+        f"{report['days']} days, {report['node_seconds']:,} node-seconds)",
+        "",
+    ]
+    if report.get("floodwatch_missing"):
+        lines += [f"Floodwatch column missing: {report['floodwatch_missing']}", ""]
+    for name in names:
+        if res[name].get("error"):
+            lines += [f"{name} FAILED: {res[name]['error']}", ""]
+    head = "| | " + " | ".join(names) + " |"
+    sep = "| --- |" + " --- |" * len(names)
+
+    def table(title: str, rows: list[tuple[str, list[Any]]]) -> None:
+        lines.extend([f"## {title}", "", head, sep])
+        lines.extend("| " + k + " | " + " | ".join(_fmt(v) for v in vs) + " |" for k, vs in rows)
+        lines.append("")
+
+    def recall_rows(key: str, order: list[str] | None = None) -> list[tuple[str, list[Any]]]:
+        groups = order or sorted({g for n in names for g in res[n][key]})
+        rows = []
+        for g in groups:
+            cells = []
+            for n in names:
+                d = res[n][key].get(g)
+                cells.append(f"{d['recall_pct']}% ({d['detected']}/{d['attacks']})" if d else None)
+            rows.append((g, cells))
+        return rows
+
+    table(
+        "Recall",
+        [
+            (
+                "all attacks",
+                [
+                    f"{res[n]['recall_pct']}% ({res[n]['detected']}/{res[n]['attacks']})"
+                    for n in names
+                ],
+            )
+        ]
+        + recall_rows("recall_by_size", [b for b, _, _ in SIZE_BUCKETS])
+        + recall_rows("recall_by_shape")
+        + recall_rows("recall_by_duration")
+        + recall_rows("recall_by_source"),
+    )
+    table("Recall by family", recall_rows("recall_by_family"))
+    table(
+        "Delay onset -> fired_at (s)",
+        [(k, [res[n]["delay_secs"][k] for n in names]) for k in ("median", "p90", "max")],
+    )
+    causes = sorted({c for n in names for c in res[n]["false_by_cause"]})
+    table(
+        "False incidents",
+        [
+            ("incidents (all)", [res[n]["incidents"] for n in names]),
+            ("false incidents", [res[n]["false_incidents"] for n in names]),
+            ("benign node-days", [res[n]["benign_node_days"] for n in names]),
+            ("per 100 node-days", [res[n]["false_per_100_node_days"] for n in names]),
+        ]
+        + [(f"cause: {c}", [res[n]["false_by_cause"].get(c, 0) for n in names]) for c in causes],
+    )
+    table(
+        "Classification of matched attacks (first incident)",
+        [
+            ("family accuracy %", [res[n]["family_accuracy_pct"] for n in names]),
+            ("subtype accuracy %", [res[n]["subtype_accuracy_pct"] for n in names]),
+        ],
+    )
+    table(
+        "Pulsed attacks and campaigns",
+        [
+            ("pulsed attacks", [res[n]["pulsed"]["attacks"] for n in names]),
+            ("pulsed detected", [res[n]["pulsed"]["detected"] for n in names]),
+            ("... as one incident", [res[n]["pulsed"]["one_incident"] for n in names]),
+            (
+                "... incidents per detected (mean)",
+                [res[n]["pulsed"]["incidents_per_detected_mean"] for n in names],
+            ),
+            ("... incidents (max)", [res[n]["pulsed"]["incidents_max"] for n in names]),
+            ("campaigns", [res[n]["campaigns"]["campaigns"] for n in names]),
+            ("... every node detected", [res[n]["campaigns"]["all_nodes_detected"] for n in names]),
+            ("... some node detected", [res[n]["campaigns"]["some_nodes_detected"] for n in names]),
+            ("... node recall %", [res[n]["campaigns"]["node_recall_pct"] for n in names]),
+        ],
+    )
+    lines.append(
+        "Detector time over the scenario (s): "
+        + ", ".join(f"{n} {res[n]['process_secs']}" for n in names)
+        + f"; generator {report['generate_secs']} s"
+    )
+    lines.append("")
+    lines.append("Misclassified (label -> first incident's family/subtype: count):")
+    for n in names:
+        lines.append(f"- {n}:")
+        conf = res[n]["family_confusion"]
+        for label in sorted(conf):
+            wrong = {k: v for k, v in conf[label].items() if k != label}
+            if wrong:
+                lines.append(f"  - {label} -> " + ", ".join(f"{k}: {v}" for k, v in wrong.items()))
+    lines.append("")
+    speed = report.get("speed")
+    if speed:
+        lines += ["## Speed (one process call, after 300 s of warm-up rows)", ""]
+        snames = [n for n in names if n in speed]
+        lines += ["| case | " + " | ".join(snames) + " |", "| --- |" + " --- |" * len(snames)]
+        for case in speed[snames[0]]:
+            if isinstance(speed[snames[0]][case], dict):
+                cells = [
+                    f"{speed[n][case]['ms']} ms ({speed[n][case]['us_per_row']} us/row)"
+                    for n in snames
+                ]
+                lines.append(f"| {case} | " + " | ".join(cells) + " |")
+        for key in ("tracemalloc_peak_mib_100k", "state_bytes_1000_nodes"):
+            lines.append(f"| {key} | " + " | ".join(_fmt(speed[n].get(key)) for n in snames) + " |")
+        lines += ["", f"Process max RSS: {speed['process_max_rss_mib']} MiB", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--nodes", type=int, default=None)
+    ap.add_argument("--days", type=float, default=None)
+    ap.add_argument("--quick", action="store_true", help="8 nodes x 0.5 day, small speed cases")
+    ap.add_argument("--no-speed", action="store_true")
+    ap.add_argument("--json", default=None, help="write the whole report as JSON here")
+    args = ap.parse_args(argv)
+    if args.nodes is None:
+        args.nodes = 8 if args.quick else 24
+    if args.days is None:
+        args.days = 0.5 if args.quick else 1.5
+    t0 = time.perf_counter()
+    report = run_scenario(args)
+    if not args.no_speed:
+        names = [n for n, r in report["results"].items() if not r.get("error")]
+        report["speed"] = run_speed(names, args.quick, args.seed)
+    report["wall_secs"] = round(time.perf_counter() - t0, 1)
+    print(render(report))
+    print(f"\nwall time {report['wall_secs']} s", file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(report, fh, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
