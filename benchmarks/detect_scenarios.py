@@ -735,7 +735,16 @@ def _benign_events(
         rng = random.Random(f"events:{seed}:{p.index}")
         busy = [(a - 600, b + 600) for a, b in attack_spans[p.node]]
 
-        def place(kind: str, dur: int, factor: float, ramp: int = 0, at: int | None = None) -> None:
+        def place(
+            kind: str,
+            dur: int,
+            factor: float,
+            ramp: int = 0,
+            at: int | None = None,
+            rng: random.Random = rng,
+            busy: list[tuple[int, int]] = busy,
+            p: NodeProfile = p,
+        ) -> None:
             for _ in range(30):
                 s = at if at is not None else rng.randint(600, max(600, total - dur - 60))
                 e = s + dur - 1
@@ -780,7 +789,10 @@ def _benign_events(
 
 def _node_block(scen: Scenario, p: NodeProfile, t_lo: int, t_hi: int) -> pl.DataFrame:
     t = pl.col("ts")
-    key = lambda stream: _stream_seed(scen.seed, p.index, _STREAMS[stream])  # noqa: E731
+
+    def key(stream: str) -> int:
+        return _stream_seed(scen.seed, p.index, _STREAMS[stream])
+
     start_epoch = int(scen.start.timestamp())
 
     def span_mask(a: datetime, b: datetime) -> pl.Expr:
@@ -808,11 +820,9 @@ def _node_block(scen: Scenario, p: NodeProfile, t_lo: int, t_hi: int) -> pl.Data
     gap = _uniform(t // 2, key("gap")) < 1 / 2000
     in_attack = pl.lit(False)
     for a in scen.attacks:
-        if a.node == p.node and int(a.onset.timestamp()) < t_hi + 10:
-            if int(a.end.timestamp()) >= t_lo - 10:
-                in_attack = in_attack | (
-                    (t >= int(a.onset.timestamp()) - 10) & (t <= int(a.end.timestamp()) + 10)
-                )
+        a0, a1 = int(a.onset.timestamp()) - 10, int(a.end.timestamp()) + 10
+        if a.node == p.node and a0 < t_hi and a1 >= t_lo:
+            in_attack = in_attack | ((t >= a0) & (t <= a1))
     keep = keep & (~gap | in_attack)
 
     noise = (
@@ -846,7 +856,10 @@ def _node_block(scen: Scenario, p: NodeProfile, t_lo: int, t_hi: int) -> pl.Data
     df = df.filter(keep)
     benign = _expected_expr(p, t) * (noise - 0.5 * (p.noise_slow**2 + p.noise_white**2)).exp()
     benign = benign * factor
-    jit = lambda stream, s: (s * _normal(t, key(stream))).exp()  # noqa: E731
+
+    def jit(stream: str, sigma: float) -> pl.Expr:
+        return (sigma * _normal(t, key(stream))).exp()
+
     df = df.with_columns(b=benign, bk=backup_pps)
     b = pl.col("b")
     tcp_share = (p.tcp * jit("mix", 0.03)).clip(0.0, 1.0 - p.icmp - p.other)
@@ -898,10 +911,11 @@ def _node_block(scen: Scenario, p: NodeProfile, t_lo: int, t_hi: int) -> pl.Data
             shape = pl.when(rel % period < a.pulse_on_secs).then(1.0).otherwise(0.0)
         else:
             shape = pl.lit(1.0)
-        amount = pl.when((t >= on) & (t <= en)).then(
-            a.attack_pps * shape * (0.05 * _normal(t, key("attack") + 17 * on)).exp()
+        amount = (
+            pl.when((t >= on) & (t <= en))
+            .then(a.attack_pps * shape * (0.05 * _normal(t, key("attack") + 17 * on)).exp())
+            .otherwise(0.0)
         )
-        amount = amount.otherwise(0.0)
         for c in ("tcp", "udp", "icmp", "other", "syn", "ack", "rst", "fin", "psh"):
             if r.get(c):
                 cols[c] = cols[c] + amount * r[c]
