@@ -372,7 +372,7 @@ def run_speed(names: list[str], quick: bool, seed: int) -> dict[str, Any]:
     warm = 30 if quick else 300
     long_secs = 100 if quick else 1000
     fleet = _speed_fleet(1000, warm, long_secs, seed)
-    start = fleet["time"].min()
+    start: datetime = fleet["time"].min()  # type: ignore[assignment]
     nodes = fleet["node"].unique(maintain_order=True).to_list()
 
     def cut(n: int, secs: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -400,7 +400,8 @@ def run_speed(names: list[str], quick: bool, seed: int) -> dict[str, Any]:
             }
     # 60 nodes x 1667 s
     scen_fleet = _speed_fleet(60, warm, 1667, seed + 1)
-    lo = scen_fleet["time"].min() + timedelta(seconds=warm)
+    first: datetime = scen_fleet["time"].min()  # type: ignore[assignment]
+    lo = first + timedelta(seconds=warm)
     before, frame = scen_fleet.filter(pl.col("time") < lo), scen_fleet.filter(pl.col("time") >= lo)
     for name in names:
         det = _make(name)
