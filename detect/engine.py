@@ -1,0 +1,827 @@
+"""The detector: one explicit state object (``Detector``) and one entry point, ``process``.
+
+``process(frame)`` takes node-seconds (``detect.frames``) and returns ``Transition`` objects.
+It is driven only by the rows' ``time``; the same rows give the same transitions whatever the
+batch boundaries (baselines move at completed minutes, see ``detect.baseline``; the state
+machine below runs second by second in event time).
+
+Evidence, per second, all vectorized over every row of the batch:
+
+- **volume**: ``lx = ln(pps + 10) - level`` against a log threshold;
+- **traffic mix** (``mix``, 1 = clearly changed): the largest of the protocol-share distance
+  (half the L1 distance of TCP/UDP/ICMP/other shares to the baseline's, scaled by 0.10), the
+  same for the SYN/ACK/RST/FIN shares of all packets (0.10), the rise of the fragment share
+  (0.08), the change of mean packet length (|ln| / 0.3), and the change of distinct sources per
+  packet (a fall by a factor 1.6, or a rise by 3: a flash crowd brings *more* sources per packet,
+  but never 3x). A flood of another protocol, flag or packet size moves at least one of these
+  even at 1.3x the normal rate; a flash crowd, a daily peak or a weekend step moves none.
+
+The threshold on ``lx`` therefore depends on the mix: ``ln(1 + (m - 1) / 2)`` when the mix
+changed strongly (``mix >= 2``), ``ln(m)`` when it changed (``mix >= 1``) and ``4 ln(m)``
+(``m^4``, about 8x for the default ``m`` = 1.7) when it did not, and never below 2.2 times the
+series' own noise (see ``detect.baseline``). It is scaled by the sensitivity factor and, while
+a node has learned less than an hour, by up to 2x (warm-up). Bulk TCP transfers (backups:
+excess > 70 % TCP, mean excess packet > 900 B, almost no SYNs) are never attack evidence. The
+excess must also be at least ``floor_pps`` (or ``floor_bps``), so a 50 pps node never opens an
+incident at 500 pps.
+
+State machine per node (plain Python, only for nodes with something going on):
+
+- **confirmation**: consecutive triggering seconds; 1 when the rate is 5x or more with a
+  changed mix (or 12x whatever the mix), 2 from 2.5x, else ``confirm_seconds`` (3). After a
+  resolve, during ``cooldown_secs``, small excesses need the full ``confirm_seconds``.
+- **open** at the confirming second; ``onset_at`` is the first second of the run.
+- while open, a second counts as attack when it triggers or is merely elevated (hysteresis);
+  **update** at most every ``update_interval_secs`` when the peak grew, the family/subtype
+  changed or the severity rose.
+- **resolve** after ``hold_down_secs`` observed normal seconds *and* ``bridge_secs`` since the
+  last attack second: pulsed attacks with off phases up to ``bridge_secs`` stay one incident.
+  No data for ``silence_expiry_secs`` (measured on the workspace's newest row) resolves with
+  ``no_data``.
+- **elevated/normal** (node status) when no incident is open: ``elevated`` after 3 elevated
+  seconds, ``normal`` after ``hold_down_secs`` normal seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from detect import classify as cls
+from detect.baseline import LOG_OFFSET, BaselineState, seed_from_rollups, update
+from detect.frames import NODE_SECOND_SCHEMA, SERIES, normalize
+from detect.settings import DetectionSettings
+
+__all__ = ["DETECTOR_VERSION", "Detector", "Transition"]
+
+DETECTOR_VERSION = "floodwatch-detect/1.0"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAGIC = b"FWDET1\n"
+_PROTOS = ("tcp", "udp", "icmp", "other")
+_FLAGS = ("syn", "ack", "rst", "fin")
+
+SettingsLookup = Callable[[str, str], DetectionSettings]
+
+
+def _ts(sec: int) -> datetime:
+    return _EPOCH + timedelta(seconds=sec)
+
+
+def _iso(sec: int) -> str:
+    return _ts(sec).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Transition:
+    kind: str
+    workspace: str
+    node: str
+    incident: str | None
+    at: datetime
+    detection: dict[str, Any]
+    attack_family: str | None
+    attack_subtype: str | None
+    confidence: int | None
+    severity: str | None
+    peak_pps: float
+    peak_bps: float
+    timeline: list[dict[str, Any]]
+    breakdown: dict[str, Any]
+    ended_reason: str | None = None
+
+
+@dataclass
+class _Incident:
+    id: str
+    onset: int
+    fired: int
+    metric: str
+    observed: float
+    baseline: float
+    threshold: float
+    multiplier: float
+    samples_above: int
+    last_attack: int
+    last_tx: int
+    normal_run: int = 0
+    peak_pps: float = 0.0
+    peak_bps: float = 0.0
+    expected_pps: float = 0.0
+    peak_over: float = 1.0
+    mix_max: float = 0.0
+    family: str | None = None
+    subtype: str | None = None
+    severity: str | None = None
+    confidence: int | None = None
+    attack_secs: int = 0
+    ev: dict[str, float] = field(default_factory=dict)
+    obs: dict[str, float] = field(default_factory=dict)
+    src_ports: dict[str, float] = field(default_factory=dict)
+    dst_ports: dict[str, float] = field(default_factory=dict)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _NodeState:
+    workspace: str
+    newest: int | None = None
+    status: str = "normal"
+    elev_run: int = 0
+    calm_run: int = 0
+    run_start: int | None = None
+    run_len: int = 0
+    run_last: int | None = None
+    last_resolve: int | None = None
+    incident: _Incident | None = None
+
+
+# evaluation columns pulled into Python for nodes with something going on
+_ROW_COLS = (
+    "t",
+    "pps",
+    "bps",
+    "E_pps",
+    "thr_pps",
+    "m_pps",
+    "mix",
+    "trig",
+    "elev",
+    "need",
+    "metric",
+    "top_src_port",
+    "top_src_port_share",
+    "top_dst_port",
+    "top_dst_port_share",
+    "has_flows",
+    *(f"x_{k}" for k in (*_PROTOS, *_FLAGS, "psh", "urg")),
+    *(f"ex_{k}" for k in ("pps", "bytes", *_PROTOS, *_FLAGS, "frag", "dns", "gre", "esp")),
+    *(f"ex_{k}" for k in ("psh", "urg")),
+)
+
+
+class Detector:
+    """All detector state: baselines (polars frames) and per-node incident state."""
+
+    def __init__(self, settings_lookup: SettingsLookup | None = None) -> None:
+        self._lookup: SettingsLookup = settings_lookup or (lambda _w, _n: DetectionSettings())
+        self._settings: dict[str, DetectionSettings] = {}
+        self._params: pl.DataFrame | None = None
+        self.baseline = BaselineState.empty()
+        self._pending = pl.DataFrame(schema=NODE_SECOND_SCHEMA)
+        self._nodes: dict[str, _NodeState] = {}
+        self._ws_newest: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ settings
+    def settings_for(self, workspace: str, node: str) -> DetectionSettings:
+        s = self._settings.get(node)
+        if s is None:
+            s = self._lookup(workspace, node)
+            self._settings[node] = s
+            self._params = None
+        return s
+
+    def settings_changed(self, workspace: str, node: str | None = None) -> None:
+        """Forget cached settings (of one node, or of the whole workspace); they are looked up
+        again on the next row."""
+        if node is not None:
+            self._settings.pop(node, None)
+        else:
+            for n, st in self._nodes.items():
+                if st.workspace == workspace:
+                    self._settings.pop(n, None)
+            for n in [n for n in self._settings if n not in self._nodes]:
+                self._settings.pop(n, None)
+        self._params = None
+
+    def _param_frame(self, pairs: list[tuple[str, str]]) -> pl.DataFrame:
+        missing = [(w, n) for w, n in pairs if n not in self._settings]
+        for w, n in missing:
+            self.settings_for(w, n)
+        if self._params is None or missing:
+            rows = []
+            for n, s in self._settings.items():
+                row: dict[str, Any] = {
+                    "node": n,
+                    "p_on": s.enabled,
+                    "p_floor_pps": s.floor_pps,
+                    "p_floor_bps": s.floor_bps,
+                    "p_mult": s.multiplier,
+                    "p_sens": s.sensitivity_factor,
+                    "p_confirm": s.confirm_seconds,
+                }
+                for name in SERIES:
+                    row[f"en_{name}"] = s.series_enabled(name)
+                rows.append(row)
+            self._params = pl.DataFrame(rows)
+        return self._params
+
+    # ------------------------------------------------------------------ processing
+    def process(self, frame: pl.DataFrame) -> list[Transition]:
+        """Feed node-seconds, get the transitions they cause (ordered by time, then node)."""
+        df = normalize(frame)
+        out: list[Transition] = []
+        if df.height == 0:
+            return out
+        df = df.with_columns(pl.col("time").dt.epoch("s").alias("t"))
+        pairs = df.select("workspace", "node").unique().rows()
+        params = self._param_frame([(w, n) for w, n in pairs])
+        df = df.join(params.select("node", "p_on"), on="node", how="left").filter(pl.col("p_on"))
+        df = df.drop("p_on")
+        if df.height == 0:
+            return out
+        for w, n in pairs:
+            if n not in self._nodes:
+                self._nodes[n] = _NodeState(workspace=w)
+        newest = pl.DataFrame(
+            {
+                "node": list(self._nodes),
+                "_newest": [st.newest for st in self._nodes.values()],
+            },
+            schema={"node": pl.String(), "_newest": pl.Int64()},
+        )
+        df = df.join(newest, on="node", how="left")
+        is_new = pl.col("_newest").is_null() | (pl.col("t") > pl.col("_newest"))
+        late = df.filter(~is_new)
+        new = df.filter(is_new).drop("_newest", "t").sort("node", "time")
+        # baselines: kept rows of the open minute plus the new rows
+        rows = pl.concat([self._pending, new], how="vertical").sort("node", "time")
+        self.baseline, leveled, self._pending = update(self.baseline, rows)
+        leveled = leveled.join(new.select("node", "time"), on=["node", "time"], how="semi")
+        feats = _features(leveled.join(params, on="node", how="left"))
+        out.extend(self._run_nodes(feats, late))
+        # silence expiry, measured on each workspace's newest row
+        for ws, t in df.group_by("workspace").agg(pl.col("t").max()).rows():
+            self._ws_newest[ws] = max(self._ws_newest.get(ws, t), t)
+        for n, st in self._nodes.items():
+            inc = st.incident
+            if inc is None or st.newest is None:
+                continue
+            s = self.settings_for(st.workspace, n)
+            ws_new = self._ws_newest.get(st.workspace)
+            if ws_new is not None and ws_new - st.newest >= s.silence_expiry_secs:
+                out.append(self._resolve(n, st, st.newest + s.silence_expiry_secs, "no_data"))
+        out.sort(key=lambda tr: (tr.at, tr.node))
+        return out
+
+    def _run_nodes(self, feats: pl.DataFrame, late: pl.DataFrame) -> list[Transition]:
+        out: list[Transition] = []
+        busy_state = [n for n, st in self._nodes.items() if _busy(st)]
+        hot = feats.filter(pl.col("trig") | pl.col("elev")).get_column("node").unique().to_list()
+        active = set(hot) | set(busy_state)
+        last = feats.group_by("node").agg(pl.col("t").max()).rows()
+        if active:
+            sel = feats.filter(pl.col("node").is_in(list(active))).sort("node", "t")
+            cols = [c for c in _ROW_COLS if c in sel.columns]
+            for (node,), part in sel.partition_by(
+                "node", as_dict=True, maintain_order=True
+            ).items():
+                st = self._nodes[str(node)]
+                s = self.settings_for(st.workspace, str(node))
+                for row in part.select(cols).iter_rows(named=True):
+                    out.extend(self._step(str(node), st, s, row))
+        for node, t in last:
+            st = self._nodes[node]
+            st.newest = t if st.newest is None else max(st.newest, t)
+        if late.height:
+            self._fold_late(late)
+        return out
+
+    def _fold_late(self, late: pl.DataFrame) -> None:
+        for node, t, pps, bps in late.select("node", "t", "pps", "bps").iter_rows():
+            st = self._nodes.get(node)
+            if st is None or st.incident is None or st.newest is None:
+                continue
+            s = self.settings_for(st.workspace, node)
+            if t < st.newest - s.late_window_secs or t < st.incident.onset:
+                continue
+            inc = st.incident
+            inc.peak_pps = max(inc.peak_pps, pps)
+            inc.peak_bps = max(inc.peak_bps, bps)
+
+    # ------------------------------------------------------------------ state machine
+    def _step(
+        self, node: str, st: _NodeState, s: DetectionSettings, r: dict[str, Any]
+    ) -> list[Transition]:
+        out: list[Transition] = []
+        t = int(r["t"])
+        inc = st.incident
+        if inc is not None and st.newest is not None and t - st.newest >= s.silence_expiry_secs:
+            out.append(self._resolve(node, st, st.newest + s.silence_expiry_secs, "no_data"))
+            inc = None
+        st.newest = t if st.newest is None else max(st.newest, t)
+        trig = bool(r["trig"])
+        elev = bool(r["elev"]) or trig
+        if inc is None:
+            if trig:
+                if st.run_last is not None and t - st.run_last <= 2 and st.run_start is not None:
+                    st.run_len += 1
+                else:
+                    st.run_start, st.run_len = t, 1
+                st.run_last = t
+                need = int(r["need"])
+                if (
+                    st.last_resolve is not None
+                    and t - st.last_resolve < s.cooldown_secs
+                    and need > 1
+                ):
+                    need = max(need, s.confirm_seconds)
+                if st.run_len >= need:
+                    out.append(self._open(node, st, s, r))
+                    return out
+            else:
+                st.run_start, st.run_len, st.run_last = None, 0, None
+            if elev:
+                st.elev_run += 1
+                st.calm_run = 0
+                if st.status == "normal" and st.elev_run >= 3:
+                    st.status = "elevated"
+                    out.append(self._plain("elevated", node, st, t, r))
+            else:
+                st.calm_run += 1
+                st.elev_run = 0
+                if st.status == "elevated" and st.calm_run >= s.hold_down_secs:
+                    st.status = "normal"
+                    out.append(self._plain("normal", node, st, t, r))
+            return out
+        # an incident is open
+        _accumulate(inc, r, attack=elev)
+        if elev:
+            inc.last_attack = t
+            inc.normal_run = 0
+        else:
+            inc.normal_run += 1
+        if inc.normal_run >= s.hold_down_secs and t - inc.last_attack >= s.bridge_secs:
+            out.append(self._resolve(node, st, t, "normal"))
+            return out
+        if t - inc.last_tx >= s.update_interval_secs:
+            before = (inc.peak_pps, inc.family, inc.subtype, inc.severity)
+            _reclassify(inc, t)
+            rank = ("low", "medium", "high", "critical")
+            grew = inc.peak_pps > before[0] * 1.01 if before[0] > 0 else inc.peak_pps > 0
+            if (
+                grew
+                or (inc.family, inc.subtype) != (before[1], before[2])
+                or rank.index(inc.severity or "low") > rank.index(before[3] or "low")
+            ):
+                out.append(self._emit("update", node, st, t))
+        return out
+
+    def _open(
+        self, node: str, st: _NodeState, s: DetectionSettings, r: dict[str, Any]
+    ) -> Transition:
+        t = int(r["t"])
+        onset = st.run_start if st.run_start is not None else t
+        metric = str(r["metric"] or "pps")
+        expected = float(r["E_pps"] or 0.0)
+        thr = float(r["thr_pps"] or 0.0)
+        inc = _Incident(
+            id=f"{node}:{onset}",
+            onset=onset,
+            fired=t,
+            metric=metric,
+            observed=float(r["pps"]),
+            baseline=expected,
+            threshold=thr,
+            multiplier=float(r["m_pps"] or 0.0),
+            samples_above=st.run_len,
+            last_attack=t,
+            last_tx=t,
+            expected_pps=expected,
+        )
+        st.incident = inc
+        st.run_start, st.run_len, st.run_last = None, 0, None
+        st.status = "normal"
+        st.elev_run = st.calm_run = 0
+        _accumulate(inc, r, attack=True)
+        inc.peak_bps = max(inc.peak_bps, float(r["bps"]))
+        _reclassify(inc, t)
+        return self._emit("open", node, st, t)
+
+    def _resolve(self, node: str, st: _NodeState, t: int, reason: str) -> Transition:
+        inc = st.incident
+        assert inc is not None
+        _reclassify(inc, t)
+        tr = self._emit("resolve", node, st, t, ended_reason=reason)
+        st.incident = None
+        st.last_resolve = t
+        st.status = "normal"
+        st.elev_run = st.calm_run = 0
+        return tr
+
+    def _emit(
+        self, kind: str, node: str, st: _NodeState, t: int, ended_reason: str | None = None
+    ) -> Transition:
+        inc = st.incident
+        assert inc is not None
+        detection = {
+            "onset_at": _ts(inc.onset),
+            "fired_at": _ts(inc.fired),
+            "metric": inc.metric,
+            "observed": inc.observed,
+            "baseline": inc.baseline,
+            "threshold": inc.threshold,
+            "multiplier": inc.multiplier,
+            "samples_above": inc.samples_above,
+            "source": "floodwatch",
+            "detector": DETECTOR_VERSION,
+        }
+        tr = Transition(
+            kind=kind,
+            workspace=st.workspace,
+            node=node,
+            incident=inc.id,
+            at=_ts(t),
+            detection=detection,
+            attack_family=inc.family,
+            attack_subtype=inc.subtype,
+            confidence=inc.confidence,
+            severity=inc.severity,
+            peak_pps=inc.peak_pps,
+            peak_bps=inc.peak_bps,
+            timeline=list(inc.timeline),
+            breakdown=_breakdown(inc),
+            ended_reason=ended_reason,
+        )
+        inc.timeline.clear()
+        inc.last_tx = t
+        return tr
+
+    def _plain(self, kind: str, node: str, st: _NodeState, t: int, r: dict[str, Any]) -> Transition:
+        detection = {
+            "metric": str(r.get("metric") or "pps"),
+            "observed": float(r["pps"]),
+            "baseline": float(r["E_pps"] or 0.0),
+            "threshold": float(r["thr_pps"] or 0.0),
+            "multiplier": float(r["m_pps"] or 0.0),
+            "source": "floodwatch",
+            "detector": DETECTOR_VERSION,
+        }
+        return Transition(
+            kind=kind,
+            workspace=st.workspace,
+            node=node,
+            incident=None,
+            at=_ts(t),
+            detection=detection,
+            attack_family=None,
+            attack_subtype=None,
+            confidence=None,
+            severity=None,
+            peak_pps=float(r["pps"]),
+            peak_bps=float(r["bps"]),
+            timeline=[],
+            breakdown={},
+        )
+
+    # ------------------------------------------------------------------ baselines
+    def seed_baselines(self, rollups: pl.DataFrame) -> None:
+        """Rebuild baselines of nodes not yet learning from 1-minute rollups (metrics_1m)."""
+        self.baseline = seed_from_rollups(self.baseline, rollups)
+
+    def baseline_now(self, node: str, at: datetime | None = None) -> dict[str, Any]:
+        """Expected value and (mix-changed) threshold per series, from the node's current
+        baseline (``at`` only selects the hour-of-day profile)."""
+        hist = self.baseline.hist.filter(pl.col("node") == node)
+        if hist.height == 0:
+            return {}
+        s = self._settings.get(node) or DetectionSettings()
+        med = hist.select(
+            *(pl.col(f"{x}_m").median().alias(f"L_{x}") for x in SERIES),
+            *(
+                (
+                    (
+                        pl.col(f"{x}_m").quantile(0.8, interpolation="nearest")
+                        - pl.col(f"{x}_m").median()
+                    ).clip(0.0)
+                    + pl.col(f"{x}_q").median().fill_null(0.0)
+                ).alias(f"N_{x}")
+                for x in SERIES
+            ),
+        ).row(0, named=True)
+        learned_df = self.baseline.nodes.filter(pl.col("node") == node)
+        learned = int(learned_df.get_column("learned")[0]) if learned_df.height else 0
+        if at is not None and self.baseline.profile.height:
+            hod = int(at.timestamp()) // 3600 % 24
+            prof = self.baseline.profile.filter(
+                (pl.col("node") == node) & (pl.col("hod") == hod) & (pl.col("days") >= 2)
+            )
+            if prof.height:
+                pp, bp = prof.select("pps_p", "bps_p").row(0)
+                if med["L_pps"] is not None and pp is not None and pp > med["L_pps"]:
+                    med["L_pps"] = pp
+                if med["L_bps"] is not None and bp is not None and bp > med["L_bps"]:
+                    med["L_bps"] = bp
+        out: dict[str, Any] = {"learned_minutes": learned, "series": {}}
+        warm = 1.0 + max(0.0, (60 - learned) / 60)
+        for x in SERIES:
+            lvl = med[f"L_{x}"]
+            if lvl is None:
+                continue
+            c = LOG_OFFSET[x]
+            noise = float(med[f"N_{x}"] or 0.0)
+            thr_log = max(math.log(s.multiplier), 2.2 * noise) * s.sensitivity_factor * warm
+            out["series"][x] = {
+                "expected": max(0.0, math.exp(lvl) - c),
+                "threshold": max(0.0, math.exp(lvl + thr_log) - c),
+            }
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def state_bytes(self) -> bytes:
+        """All state (baselines, open minutes, per-node incident state) as bytes."""
+        meta = {
+            "version": 1,
+            "ws_newest": self._ws_newest,
+            "nodes": {n: _node_to_json(st) for n, st in self._nodes.items()},
+        }
+        parts = [json.dumps(meta, sort_keys=True).encode()]
+        for df in (
+            self.baseline.hist,
+            self.baseline.nodes,
+            self.baseline.profile,
+            self._pending,
+        ):
+            buf = io.BytesIO()
+            df.write_ipc(buf)
+            parts.append(buf.getvalue())
+        blob = bytearray(_MAGIC)
+        for p in parts:
+            blob += struct.pack("<Q", len(p)) + p
+        return bytes(blob)
+
+    @classmethod
+    def from_state(cls_, data: bytes, settings_lookup: SettingsLookup | None = None) -> Detector:
+        if not data.startswith(_MAGIC):
+            raise ValueError("not a detector state")
+        pos = len(_MAGIC)
+        parts: list[bytes] = []
+        while pos < len(data):
+            (n,) = struct.unpack_from("<Q", data, pos)
+            pos += 8
+            parts.append(data[pos : pos + n])
+            pos += n
+        if len(parts) != 5:
+            raise ValueError("truncated detector state")
+        meta = json.loads(parts[0])
+        det = cls_(settings_lookup)
+        frames = [pl.read_ipc(io.BytesIO(p)) for p in parts[1:]]
+        det.baseline = BaselineState(frames[0], frames[1], frames[2])
+        det._pending = frames[3]
+        det._ws_newest = {k: int(v) for k, v in meta["ws_newest"].items()}
+        det._nodes = {n: _node_from_json(v) for n, v in meta["nodes"].items()}
+        return det
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _busy(st: _NodeState) -> bool:
+    return st.incident is not None or st.status != "normal" or st.run_len > 0 or st.elev_run > 0
+
+
+def _accumulate(inc: _Incident, r: dict[str, Any], attack: bool) -> None:
+    t = int(r["t"])
+    pps = float(r["pps"])
+    bps = float(r["bps"])
+    inc.peak_pps = max(inc.peak_pps, pps)
+    inc.peak_bps = max(inc.peak_bps, bps)
+    thr = float(r["thr_pps"] or 0.0)
+    inc.timeline.append(
+        {
+            "t": _iso(t),
+            "pps": pps,
+            "bps": bps,
+            "expected_pps": float(r["E_pps"] or 0.0),
+            "threshold_pps": thr,
+        }
+    )
+    if not attack:
+        return
+    inc.attack_secs += 1
+    if thr > 0:
+        inc.peak_over = max(inc.peak_over, pps / thr)
+    inc.mix_max = max(inc.mix_max, float(r["mix"] or 0.0))
+    for k in ("pps", "bytes", *_PROTOS, *_FLAGS, "frag", "dns", "gre", "esp", "psh", "urg"):
+        v = r.get(f"ex_{k}")
+        if v is not None:
+            inc.ev[k] = inc.ev.get(k, 0.0) + max(0.0, float(v))
+    for k in (*_PROTOS, *_FLAGS, "psh", "urg"):
+        v = r.get(f"x_{k}")
+        if v is not None:
+            inc.obs[k] = inc.obs.get(k, 0.0) + float(v)
+    if r.get("has_flows"):
+        inc.ev["flows"] = inc.ev.get("flows", 0.0) + 1.0
+        ex = float(r.get("ex_pps") or 0.0)
+        for key, target in (("src", inc.src_ports), ("dst", inc.dst_ports)):
+            port = r.get(f"top_{key}_port")
+            share = r.get(f"top_{key}_port_share")
+            if port is not None and share is not None:
+                # the top port's packets, attributed to the excess as far as they reach
+                amount = min(float(share) * pps, ex) if ex > 0 else 0.0
+                target[str(int(port))] = target.get(str(int(port)), 0.0) + amount
+
+
+def _top_port(ports: dict[str, float], total: float) -> tuple[int | None, float]:
+    if not ports or total <= 0:
+        return None, 0.0
+    port, amount = max(ports.items(), key=lambda kv: (kv[1], -int(kv[0])))
+    return int(port), min(1.0, amount / total)
+
+
+def _reclassify(inc: _Incident, t: int) -> None:
+    total = inc.ev.get("pps", 0.0)
+    ports = {"src": _top_port(inc.src_ports, total), "dst": _top_port(inc.dst_ports, total)}
+    inc.family, inc.subtype = cls.classify(inc.ev, ports)
+    inc.severity = cls.severity(inc.peak_pps, inc.expected_pps, inc.peak_bps)
+    proto_total = sum(inc.ev.get(k, 0.0) for k in _PROTOS)
+    dominant = max((inc.ev.get(k, 0.0) for k in _PROTOS), default=0.0)
+    inc.confidence = cls.confidence(
+        inc.peak_over,
+        inc.mix_max,
+        t - inc.onset + 1,
+        dominant / proto_total if proto_total > 0 else 0.0,
+        inc.ev.get("flows", 0.0) > 0,
+    )
+
+
+def _pct(parts: dict[str, float], keys: tuple[str, ...], total: float) -> dict[str, float]:
+    return {k: round(100.0 * parts.get(k, 0.0) / total, 1) if total > 0 else 0.0 for k in keys}
+
+
+def _breakdown(inc: _Incident) -> dict[str, Any]:
+    proto_total = sum(inc.obs.get(k, 0.0) for k in _PROTOS)
+    out: dict[str, Any] = {
+        "protocol_breakdown": _pct(inc.obs, _PROTOS, proto_total),
+        "tcp_flags": _pct(inc.obs, (*_FLAGS, "psh", "urg"), inc.obs.get("tcp", 0.0)),
+    }
+    total = inc.ev.get("pps", 0.0)
+    for key, ports in (("top_src_ports", inc.src_ports), ("top_dst_ports", inc.dst_ports)):
+        if ports and total > 0:
+            best = sorted(ports.items(), key=lambda kv: (-kv[1], int(kv[0])))[:5]
+            out[key] = [{"port": int(p), "share": round(min(1.0, a / total), 3)} for p, a in best]
+    return out
+
+
+def _node_to_json(st: _NodeState) -> dict[str, Any]:
+    d = dict(st.__dict__)
+    if st.incident is not None:
+        d["incident"] = dict(st.incident.__dict__)
+    return d
+
+
+def _node_from_json(d: dict[str, Any]) -> _NodeState:
+    d = dict(d)
+    inc = d.pop("incident", None)
+    st = _NodeState(**d)
+    if inc is not None:
+        st.incident = _Incident(**inc)
+    return st
+
+
+def _features(df: pl.DataFrame) -> pl.DataFrame:
+    """Per-second evidence (see the module docstring), vectorized over all rows."""
+    c = LOG_OFFSET
+
+    def x(s: str) -> pl.Expr:
+        return pl.when(pl.col(f"en_{s}")).then(pl.col(s)).otherwise(None)
+
+    def expected(s: str) -> pl.Expr:
+        return ((pl.col(f"L_{s}").exp() - c[s]).clip(0.0)).fill_nan(None)
+
+    exprs: list[pl.Expr] = [expected(s).alias(f"E_{s}") for s in SERIES]
+    df = df.with_columns(
+        *exprs,
+        *(x(s).alias(f"x_{s.removesuffix('_pps')}") for s in SERIES if s.endswith("_pps")),
+        pl.col("psh_pps").alias("x_psh"),
+        pl.col("urg_pps").alias("x_urg"),
+        pl.col("top_src_port").is_not_null().alias("has_flows"),
+        pl.col("time").dt.epoch("s").alias("t"),
+    )
+    pps = pl.col("pps")
+    e_pps = pl.col("E_pps")
+    proto_now = pl.sum_horizontal(*(pl.col(f"x_{p}").fill_null(0.0) for p in _PROTOS))
+    proto_base = pl.sum_horizontal(*(pl.col(f"E_{p}_pps").fill_null(0.0) for p in _PROTOS))
+    tvd = 0.5 * pl.sum_horizontal(
+        *(
+            (
+                pl.col(f"x_{p}").fill_null(0.0) / proto_now
+                - pl.col(f"E_{p}_pps").fill_null(0.0) / proto_base
+            ).abs()
+            for p in _PROTOS
+        )
+    )
+    has_proto = (proto_now > 0) & (proto_base > 0)
+    tvd = pl.when(has_proto).then(tvd).otherwise(0.0)
+    tvdf = 0.5 * pl.sum_horizontal(
+        *(
+            (
+                pl.col(f"x_{f}").fill_null(0.0) / pps - pl.col(f"E_{f}_pps").fill_null(0.0) / e_pps
+            ).abs()
+            for f in _FLAGS
+        )
+    )
+    tvdf = pl.when((pps > 0) & (e_pps > 0)).then(tvdf).otherwise(0.0)
+    dfrag = pl.when((pps > 0) & (e_pps > 0)).then(
+        pl.col("x_frag").fill_null(0.0) / pps - pl.col("E_frag_pps").fill_null(0.0) / e_pps
+    )
+    dlen = (pl.col("avg_pkt_len") + 1.0).log() - pl.col("L_avg_pkt_len")
+    lx = (pps + c["pps"]).log() - pl.col("L_pps")
+    lb = (pl.col("bps") + c["bps"]).log() - pl.col("L_bps")
+    dsrc = (
+        (pl.col("distinct_sources") + c["distinct_sources"]).log() - pl.col("L_distinct_sources")
+    ) - lx
+    src_on = pl.col("en_distinct_sources")
+    mix = pl.max_horizontal(
+        tvd / 0.10,
+        tvdf / 0.10,
+        (dfrag / 0.08).fill_null(0.0),
+        pl.when(pl.col("en_avg_pkt_len")).then(dlen.abs() / 0.3).otherwise(0.0).fill_null(0.0),
+        pl.when(src_on).then(-dsrc / math.log(1.6)).otherwise(0.0).fill_null(0.0),
+        pl.when(src_on).then(dsrc / math.log(3.0)).otherwise(0.0).fill_null(0.0),
+        pl.lit(0.0),
+    ).fill_nan(0.0)
+    df = df.with_columns(
+        lx.alias("lx"),
+        lb.alias("lb"),
+        mix.alias("mix"),
+        (pps - e_pps).alias("ex_pps"),
+        ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0).alias("ex_bytes"),
+        *(
+            (pl.col(f"x_{k}") - pl.col(f"E_{k}_pps").fill_null(0.0)).clip(0.0).alias(f"ex_{k}")
+            for k in (*_PROTOS, *_FLAGS, "frag")
+        ),
+        pl.col("dns_pps").alias("ex_dns"),
+        pl.col("gre_pps").alias("ex_gre"),
+        pl.col("esp_pps").alias("ex_esp"),
+        pl.col("psh_pps").alias("ex_psh"),
+        pl.col("urg_pps").alias("ex_urg"),
+    )
+    ex_proto = pl.sum_horizontal(*(pl.col(f"ex_{p}").fill_null(0.0) for p in _PROTOS))
+    ex_len = pl.col("ex_bytes") / pl.col("ex_pps").clip(1.0)
+    bulk = (
+        (pl.col("ex_tcp").fill_null(0.0) > 0.7 * ex_proto)
+        & (ex_len > 900.0)
+        & (pl.col("ex_syn").fill_null(0.0) < 0.1 * pl.col("ex_tcp").fill_null(0.0))
+    ).fill_null(False)
+    learned = pl.col("learned")
+    warm = 1.0 + ((60 - learned).clip(0) / 60.0)
+    sens = pl.col("p_sens") * warm
+    lm = pl.col("p_mult").log()
+    noise = pl.col("N_pps").fill_null(0.0)
+    mixv = pl.col("mix")
+    req = (
+        pl.when(mixv >= 2.0)
+        .then(((pl.col("p_mult") - 1.0) / 2.0 + 1.0).log())
+        .when(mixv >= 1.0)
+        .then(lm)
+        .otherwise(4.0 * lm)
+    )
+    thr = pl.max_horizontal(req, 2.2 * noise) * sens
+    thr_mix = pl.max_horizontal(lm, 2.2 * noise) * sens
+    floor_ok = pl.col("ex_pps") >= pl.col("p_floor_pps")
+    ready = learned >= 3
+    trig_pps = pl.col("en_pps") & (pl.col("lx") >= thr) & floor_ok & ~bulk
+    bnoise = pl.col("N_bps").fill_null(0.0)
+    thr_b = pl.when(mixv >= 1.0).then(2.0 * lm).otherwise(4.0 * lm).clip(2.2 * bnoise, None) * sens
+    trig_bps = (
+        pl.col("en_bps")
+        & (pl.col("lb") >= thr_b)
+        & ((pl.col("bps") - pl.col("E_bps")) >= pl.col("p_floor_bps"))
+        & ~bulk
+    )
+    trig = (ready & (trig_pps | trig_bps)).fill_null(False)
+    unready = pl.lit(False)
+    elev_lvl = pl.max_horizontal(pl.lit(math.log(1.5)), 2.5 * noise) * sens
+    elev = (
+        ready
+        & floor_ok.fill_null(False)
+        & ~bulk
+        & ((pl.col("lx") >= elev_lvl) | ((mixv >= 1.0) & (pl.col("lx") >= math.log(1.2))))
+    ).fill_null(False)
+    m = (pps + c["pps"]) / (e_pps + c["pps"])
+    need = (
+        pl.when(((m >= 5.0) & (mixv >= 1.0)) | (m >= 12.0) | unready)
+        .then(1)
+        .when(m >= 2.5)
+        .then(2)
+        .otherwise(pl.col("p_confirm"))
+    )
+    return df.with_columns(
+        trig.alias("trig"),
+        elev.alias("elev"),
+        need.fill_null(pl.col("p_confirm")).alias("need"),
+        m.alias("m_pps"),
+        ((pl.col("L_pps") + thr_mix).exp() - c["pps"]).alias("thr_pps"),
+        pl.when(trig_pps.fill_null(False))
+        .then(pl.lit("pps"))
+        .otherwise(pl.lit("bps"))
+        .alias("metric"),
+    )
