@@ -74,15 +74,29 @@ def _y(s: str) -> str:
 
 
 def level_columns() -> list[str]:
-    """Columns ``update`` adds to every row: ``L_<s>`` (log level) and ``N_<s>`` (log noise)
-    per series, and ``learned`` (minutes the node has learned)."""
-    return [*(f"L_{s}" for s in SERIES), *(f"N_{s}" for s in SERIES), "learned"]
+    """Columns ``update`` adds to every row: ``L_<s>`` (log level) per series, ``N_pps`` and
+    ``N_bps`` (log noise) and ``learned`` (minutes the node has learned)."""
+    return [*(f"L_{s}" for s in SERIES), "N_pps", "N_bps", "learned"]
+
+
+_NOISY = ("pps", "bps")
 
 
 def _hist_schema() -> dict[str, pl.DataType]:
+    """One row per node: the last ``HIST_MINUTES`` learned minutes as lists (oldest first)."""
+    out: dict[str, pl.DataType] = {"node": pl.String(), "minutes": pl.List(pl.Int64())}
+    for s in SERIES:
+        out[f"{s}_m"] = pl.List(pl.Float64())
+    for s in _NOISY:
+        out[f"{s}_q"] = pl.List(pl.Float64())
+    return out
+
+
+def _mins_schema() -> dict[str, pl.DataType]:
     out: dict[str, pl.DataType] = {"node": pl.String(), "minute": pl.Int64()}
     for s in SERIES:
         out[f"{s}_m"] = pl.Float64()
+    for s in _NOISY:
         out[f"{s}_q"] = pl.Float64()
     return out
 
@@ -106,6 +120,9 @@ def _profile_schema() -> dict[str, pl.DataType]:
         "pps_p": pl.Float64(),
         "bps_p": pl.Float64(),
         "days": pl.Int64(),
+        "pps_prev": pl.Float64(),
+        "bps_prev": pl.Float64(),
+        "days_prev": pl.Int64(),
     }
 
 
@@ -128,50 +145,83 @@ class BaselineState:
 
 
 def _with_logs(rows: pl.DataFrame) -> pl.DataFrame:
+    epoch = pl.col("time").dt.epoch("s")
     return rows.with_columns(
         *((pl.col(s) + LOG_OFFSET[s]).log().alias(_y(s)) for s in SERIES),
-        (pl.col("time").dt.epoch("s") // 60).alias("minute"),
-        (pl.col("time").dt.epoch("s") // 3600).alias("hour"),
+        (epoch // 60).alias("minute"),
+        (epoch // 3600).alias("hour"),
     )
 
 
-def _rolling_levels(seq: pl.DataFrame) -> pl.DataFrame:
-    """After-levels of every minute row of ``seq`` (sorted by node, minute)."""
+def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
+    """``hist`` with the new minute summaries appended to its lists (not yet trimmed)."""
+    if not mins:
+        return hist
+    cols = [c for c in _hist_schema() if c not in ("node", "minutes")]
+    new = (
+        pl.concat(mins, how="vertical")
+        .sort("node", "minute")
+        .group_by("node", maintain_order=True)
+        .agg(pl.col("minute").alias("minutes"), *(pl.col(c) for c in cols))
+    )
+    joined = hist.join(new, on="node", how="full", coalesce=True, suffix="_new")
+    empty_i = pl.lit([], pl.List(pl.Int64()))
+    empty_f = pl.lit([], pl.List(pl.Float64()))
+    return joined.select(
+        "node",
+        pl.concat_list(
+            pl.col("minutes").fill_null(empty_i), pl.col("minutes_new").fill_null(empty_i)
+        ).alias("minutes"),
+        *(
+            pl.concat_list(
+                pl.col(c).fill_null(empty_f), pl.col(f"{c}_new").fill_null(empty_f)
+            ).alias(c)
+            for c in cols
+        ),
+    )
+
+
+def _levels_for(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFrame:
+    """Levels for ``targets`` (node, ``at`` minute): the medians over the last
+    ``HIST_MINUTES`` learned minutes strictly before ``at``."""
     w = HIST_MINUTES
+    counts = (
+        full.select("node", "minutes")
+        .explode("minutes")
+        .join(targets.select("node", at), on="node", how="inner")
+        .filter(pl.col("minutes") < pl.col(at))
+        .group_by("node", at)
+        .agg(pl.len().cast(pl.Int64()).alias("_k"))
+    )
+    t = (
+        targets.select("node", at)
+        .join(counts, on=["node", at], how="left")
+        .with_columns(pl.col("_k").fill_null(0))
+        .join(full, on="node", how="left")
+    )
+    off = (pl.col("_k") - w).clip(0)
+    length = pl.col("_k").clip(None, w)
     exprs: list[pl.Expr] = []
     for s in SERIES:
-        med = pl.col(f"{s}_m").rolling_median(w, min_samples=1).over("node")
-        hi = (
-            pl.col(f"{s}_m")
-            .rolling_quantile(0.8, interpolation="nearest", window_size=w, min_samples=1)
-            .over("node")
-        )
-        within = pl.col(f"{s}_q").rolling_median(w, min_samples=1).over("node")
+        win = pl.col(f"{s}_m").list.slice(off, length)
+        med = win.list.median()
         exprs.append(med.alias(f"L_{s}"))
-        exprs.append(((hi - med).clip(0.0) + within.fill_null(0.0)).alias(f"N_{s}"))
-    return seq.select("node", "minute", *exprs)
-
-
-def _asof(
-    left: pl.DataFrame, table: pl.DataFrame, on: str, cols: list[str], strict: bool
-) -> pl.DataFrame:
-    right = table.select("node", pl.col("minute").alias(on), *cols).sort("node", on)
-    return left.sort("node", on).join_asof(
-        right,
-        on=on,
-        by="node",
-        strategy="backward",
-        allow_exact_matches=not strict,
-        check_sortedness=False,
-    )
+        if s in _NOISY:
+            vals = win.list.drop_nulls().list.sort()
+            n = vals.list.len()
+            idx = ((n.cast(pl.Float64()) - 1.0) * 0.8).round(0).cast(pl.Int64())
+            hi = vals.list.get(idx, null_on_oob=True)
+            within = pl.col(f"{s}_q").list.slice(off, length).list.median()
+            exprs.append(((hi - med).clip(0.0) + within.fill_null(0.0)).alias(f"N_{s}"))
+    return t.select("node", at, "_k", *exprs)
 
 
 def update(
     state: BaselineState, rows: pl.DataFrame
 ) -> tuple[BaselineState, pl.DataFrame, pl.DataFrame]:
-    """Learn from ``rows`` (the open minute's kept rows plus the new rows, sorted by node and
-    time, no duplicates) and return (new state, rows with ``level_columns()``, the rows of each
-    node's still open minute, to keep for the next call)."""
+    """Learn from ``rows`` (the open minute's kept rows plus the new rows, no duplicates, any
+    order) and return (new state, rows with ``level_columns()``, the rows of each node's still
+    open minute, to keep for the next call)."""
     rows = _with_logs(rows)
     if rows.height == 0:
         empty = rows.with_columns(
@@ -179,63 +229,63 @@ def update(
             pl.lit(0, pl.Int64()).alias("learned"),
         )
         return state, empty, rows.head(0)
-    last_minute = rows.group_by("node").agg(pl.col("minute").max().alias("last_minute"))
-    rows = rows.join(last_minute, on="node", how="left")
-    hist0 = state.hist
+    rows = rows.with_columns(pl.col("minute").max().over("node").alias("last_minute"))
     nodes = state.nodes
     new_minutes: list[pl.DataFrame] = []
     folds: list[pl.DataFrame] = []
     hours = rows.get_column("hour").unique().sort().to_list()
     for h in hours:
-        chunk = rows.filter(pl.col("hour") == h)
-        # the hour's snapshot per node: the stored one, or the level as of the hour's start
-        seq = pl.concat([hist0, *new_minutes], how="vertical").sort("node", "minute")
-        lv = _rolling_levels(seq)
+        chunk = rows.filter(pl.col("hour") == h) if len(hours) > 1 else rows
         chunk_nodes = chunk.select("node").unique()
         stored = nodes.filter(pl.col("ref_hour") == h).select("node", *(f"{s}_ref" for s in SERIES))
-        missing = chunk_nodes.join(stored, on="node", how="anti").with_columns(
-            pl.lit(h * 60, pl.Int64()).alias("_at")
-        )
-        looked = _asof(missing, lv, "_at", [f"L_{s}" for s in SERIES], strict=True).select(
-            "node", *(pl.col(f"L_{s}").alias(f"{s}_ref") for s in SERIES)
-        )
-        refs = pl.concat([stored, looked], how="vertical")
-        nodes = _upsert_refs(nodes, looked, h)
-        folds.append(
-            looked.select(
-                "node",
-                pl.lit((h - 1) % 24, pl.Int64()).alias("hod"),
-                pl.lit((h - 1) // 24, pl.Int64()).alias("day"),
-                pl.col("pps_ref").alias("_np"),
-                pl.col("bps_ref").alias("_nb"),
-            ).filter(pl.col("_np").is_not_null())
-        )
-        chunk = chunk.join(refs, on="node", how="left")
+        missing = chunk_nodes.join(stored, on="node", how="anti")
+        if missing.height:
+            full = _full(state.hist, new_minutes)
+            looked = _levels_for(
+                full, missing.with_columns(pl.lit(h * 60, pl.Int64()).alias("_at")), "_at"
+            ).select("node", *(pl.col(f"L_{s}").alias(f"{s}_ref") for s in SERIES))
+            refs = pl.concat([stored, looked], how="vertical")
+            nodes = _upsert_refs(nodes, looked, h)
+            folds.append(
+                looked.select(
+                    "node",
+                    pl.lit((h - 1) % 24, pl.Int64()).alias("hod"),
+                    pl.lit((h - 1) // 24, pl.Int64()).alias("day"),
+                    pl.col("pps_ref").alias("_np"),
+                    pl.col("bps_ref").alias("_nb"),
+                ).filter(pl.col("_np").is_not_null())
+            )
+        else:
+            refs = stored
+        done = chunk.filter(pl.col("minute") < pl.col("last_minute"))
+        if done.height == 0:
+            continue
+        done = done.join(refs, on="node", how="left")
         ok_pps = pl.col("pps_ref").is_null() | ((pl.col(_y("pps")) - pl.col("pps_ref")) <= CUT)
-        aggs: list[pl.Expr] = [ok_pps.sum().alias("_n")]
+        masked: list[pl.Expr] = []
         for s in SERIES:
             diff = pl.col(_y(s)) - pl.col(f"{s}_ref")
             ok_s = pl.col(f"{s}_ref").is_null() | (
                 diff.abs() <= CUT if s == "avg_pkt_len" else diff <= CUT
             )
-            y = pl.col(_y(s)).filter(ok_pps & ok_s)
-            med = y.median()
-            aggs.append(med.alias(f"{s}_m"))
-            aggs.append((y.quantile(0.9, interpolation="nearest") - med).alias(f"{s}_q"))
-        done = chunk.filter(pl.col("minute") < pl.col("last_minute"))
-        if done.height:
-            mins = (
-                done.group_by("node", "minute")
-                .agg(aggs)
-                .filter(pl.col("_n") >= MIN_SECONDS)
-                .drop("_n")
-                .select(list(_hist_schema()))
-            )
-            if mins.height:
-                new_minutes.append(mins)
-    seq = pl.concat([hist0, *new_minutes], how="vertical").sort("node", "minute")
-    lv = _rolling_levels(seq)
-    # learned minutes per node
+            masked.append(pl.when(ok_pps & ok_s).then(pl.col(_y(s))).alias(_y(s)))
+        done = done.select("node", "minute", ok_pps.alias("_ok"), *masked)
+        aggs: list[pl.Expr] = [pl.col("_ok").sum().alias("_n")]
+        for s in SERIES:
+            y = pl.col(_y(s))
+            aggs.append(y.median().alias(f"{s}_m"))
+            if s in _NOISY:
+                q = y.quantile(0.9, interpolation="nearest") - y.median()
+                aggs.append(q.alias(f"{s}_q"))
+        mins = (
+            done.group_by("node", "minute")
+            .agg(aggs)
+            .filter(pl.col("_n") >= MIN_SECONDS)
+            .select(list(_mins_schema()))
+        )
+        if mins.height:
+            new_minutes.append(mins)
+    full = _full(state.hist, new_minutes)
     if new_minutes:
         counts = pl.concat(new_minutes).group_by("node").agg(pl.len().alias("_new"))
         nodes = (
@@ -245,17 +295,32 @@ def update(
             )
             .drop("_new")
         )
-    # levels for every row: after the minutes strictly before its minute
-    out = _asof(rows, lv, "minute", [c for c in lv.columns if c not in ("node", "minute")], True)
-    out = out.join(nodes.select("node", "learned"), on="node", how="left").with_columns(
-        pl.col("learned").fill_null(0)
+    targets = rows.select("node", "minute").unique()
+    lv = _levels_for(full, targets, "minute")
+    # minutes learned before each row's minute: learned before this call + new ones before it
+    before = state.nodes.select("node", pl.col("learned").alias("_l0")).join(
+        state.hist.select("node", pl.col("minutes").list.len().cast(pl.Int64()).alias("_h0")),
+        on="node",
+        how="full",
+        coalesce=True,
+    )
+    lv = (
+        lv.join(before, on="node", how="left")
+        .with_columns(
+            (pl.col("_l0").fill_null(0) + pl.col("_k") - pl.col("_h0").fill_null(0))
+            .clip(0)
+            .alias("learned")
+        )
+        .drop("_l0", "_h0", "_k")
     )
     profile = state.profile
     for fold in folds:
         profile = _fold_profile(profile, fold)
-    out = _apply_profile(profile, out)
-    hist = seq.filter(
-        pl.int_range(pl.len()).over("node") >= pl.len().over("node").cast(pl.Int64()) - HIST_MINUTES
+    lv = _apply_profile(profile, lv)
+    out = rows.join(lv, on=["node", "minute"], how="left")
+    w = HIST_MINUTES
+    hist = full.with_columns(
+        *(pl.col(c).list.tail(w) for c in _hist_schema() if c != "node")
     ).select(list(_hist_schema()))
     pending = rows.filter(pl.col("minute") == pl.col("last_minute"))
     keep = [c for c in pending.columns if not c.startswith("y_")]
@@ -280,24 +345,28 @@ def _apply_profile(profile: pl.DataFrame, rows: pl.DataFrame) -> pl.DataFrame:
     profile knows that hour (seen on at least 2 earlier days) and is higher."""
     if profile.height == 0:
         return rows
-    hod = (pl.col("time").dt.epoch("s") // 3600) % 24
-    day = pl.col("time").dt.epoch("s") // 86400
-    known = profile.filter(pl.col("days") >= 2).select(
-        "node", "hod", "day", pl.col("pps_p").alias("_pp"), pl.col("bps_p").alias("_bp")
+    hod = (pl.col("minute") // 60) % 24
+    day = pl.col("minute") // 1440
+    # the value folded on an earlier day than the row's (folds of the row's own day are not
+    # used, so a batch that crosses hours sees what smaller batches would have seen)
+    known = profile.select(
+        "node",
+        "hod",
+        pl.when(pl.col("days") >= 2).then(pl.col("day")).alias("day"),
+        pl.col("pps_p").alias("_pp"),
+        pl.col("bps_p").alias("_bp"),
+        pl.when(pl.col("days_prev") >= 2).then(pl.col("pps_prev")).alias("_ppv"),
+        pl.when(pl.col("days_prev") >= 2).then(pl.col("bps_prev")).alias("_bpv"),
     )
     rows = rows.with_columns(hod.alias("hod"), day.alias("_day"))
     rows = rows.join(known, on=["node", "hod"], how="left")
-    usable = pl.col("day") < pl.col("_day")
+    cur = pl.col("day") < pl.col("_day")
+    pp = pl.when(cur).then(pl.col("_pp")).otherwise(pl.col("_ppv"))
+    bp = pl.when(cur).then(pl.col("_bp")).otherwise(pl.col("_bpv"))
     return rows.with_columns(
-        pl.when(usable & (pl.col("_pp") > pl.col("L_pps")))
-        .then(pl.col("_pp"))
-        .otherwise(pl.col("L_pps"))
-        .alias("L_pps"),
-        pl.when(usable & (pl.col("_bp") > pl.col("L_bps")))
-        .then(pl.col("_bp"))
-        .otherwise(pl.col("L_bps"))
-        .alias("L_bps"),
-    ).drop("hod", "_day", "day", "_pp", "_bp")
+        pl.when(pp > pl.col("L_pps")).then(pp).otherwise(pl.col("L_pps")).alias("L_pps"),
+        pl.when(bp > pl.col("L_bps")).then(bp).otherwise(pl.col("L_bps")).alias("L_bps"),
+    ).drop("hod", "_day", "day", "_pp", "_bp", "_ppv", "_bpv")
 
 
 def _fold_profile(profile: pl.DataFrame, upd: pl.DataFrame) -> pl.DataFrame:
@@ -320,6 +389,10 @@ def _fold_profile(profile: pl.DataFrame, upd: pl.DataFrame) -> pl.DataFrame:
         )
 
     out = merged.with_columns(
+        pl.when(new).then(pl.col("pps_p")).otherwise(pl.col("pps_prev")).alias("pps_prev"),
+        pl.when(new).then(pl.col("bps_p")).otherwise(pl.col("bps_prev")).alias("bps_prev"),
+        pl.when(new).then(pl.col("days")).otherwise(pl.col("days_prev")).alias("days_prev"),
+    ).with_columns(
         blend("_np", "pps_p").alias("pps_p"),
         blend("_nb", "bps_p").alias("bps_p"),
         pl.when(~new)
@@ -333,11 +406,26 @@ def _fold_profile(profile: pl.DataFrame, upd: pl.DataFrame) -> pl.DataFrame:
     return out.select(list(_profile_schema()))
 
 
+def levels_now(state: BaselineState, node: str) -> dict[str, float | None]:
+    """The node's current levels (``L_<s>``, ``N_pps``, ``N_bps``), or {} if it has none."""
+    hist = state.hist.filter(pl.col("node") == node)
+    if hist.height == 0:
+        return {}
+    target = pl.DataFrame({"node": [node], "_at": [2**62]})
+    row = _levels_for(hist, target, "_at").row(0, named=True)
+    return {k: v for k, v in row.items() if k not in ("node", "_at")}
+
+
+def learned_minutes(state: BaselineState, node: str) -> int:
+    df = state.nodes.filter(pl.col("node") == node)
+    return int(df.get_column("learned")[0]) if df.height else 0
+
+
 def seed_from_rollups(state: BaselineState, rollups: pl.DataFrame) -> BaselineState:
     """Rebuild the minute history from 1-minute rollups (``node_uuid``, ``time``,
     ``<measure>_avg``, ``<measure>_max``): the minute's average stands for its median and half
     the distance to its maximum (in log space) for its spread. Nodes already learning keep
-    their own history."""
+    their own history; minutes far above the node's median (attacks) are left out."""
     df = rollups
     if "node_uuid" in df.columns and "node" not in df.columns:
         df = df.rename({"node_uuid": "node"})
@@ -351,27 +439,26 @@ def seed_from_rollups(state: BaselineState, rollups: pl.DataFrame) -> BaselineSt
         c = LOG_OFFSET[s]
         avg = f"{s}_avg"
         mx = f"{s}_max"
-        if avg in df.columns:
-            m = (pl.col(avg).cast(pl.Float64()) + c).log()
-            exprs.append(m.alias(f"{s}_m"))
-            if mx in df.columns:
+        m = (pl.col(avg).cast(pl.Float64()) + c).log() if avg in df.columns else None
+        exprs.append(
+            m.alias(f"{s}_m") if m is not None else pl.lit(None, pl.Float64()).alias(f"{s}_m")
+        )
+        if s in _NOISY:
+            if m is not None and mx in df.columns:
                 q = (((pl.col(mx).cast(pl.Float64()) + c).log() - m) * 0.5).clip(0.0)
                 exprs.append(q.alias(f"{s}_q"))
             else:
                 exprs.append(pl.lit(0.0).alias(f"{s}_q"))
-        else:
-            exprs.append(pl.lit(None, pl.Float64()).alias(f"{s}_m"))
-            exprs.append(pl.lit(None, pl.Float64()).alias(f"{s}_q"))
     seq = df.select(exprs).filter(pl.col("pps_m").is_not_null())
-    seq = seq.join(state.hist.select("node").unique(), on="node", how="anti")
+    seq = seq.join(state.hist.select("node"), on="node", how="anti")
     if seq.height == 0:
         return state
-    # leave out minutes far above the node's median (attacks in the rollups)
     seq = seq.filter(pl.col("pps_m") <= pl.col("pps_m").median().over("node") + CUT)
-    seq = seq.sort("node", "minute")
-    counts = seq.group_by("node").agg(pl.len().alias("learned"))
-    hist = seq.filter(
-        pl.int_range(pl.len()).over("node") >= pl.len().over("node").cast(pl.Int64()) - HIST_MINUTES
+    seq = seq.sort("node", "minute").select(list(_mins_schema()))
+    counts = seq.group_by("node").agg(pl.len().cast(pl.Int64()).alias("learned"))
+    full = _full(pl.DataFrame(schema=_hist_schema()), [seq])
+    hist = full.with_columns(
+        *(pl.col(c).list.tail(HIST_MINUTES) for c in _hist_schema() if c != "node")
     ).select(list(_hist_schema()))
     nodes = state.nodes.join(counts.select("node"), on="node", how="anti")
     add = counts.with_columns(

@@ -16,7 +16,8 @@ Family rules, first match wins (shares are of the excess packets):
 4. ICMP > 50 % -> ``icmp_flood``
 5. UDP > 50 %: DNS (from flows) > 50 % with a mean packet under 512 B -> ``dns_flood``, else
    ``udp_flood``
-6. TCP > 50 %: SYN > 50 % of the TCP excess -> ``syn_flood``, else ``tcp_flood``
+6. TCP > 50 %: SYN > 50 % of the TCP excess (or > 30 % with a SYN/(SYN+ACK) ratio of at
+   least 0.3, ftagent's fallback) -> ``syn_flood``, else ``tcp_flood``
 7. otherwise the largest protocol as above, or ``unknown`` when nothing stands out.
 
 Subtypes follow ftagent's rules: a reflector source port (or, failing that, destination port)
@@ -158,8 +159,9 @@ def classify(
         return "udp_flood", _udp_subtype(frag, avg_len, amp, ports)
     if tcp > 0.5:
         syn = _share(ev, "syn", ev.get("tcp", 0.0))
-        if syn > 0.5:
-            ack = _share(ev, "ack", ev.get("tcp", 0.0))
+        ack = _share(ev, "ack", ev.get("tcp", 0.0))
+        ratio = syn / (syn + ack) if syn + ack > 0 else 0.0
+        if syn > 0.5 or (syn > 0.3 and ratio >= 0.3):
             return "syn_flood", "syn_ack_flood" if ack > 0.3 else "syn_flood"
         return "tcp_flood", _tcp_flag_subtype(ev)
     best = max(("tcp", tcp), ("udp", udp), ("icmp", icmp), ("other", other), key=lambda t: t[1])

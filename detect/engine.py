@@ -56,7 +56,14 @@ from typing import Any
 import polars as pl
 
 from detect import classify as cls
-from detect.baseline import LOG_OFFSET, BaselineState, seed_from_rollups, update
+from detect.baseline import (
+    LOG_OFFSET,
+    BaselineState,
+    learned_minutes,
+    levels_now,
+    seed_from_rollups,
+    update,
+)
 from detect.frames import NODE_SECOND_SCHEMA, SERIES, normalize
 from detect.settings import DetectionSettings
 
@@ -122,6 +129,8 @@ class _Incident:
     severity: str | None = None
     confidence: int | None = None
     attack_secs: int = 0
+    tx_peak: float = 0.0
+    tx_kind: list[str | None] = field(default_factory=list)
     ev: dict[str, float] = field(default_factory=dict)
     obs: dict[str, float] = field(default_factory=dict)
     src_ports: dict[str, float] = field(default_factory=dict)
@@ -233,8 +242,11 @@ class Detector:
         df = df.with_columns(pl.col("time").dt.epoch("s").alias("t"))
         pairs = df.select("workspace", "node").unique().rows()
         params = self._param_frame([(w, n) for w, n in pairs])
-        df = df.join(params.select("node", "p_on"), on="node", how="left").filter(pl.col("p_on"))
-        df = df.drop("p_on")
+        if params.get_column("p_on").all():
+            pass
+        else:
+            off = params.filter(~pl.col("p_on")).get_column("node")
+            df = df.filter(~pl.col("node").is_in(off.implode()))
         if df.height == 0:
             return out
         for w, n in pairs:
@@ -250,12 +262,14 @@ class Detector:
         df = df.join(newest, on="node", how="left")
         is_new = pl.col("_newest").is_null() | (pl.col("t") > pl.col("_newest"))
         late = df.filter(~is_new)
-        new = df.filter(is_new).drop("_newest", "t").sort("node", "time")
+        new = df.filter(is_new).drop("_newest", "t").with_columns(pl.lit(True).alias("_fresh"))
         # baselines: kept rows of the open minute plus the new rows
-        rows = pl.concat([self._pending, new], how="vertical").sort("node", "time")
-        self.baseline, leveled, self._pending = update(self.baseline, rows)
-        leveled = leveled.join(new.select("node", "time"), on=["node", "time"], how="semi")
-        feats = _features(leveled.join(params, on="node", how="left"))
+        kept = self._pending.with_columns(pl.lit(False).alias("_fresh"))
+        rows = pl.concat([kept, new], how="vertical")
+        self.baseline, leveled, pending = update(self.baseline, rows)
+        self._pending = pending.drop("_fresh")
+        leveled = leveled.filter(pl.col("_fresh"))
+        feats = _features(_with_params(leveled, params))
         out.extend(self._run_nodes(feats, late))
         # silence expiry, measured on each workspace's newest row
         for ws, t in df.group_by("workspace").agg(pl.col("t").max()).rows():
@@ -275,10 +289,12 @@ class Detector:
         out: list[Transition] = []
         busy_state = [n for n, st in self._nodes.items() if _busy(st)]
         hot = feats.filter(pl.col("trig") | pl.col("elev")).get_column("node").unique().to_list()
+        feats = feats.select("node", "t", "ex_pps", *_DETAIL_INPUT, *_FEAT_OUT)
         active = set(hot) | set(busy_state)
         last = feats.group_by("node").agg(pl.col("t").max()).rows()
         if active:
-            sel = feats.filter(pl.col("node").is_in(list(active))).sort("node", "t")
+            sel = feats.filter(pl.col("node").is_in(pl.Series(list(active)).implode()))
+            sel = _details(sel).sort("node", "t")
             cols = [c for c in _ROW_COLS if c in sel.columns]
             for (node,), part in sel.partition_by(
                 "node", as_dict=True, maintain_order=True
@@ -362,14 +378,13 @@ class Detector:
             out.append(self._resolve(node, st, t, "normal"))
             return out
         if t - inc.last_tx >= s.update_interval_secs:
-            before = (inc.peak_pps, inc.family, inc.subtype, inc.severity)
             _reclassify(inc, t)
             rank = ("low", "medium", "high", "critical")
-            grew = inc.peak_pps > before[0] * 1.01 if before[0] > 0 else inc.peak_pps > 0
+            fam, sub, sev = ([*inc.tx_kind, None, None, None])[:3]
             if (
-                grew
-                or (inc.family, inc.subtype) != (before[1], before[2])
-                or rank.index(inc.severity or "low") > rank.index(before[3] or "low")
+                inc.peak_pps > inc.tx_peak * 1.01
+                or (inc.family, inc.subtype) != (fam, sub)
+                or rank.index(inc.severity or "low") > rank.index(sev or "low")
             ):
                 out.append(self._emit("update", node, st, t))
         return out
@@ -452,6 +467,8 @@ class Detector:
         )
         inc.timeline.clear()
         inc.last_tx = t
+        inc.tx_peak = inc.peak_pps
+        inc.tx_kind = [inc.family, inc.subtype, inc.severity]
         return tr
 
     def _plain(self, kind: str, node: str, st: _NodeState, t: int, r: dict[str, Any]) -> Transition:
@@ -489,25 +506,11 @@ class Detector:
     def baseline_now(self, node: str, at: datetime | None = None) -> dict[str, Any]:
         """Expected value and (mix-changed) threshold per series, from the node's current
         baseline (``at`` only selects the hour-of-day profile)."""
-        hist = self.baseline.hist.filter(pl.col("node") == node)
-        if hist.height == 0:
+        med = levels_now(self.baseline, node)
+        if not med:
             return {}
         s = self._settings.get(node) or DetectionSettings()
-        med = hist.select(
-            *(pl.col(f"{x}_m").median().alias(f"L_{x}") for x in SERIES),
-            *(
-                (
-                    (
-                        pl.col(f"{x}_m").quantile(0.8, interpolation="nearest")
-                        - pl.col(f"{x}_m").median()
-                    ).clip(0.0)
-                    + pl.col(f"{x}_q").median().fill_null(0.0)
-                ).alias(f"N_{x}")
-                for x in SERIES
-            ),
-        ).row(0, named=True)
-        learned_df = self.baseline.nodes.filter(pl.col("node") == node)
-        learned = int(learned_df.get_column("learned")[0]) if learned_df.height else 0
+        learned = learned_minutes(self.baseline, node)
         if at is not None and self.baseline.profile.height:
             hod = int(at.timestamp()) // 3600 % 24
             prof = self.baseline.profile.filter(
@@ -526,7 +529,7 @@ class Detector:
             if lvl is None:
                 continue
             c = LOG_OFFSET[x]
-            noise = float(med[f"N_{x}"] or 0.0)
+            noise = float(med.get(f"N_{x}") or 0.0)
             thr_log = max(math.log(s.multiplier), 2.2 * noise) * s.sensitivity_factor * warm
             out["series"][x] = {
                 "expected": max(0.0, math.exp(lvl) - c),
@@ -686,52 +689,54 @@ def _node_from_json(d: dict[str, Any]) -> _NodeState:
     return st
 
 
+def _with_params(df: pl.DataFrame, params: pl.DataFrame) -> pl.DataFrame:
+    """Per-node settings as columns: literals when every node has the same settings (the usual
+    case, no join), else a join."""
+    cols = [c for c in params.columns if c != "node"]
+    if params.select(pl.struct(cols).n_unique()).item() <= 1 and params.height:
+        first = params.row(0, named=True)
+        return df.with_columns(pl.lit(first[c]).alias(c) for c in cols)
+    return df.join(params, on="node", how="left")
+
+
+_BASE_SERIES = ("pps", "bps", *(f"{k}_pps" for k in (*_PROTOS, *_FLAGS, "frag")))
+_DETAIL_INPUT = (
+    "pps",
+    "bps",
+    *(f"{k}_pps" for k in (*_PROTOS, *_FLAGS, "frag", "dns", "gre", "esp", "psh", "urg")),
+    *(f"E_{s}" for s in _BASE_SERIES),
+    *(f"en_{s}" for s in SERIES if s.endswith("_pps")),
+    "top_src_port",
+    "top_src_port_share",
+    "top_dst_port",
+    "top_dst_port_share",
+)
+_FEAT_OUT = ("trig", "elev", "need", "m_pps", "thr_pps", "metric", "mix")
+
+
 def _features(df: pl.DataFrame) -> pl.DataFrame:
-    """Per-second evidence (see the module docstring), vectorized over all rows."""
+    """Per-second trigger evidence (see the module docstring), vectorized over all rows."""
     c = LOG_OFFSET
 
     def x(s: str) -> pl.Expr:
-        return pl.when(pl.col(f"en_{s}")).then(pl.col(s)).otherwise(None)
+        return pl.when(pl.col(f"en_{s}")).then(pl.col(s)).otherwise(None).fill_null(0.0)
 
-    def expected(s: str) -> pl.Expr:
-        return ((pl.col(f"L_{s}").exp() - c[s]).clip(0.0)).fill_nan(None)
-
-    exprs: list[pl.Expr] = [expected(s).alias(f"E_{s}") for s in SERIES]
     df = df.with_columns(
-        *exprs,
-        *(x(s).alias(f"x_{s.removesuffix('_pps')}") for s in SERIES if s.endswith("_pps")),
-        pl.col("psh_pps").alias("x_psh"),
-        pl.col("urg_pps").alias("x_urg"),
-        pl.col("top_src_port").is_not_null().alias("has_flows"),
+        *(((pl.col(f"L_{s}").exp() - c[s]).clip(0.0)).alias(f"E_{s}") for s in _BASE_SERIES),
         pl.col("time").dt.epoch("s").alias("t"),
     )
     pps = pl.col("pps")
     e_pps = pl.col("E_pps")
-    proto_now = pl.sum_horizontal(*(pl.col(f"x_{p}").fill_null(0.0) for p in _PROTOS))
-    proto_base = pl.sum_horizontal(*(pl.col(f"E_{p}_pps").fill_null(0.0) for p in _PROTOS))
-    tvd = 0.5 * pl.sum_horizontal(
-        *(
-            (
-                pl.col(f"x_{p}").fill_null(0.0) / proto_now
-                - pl.col(f"E_{p}_pps").fill_null(0.0) / proto_base
-            ).abs()
-            for p in _PROTOS
-        )
-    )
-    has_proto = (proto_now > 0) & (proto_base > 0)
-    tvd = pl.when(has_proto).then(tvd).otherwise(0.0)
-    tvdf = 0.5 * pl.sum_horizontal(
-        *(
-            (
-                pl.col(f"x_{f}").fill_null(0.0) / pps - pl.col(f"E_{f}_pps").fill_null(0.0) / e_pps
-            ).abs()
-            for f in _FLAGS
-        )
-    )
-    tvdf = pl.when((pps > 0) & (e_pps > 0)).then(tvdf).otherwise(0.0)
-    dfrag = pl.when((pps > 0) & (e_pps > 0)).then(
-        pl.col("x_frag").fill_null(0.0) / pps - pl.col("E_frag_pps").fill_null(0.0) / e_pps
-    )
+    e = {k: pl.col(f"E_{k}_pps").fill_null(0.0) for k in (*_PROTOS, *_FLAGS, "frag")}
+    xs = {k: x(f"{k}_pps") for k in (*_PROTOS, *_FLAGS, "frag")}
+    proto_now = pl.sum_horizontal(*(xs[p] for p in _PROTOS))
+    proto_base = pl.sum_horizontal(*(e[p] for p in _PROTOS))
+    tvd = 0.5 * pl.sum_horizontal(*((xs[p] / proto_now - e[p] / proto_base).abs() for p in _PROTOS))
+    tvd = pl.when((proto_now > 0) & (proto_base > 0)).then(tvd).otherwise(0.0)
+    tvdf = 0.5 * pl.sum_horizontal(*((xs[f] / pps - e[f] / e_pps).abs() for f in _FLAGS))
+    both = (pps > 0) & (e_pps > 0)
+    tvdf = pl.when(both).then(tvdf).otherwise(0.0)
+    dfrag = pl.when(both).then(xs["frag"] / pps - e["frag"] / e_pps).otherwise(0.0)
     dlen = (pl.col("avg_pkt_len") + 1.0).log() - pl.col("L_avg_pkt_len")
     lx = (pps + c["pps"]).log() - pl.col("L_pps")
     lb = (pl.col("bps") + c["bps"]).log() - pl.col("L_bps")
@@ -742,35 +747,23 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     mix = pl.max_horizontal(
         tvd / 0.10,
         tvdf / 0.10,
-        (dfrag / 0.08).fill_null(0.0),
+        dfrag / 0.08,
         pl.when(pl.col("en_avg_pkt_len")).then(dlen.abs() / 0.3).otherwise(0.0).fill_null(0.0),
         pl.when(src_on).then(-dsrc / math.log(1.6)).otherwise(0.0).fill_null(0.0),
         pl.when(src_on).then(dsrc / math.log(3.0)).otherwise(0.0).fill_null(0.0),
         pl.lit(0.0),
     ).fill_nan(0.0)
-    df = df.with_columns(
-        lx.alias("lx"),
-        lb.alias("lb"),
-        mix.alias("mix"),
-        (pps - e_pps).alias("ex_pps"),
-        ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0).alias("ex_bytes"),
-        *(
-            (pl.col(f"x_{k}") - pl.col(f"E_{k}_pps").fill_null(0.0)).clip(0.0).alias(f"ex_{k}")
-            for k in (*_PROTOS, *_FLAGS, "frag")
-        ),
-        pl.col("dns_pps").alias("ex_dns"),
-        pl.col("gre_pps").alias("ex_gre"),
-        pl.col("esp_pps").alias("ex_esp"),
-        pl.col("psh_pps").alias("ex_psh"),
-        pl.col("urg_pps").alias("ex_urg"),
-    )
-    ex_proto = pl.sum_horizontal(*(pl.col(f"ex_{p}").fill_null(0.0) for p in _PROTOS))
-    ex_len = pl.col("ex_bytes") / pl.col("ex_pps").clip(1.0)
+    ex_pps = pps - e_pps
+    ex = {k: (xs[k] - e[k]).clip(0.0) for k in ("tcp", "syn")}
+    ex_proto = pl.sum_horizontal(*((xs[p] - e[p]).clip(0.0) for p in _PROTOS))
+    ex_len = ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0) / ex_pps.clip(1.0)
     bulk = (
-        (pl.col("ex_tcp").fill_null(0.0) > 0.7 * ex_proto)
-        & (ex_len > 900.0)
-        & (pl.col("ex_syn").fill_null(0.0) < 0.1 * pl.col("ex_tcp").fill_null(0.0))
+        (ex["tcp"] > 0.7 * ex_proto) & (ex_len > 900.0) & (ex["syn"] < 0.1 * ex["tcp"])
     ).fill_null(False)
+    df = df.with_columns(
+        lx.alias("lx"), lb.alias("lb"), mix.alias("mix"), ex_pps.alias("ex_pps"), bulk.alias("bulk")
+    )
+    bulk_c = pl.col("bulk")
     learned = pl.col("learned")
     warm = 1.0 + ((60 - learned).clip(0) / 60.0)
     sens = pl.col("p_sens") * warm
@@ -788,27 +781,26 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     thr_mix = pl.max_horizontal(lm, 2.2 * noise) * sens
     floor_ok = pl.col("ex_pps") >= pl.col("p_floor_pps")
     ready = learned >= 3
-    trig_pps = pl.col("en_pps") & (pl.col("lx") >= thr) & floor_ok & ~bulk
+    trig_pps = pl.col("en_pps") & (pl.col("lx") >= thr) & floor_ok & ~bulk_c
     bnoise = pl.col("N_bps").fill_null(0.0)
     thr_b = pl.when(mixv >= 1.0).then(2.0 * lm).otherwise(4.0 * lm).clip(2.2 * bnoise, None) * sens
     trig_bps = (
         pl.col("en_bps")
         & (pl.col("lb") >= thr_b)
         & ((pl.col("bps") - pl.col("E_bps")) >= pl.col("p_floor_bps"))
-        & ~bulk
+        & ~bulk_c
     )
     trig = (ready & (trig_pps | trig_bps)).fill_null(False)
-    unready = pl.lit(False)
     elev_lvl = pl.max_horizontal(pl.lit(math.log(1.5)), 2.5 * noise) * sens
     elev = (
         ready
         & floor_ok.fill_null(False)
-        & ~bulk
+        & ~bulk_c
         & ((pl.col("lx") >= elev_lvl) | ((mixv >= 1.0) & (pl.col("lx") >= math.log(1.2))))
     ).fill_null(False)
     m = (pps + c["pps"]) / (e_pps + c["pps"])
     need = (
-        pl.when(((m >= 5.0) & (mixv >= 1.0)) | (m >= 12.0) | unready)
+        pl.when(((m >= 5.0) & (mixv >= 1.0)) | (m >= 12.0))
         .then(1)
         .when(m >= 2.5)
         .then(2)
@@ -824,4 +816,29 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         .then(pl.lit("pps"))
         .otherwise(pl.lit("bps"))
         .alias("metric"),
+    )
+
+
+def _details(df: pl.DataFrame) -> pl.DataFrame:
+    """Classification inputs (observed and excess counters), only for rows of nodes with
+    something going on."""
+
+    def x(s: str) -> pl.Expr:
+        return pl.when(pl.col(f"en_{s}")).then(pl.col(s)).otherwise(None)
+
+    return df.with_columns(
+        *(x(f"{k}_pps").alias(f"x_{k}") for k in (*_PROTOS, *_FLAGS)),
+        pl.col("psh_pps").alias("x_psh"),
+        pl.col("urg_pps").alias("x_urg"),
+        pl.col("top_src_port").is_not_null().alias("has_flows"),
+        ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0).alias("ex_bytes"),
+        *(
+            (x(f"{k}_pps") - pl.col(f"E_{k}_pps").fill_null(0.0)).clip(0.0).alias(f"ex_{k}")
+            for k in (*_PROTOS, *_FLAGS, "frag")
+        ),
+        pl.col("dns_pps").alias("ex_dns"),
+        pl.col("gre_pps").alias("ex_gre"),
+        pl.col("esp_pps").alias("ex_esp"),
+        pl.col("psh_pps").alias("ex_psh"),
+        pl.col("urg_pps").alias("ex_urg"),
     )
