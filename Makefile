@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# an older DuckDB (1.x), only for the test that opens the analysts' catalog with it
+DUCKDB1 := $(VENV)/duckdb1
+DUCKDB1_STAMP := $(DUCKDB1)/.installed
 DATA ?= ./var
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -22,8 +25,14 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	$(BIN)/floodwatch serve --data $(DATA) --host $(HOST) --port $(PORT)
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -q
+$(DUCKDB1_STAMP): requirements-duckdb1.lock $(STAMP)
+	rm -rf $(DUCKDB1)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --target $(DUCKDB1) \
+		-r requirements-duckdb1.lock
+	touch $(DUCKDB1_STAMP)
+
+test: $(STAMP) $(DUCKDB1_STAMP)
+	FLOODWATCH_DUCKDB1=$(DUCKDB1) $(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,17 +2,25 @@
 
 Layout under ``<data_dir>/lake``::
 
-    metrics/workspace=<uuid>/date=YYYY-MM-DD/hour=HH/part-<seq>-<rand>.parquet   raw seconds
-    flows/workspace=<uuid>/date=YYYY-MM-DD/hour=HH/part-....parquet              sampled flows
+    metrics/workspace=<uuid>/date=YYYY-MM-DD/hour=HH/g<N>/part-<seq>-<rand>.parquet   raw seconds
+    flows/workspace=<uuid>/date=YYYY-MM-DD/hour=HH/g<N>/part-....parquet              sampled flows
     metrics_1m/.../hour=HH/rollup.parquet     1-minute rollups, one file per hour
     metrics_5m/.../hour=HH/rollup.parquet     5-minute rollups, one file per hour
     metrics_1h/workspace=<uuid>/date=YYYY-MM-DD/rollup.parquet   1-hour rollups, one file per day
     _snapshots/nodes.parquet, _snapshots/incidents.parquet       copies of the server's tables
+    .retired/<deadline>-<rand>/               what compaction replaced, kept for readers in flight
 
 A file is written under a hidden temporary name, fsynced, then renamed into place, so a reader
-never sees half a file. Inside a file rows are sorted by node and time. Compaction of a closed
-hour swaps the whole hour directory in one ``renameat2(RENAME_EXCHANGE)``, so a reader sees the
-small files or the compacted one, never both.
+never sees half a file. Inside a file rows are sorted by node and time.
+
+An hour of raw data lives in one *generation* directory ``g<N>`` (a real directory) inside its
+hour directory. Compaction builds the next hour directory aside, under ``.retired/`` (outside
+every kind, so no reader's glob reaches it): ``g<N+1>/compacted-....parquet`` and, for every
+older generation, a symlink ``g<N>`` to where that generation will be once swapped out. One
+``renameat2(RENAME_EXCHANGE)`` then swaps the two hour directories. A reader globbing
+``<kind>/**/*.parquet`` (DuckDB's ``**`` never descends into a symlinked directory) lists the
+old generation or the new one, never both; a path it listed before the swap still opens the
+same file through the symlink, until ``.retired/`` is swept ``retire_grace_secs`` later.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ import ctypes.util
 import itertools
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +55,12 @@ __all__ = [
 # A partition that holds only an empty file per kind, so that readers' globs always match.
 EMPTY_WORKSPACE = "00000000-0000-0000-0000-000000000000"
 ROLLUP_TIERS = {"1m": "1m", "5m": "5m"}
+# where compaction stages the next hour directory and then keeps the one it replaced
+RETIRED_DIR = ".retired"
+# how long a replaced generation stays readable through its symlink (a reader's longest query)
+RETIRE_GRACE_SECS = 3600
+# the symlinks to an hour's current generation, for fixed-depth globs (see _link_current)
+CURRENT = "current"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 # sort key of sort_by_node_time: node rank << 32 | microseconds since the earliest row
@@ -72,6 +87,51 @@ def _rename_exchange(a: Path, b: Path) -> bool:
         return False
     rc = fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
     return bool(rc == 0)
+
+
+def _generation(name: str) -> int | None:
+    """N for a generation directory's name ``g<N>``, else None."""
+    if len(name) > 1 and name[0] == "g" and name[1:].isdigit():
+        return int(name[1:])
+    return None
+
+
+def _generations(hour_dir: Path) -> tuple[list[tuple[int, Path]], list[tuple[int, Path]]]:
+    """(real generation directories, symlinked ones) of an hour directory, each by number."""
+    real: list[tuple[int, Path]] = []
+    linked: list[tuple[int, Path]] = []
+    try:
+        entries = list(os.scandir(hour_dir))
+    except FileNotFoundError:
+        return real, linked
+    for entry in entries:
+        n = _generation(entry.name)
+        if n is None:
+            continue
+        if entry.is_symlink():
+            linked.append((n, Path(entry.path)))
+        elif entry.is_dir():
+            real.append((n, Path(entry.path)))
+    return sorted(real), sorted(linked)
+
+
+def _symlink(target: str, link: Path) -> None:
+    """``link`` -> ``target``, unless ``link`` already exists (two writers may race here)."""
+    with contextlib.suppress(FileExistsError):
+        os.symlink(target, link)
+
+
+def _link_current(hour_dir: Path, gen: str) -> None:
+    """The links of the fixed-depth layout: ``hour=HH/current`` -> the current generation, and
+    ``hour=HH.current`` beside the hour directory -> ``hour=HH/current``, so that a glob such
+    as ``<kind>/*/*/*/*.parquet`` (which follows symlinks, unlike ``**``) finds the current
+    generation's files at the depth they always had. Compaction replaces ``current`` along with
+    the whole hour directory; ``hour=HH.current`` never changes."""
+    if not os.path.lexists(hour_dir / CURRENT):
+        _symlink(gen, hour_dir / CURRENT)
+    alias = hour_dir.with_name(f"{hour_dir.name}.{CURRENT}")
+    if not os.path.lexists(alias):
+        _symlink(f"{hour_dir.name}/{CURRENT}", alias)
 
 
 def sort_by_node_time(table: pa.Table) -> pa.Table:
@@ -169,7 +229,10 @@ class Lake:
     Files written by compaction and rollups use ``compression``; the fresh parts the
     ingest path writes use ``fresh_compression`` (None: the same) and carry Parquet statistics
     only for ``fresh_statistics`` (None: every column), because they are written while senders
-    wait and live only until their hour is compacted."""
+    wait and live only until their hour is compacted.
+
+    What compaction replaces stays readable, at the paths readers listed, for
+    ``retire_grace_secs`` (see the module's docstring)."""
 
     def __init__(
         self,
@@ -182,6 +245,7 @@ class Lake:
         compression_level: int = 1,
         fresh_compression: str | None = None,
         fresh_statistics: Sequence[str] | None = None,
+        retire_grace_secs: float = RETIRE_GRACE_SECS,
     ) -> None:
         self.root = root
         self.schemas = schemas
@@ -192,6 +256,7 @@ class Lake:
         self.compression_level = compression_level
         self.fresh_compression = fresh_compression or compression
         self.fresh_statistics = None if fresh_statistics is None else list(fresh_statistics)
+        self.retire_grace_secs = retire_grace_secs
 
     def prepare(self) -> None:
         """Create the layout, remove leftover temporary files, write the empty files."""
@@ -199,8 +264,14 @@ class Lake:
         for tmp in self.root.rglob(".*.tmp"):
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
-        for d in self.root.rglob("*.swap"):
+        for d in self.root.glob("*/*/*/*.swap"):  # staging of the layout before generations
             shutil.rmtree(d, ignore_errors=True)
+        self.sweep_retired()
+        for kind in self.schemas:  # links a crash may have lost with their directory's fsync
+            for _, hour_dir in self.hour_partitions(kind):
+                real, _ = _generations(hour_dir)
+                if real:
+                    _link_current(hour_dir, real[-1][1].name)
         for kind, schema in self.schemas.items():
             key = PartitionKey(kind, EMPTY_WORKSPACE, date(1970, 1, 1), 0)
             path = self.root / key.relpath() / "empty.parquet"
@@ -256,7 +327,17 @@ class Lake:
         fsync_dir(path.parent)
 
     def new_part_path(self, key: PartitionKey, first_seq: int) -> Path:
-        return self.root / key.relpath() / f"part-{first_seq:020d}-{uuid.uuid4().hex[:8]}.parquet"
+        """A new part's path in the hour's current generation (``g0`` for a new hour). Called
+        with a writer slot held, so never while the hour is being compacted."""
+        hour_dir = self.root / key.relpath()
+        real, linked = _generations(hour_dir)
+        # g0 for a new hour (past every symlinked generation: not expected, but never into one)
+        first = hour_dir / f"g{max([-1] + [n for n, _ in linked]) + 1}"
+        gen = real[-1][1] if real else first
+        if not real:
+            gen.mkdir(parents=True, exist_ok=True)
+        _link_current(hour_dir, gen.name)
+        return gen / f"part-{first_seq:020d}-{uuid.uuid4().hex[:8]}.parquet"
 
     def write_part(
         self,
@@ -300,34 +381,92 @@ class Lake:
                     out.append((PartitionKey(kind, ws, day, hour), hour_dir))
         return sorted(out)
 
+    def hour_files(self, hour_dir: Path) -> list[Path]:
+        """The files an hour holds now: those of its current generation (and any left directly
+        in the hour directory by the layout before generations)."""
+        real, _ = _generations(hour_dir)
+        files = [f for f in hour_dir.glob("*.parquet") if f.is_file()]
+        for _, gen in real:
+            files += gen.glob("*.parquet")
+        return sorted(files)
+
     def compact_hour(self, key: PartitionKey, hour_dir: Path, protected: set[Path]) -> bool:
         """Merge the hour's files into one and (for metrics) refresh its rollups.
 
         Files in ``protected`` (still needed to prove what the WAL replay may skip) are left
-        alone. Returns True when something was rewritten."""
-        files = sorted(hour_dir.glob("*.parquet"))
+        alone. Returns True when something was rewritten. Needs the lake's writers to be idle
+        (a part renamed into the hour meanwhile would be swapped out)."""
+        files = self.hour_files(hour_dir)
         parts = [f for f in files if f.name.startswith("part-")]
         if not parts or any(f in protected for f in files):
             return False
         table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
         schema = self.schemas[key.kind]
         table = table.select(schema.names).cast(schema)
-        staged = hour_dir.with_name(hour_dir.name + f".{uuid.uuid4().hex[:6]}.swap")
-        staged.mkdir()
-        merged = staged / f"compacted-{uuid.uuid4().hex[:8]}.parquet"
         sorted_table = sort_by_node_time(table)
-        self._write_file(merged, sorted_table, {})
-        if _rename_exchange(staged, hour_dir):
-            fsync_dir(hour_dir.parent)
-            shutil.rmtree(staged, ignore_errors=True)  # now holds the old small files
-        else:  # no atomic swap: keep the small files rather than risk readers seeing both
-            shutil.rmtree(staged, ignore_errors=True)
-            if key.kind == self.rollup_kind:
-                self.write_rollups(key, sorted_table)
-            return False
+        # without an atomic swap the small files stay, rather than readers seeing both
+        changed = self._swap_in(hour_dir, sorted_table)
         if key.kind == self.rollup_kind:
             self.write_rollups(key, sorted_table)
+        return changed
+
+    def _swap_in(self, hour_dir: Path, table: pa.Table) -> bool:
+        """Replace the hour's generations by one new generation holding ``table``."""
+        real, linked = _generations(hour_dir)
+        retired_base = self.root / RETIRED_DIR
+        retired_base.mkdir(exist_ok=True)
+        deadline = int(time.time() + self.retire_grace_secs) + 1
+        # built here, then swapped with the hour directory: afterwards this path holds the
+        # hour directory as it was, which the new one's symlinks point into
+        staged = retired_base / f"{deadline:012d}-{uuid.uuid4().hex[:8]}"
+        staged.mkdir()
+        up = os.path.relpath(staged, hour_dir)  # from inside the hour directory
+        next_gen = max([-1] + [n for n, _ in real + linked]) + 1
+        for n, link in linked:
+            target = os.readlink(link)
+            if (hour_dir / target).exists():  # a generation not yet swept: keep it readable
+                os.symlink(target, staged / f"g{n}")
+        for n, gen in real:
+            os.symlink(os.path.join(up, gen.name), staged / f"g{n}")
+        merged = staged / f"g{next_gen}" / f"compacted-{uuid.uuid4().hex[:8]}.parquet"
+        self._write_file(merged, table, {})
+        os.symlink(f"g{next_gen}", staged / CURRENT)
+        fsync_dir(staged)
+        if not _rename_exchange(staged, hour_dir):
+            shutil.rmtree(staged, ignore_errors=True)
+            return False
+        fsync_dir(hour_dir.parent)
+        fsync_dir(retired_base)
+        # for the sweep: which hour's symlinks point here
+        rel = str(hour_dir.relative_to(self.root))
+        (staged / ".origin").write_text(rel + "\n")
         return True
+
+    def sweep_retired(self, now: float | None = None) -> int:
+        """Delete what compaction replaced once its grace period is over, and the hour
+        directories' symlinks to it. Returns how many replaced hour directories went."""
+        base = self.root / RETIRED_DIR
+        if not base.is_dir():
+            return 0
+        now = time.time() if now is None else now
+        removed = 0
+        for d in sorted(base.iterdir()):
+            try:
+                deadline = int(d.name.split("-", 1)[0])
+            except ValueError:
+                deadline = 0
+            if deadline > now:
+                continue
+            origin = d / ".origin"
+            hour_dir = self.root / origin.read_text().strip() if origin.exists() else None
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+            if hour_dir is not None:
+                for _, link in _generations(hour_dir)[1]:
+                    if not link.exists():  # dangling now
+                        with contextlib.suppress(FileNotFoundError):
+                            link.unlink()
+        return removed
 
     def write_rollups(self, key: PartitionKey, table: pa.Table) -> None:
         frame = pl.from_arrow(table)
@@ -353,7 +492,9 @@ class Lake:
         self._write_file(day_file, hourly.to_arrow(), {})
 
     def apply_retention(self, tiers: dict[str, int], today: date) -> int:
-        """Delete date partitions older than each tier's days; returns how many went."""
+        """Delete date partitions older than each tier's days, and what compaction replaced
+        once its grace period is over; returns how many date partitions went."""
+        self.sweep_retired()
         removed = 0
         for kind, days in tiers.items():
             base = self.root / kind

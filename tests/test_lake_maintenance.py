@@ -60,9 +60,10 @@ def test_closed_hour_is_compacted_and_rolled_up(tmp_path: Path) -> None:
             await p.submit("metrics", ws, batch, f"b{k}")
             await p.flush(force=True)
         part_dir = tmp_path / f"lake/metrics/workspace={ws}/date=2026-06-10/hour=10"
-        assert len(list(part_dir.glob("part-*.parquet"))) == 3
+        # fresh parts go to the hour's first generation
+        assert len(list(part_dir.glob("g0/part-*.parquet"))) == 3
         # fresh parts: lake.fresh_compression, statistics on node and time only
-        for f in part_dir.glob("part-*.parquet"):
+        for f in part_dir.glob("g0/part-*.parquet"):
             assert _codecs_and_stats(f) == ({"LZ4"}, {"node_uuid", "time"})
         done = await p.maintain(now=NOW)
         await p.stop()
@@ -71,12 +72,15 @@ def test_closed_hour_is_compacted_and_rolled_up(tmp_path: Path) -> None:
     assert asyncio.run(scenario()) == 1
     lake = tmp_path / "lake"
     part_dir = lake / f"metrics/workspace={ws}/date=2026-06-10/hour=10"
-    files = sorted(f.name for f in part_dir.glob("*.parquet"))
+    # the compacted file is the new generation g1; g0 is now a symlink to the replaced one
+    assert (part_dir / "g0").is_symlink() and not (part_dir / "g1").is_symlink()
+    assert len(list((part_dir / "g0").glob("part-*.parquet"))) == 3
+    files = sorted(f.name for f in (part_dir / "g1").glob("*.parquet"))
     assert len(files) == 1 and files[0].startswith("compacted-")
     # the compacted hour: lake.compression, statistics on every column
-    codecs, stats = _codecs_and_stats(part_dir / files[0])
+    codecs, stats = _codecs_and_stats(part_dir / "g1" / files[0])
     assert codecs == {"ZSTD"} and stats == set(METRICS.lake_schema.names)
-    rows = _q(f"SELECT count(*), count(DISTINCT pps) FROM read_parquet('{part_dir}/*.parquet')")
+    rows = _q(f"SELECT count(*), count(DISTINCT pps) FROM read_parquet('{part_dir}/**/*.parquet')")
     assert rows == [(1800, 1800)]
     # 1-minute rollups: 30 minutes of one sample per second
     r1 = _q(
@@ -122,7 +126,7 @@ def test_open_hour_is_left_alone_and_retention_drops_old_days(tmp_path: Path) ->
     asyncio.run(scenario())
     lake = tmp_path / "lake"
     current_dir = lake / f"metrics/workspace={ws}/date=2026-06-10/hour=12"
-    assert len(list(current_dir.glob("part-*.parquet"))) == 2  # the open hour is not compacted
+    assert len(list(current_dir.glob("g0/part-*.parquet"))) == 2  # the open hour is not compacted
     assert not (lake / f"metrics/workspace={ws}/date=2026-05-21").exists()
     # the old day was compacted and rolled up before retention removed its raw data
     assert (lake / f"metrics_1m/workspace={ws}/date=2026-05-21").exists()
