@@ -24,9 +24,11 @@ __all__ = [
     "COMPRESSIONS",
     "DISTINCT_ROWS",
     "KIND_NAMES",
+    "SHAPES",
     "BodySet",
     "build_bodies",
     "encode",
+    "fleet_metrics_pool",
     "flows_batch",
     "metrics_batch",
     "row_pool",
@@ -36,6 +38,12 @@ __all__ = [
 ARROW = "application/vnd.apache.arrow.stream"
 KIND_NAMES = ("metrics", "flows")
 COMPRESSIONS = ("none", "lz4", "zstd")
+# Who sends and how rows name their node. "node-key": each batch is one node's rows, posted with
+# that node's key (an agent). "collector-node" / "collector-node_ip": each batch holds the
+# per-second history of many nodes in time order (every node's second t, then every node's
+# t + 1, ...), posted with the workspace's collector key, rows named by node UUID or by the
+# node's registered address (a collector, or a replay of stored history).
+SHAPES = ("node-key", "collector-node", "collector-node_ip")
 # The address every flow row is sent to: the node's own (TEST-NET-3; nothing is ever sent there).
 NODE_IP = "203.0.113.10"
 _WINDOW = timedelta(seconds=60)
@@ -133,6 +141,38 @@ def flows_batch(n: int, seed: int, end: datetime | None = None) -> pa.Table:
     return pa.table(cols)
 
 
+def fleet_metrics_pool(
+    rows: int,
+    seed: int,
+    nodes: tuple[tuple[str, str], ...],
+    column: str,
+    end: datetime | None = None,
+) -> pa.Table:
+    """``rows`` wire rows of ``metrics``: the per-second history of ``nodes`` ((uuid, address)
+    pairs) in time order, ``len(nodes)`` rows per second, the last second 5 s before ``end``.
+    ``column`` is ``node`` (rows name their node by UUID) or ``node_ip`` (by address). The
+    history spans ``rows / len(nodes)`` seconds, so batches cross hour partitions as a replay's
+    do."""
+    if column not in ("node", "node_ip") or not nodes:
+        raise ValueError(f"bad fleet pool: column {column!r}, {len(nodes)} nodes")
+    end = end or datetime.now(UTC) - timedelta(seconds=5)
+    table = metrics_batch(rows, seed, end)
+    count = len(nodes)
+    seconds = -(-rows // count)
+    first = int(end.timestamp()) - seconds + 1
+    index = pa.array(range(rows), pa.int64())
+    step = pc.divide(index, count)  # integer division: the row's second
+    micros = pc.multiply(pc.add(step, first), 1_000_000)
+    table = table.set_column(
+        table.schema.get_field_index("time"),
+        "time",
+        pc.cast(micros, pa.timestamp("us", tz="UTC")),
+    )
+    names = pa.array([n[0] if column == "node" else n[1] for n in nodes], pa.string())
+    which = pc.subtract(index, pc.multiply(step, count))  # the row's node: row % count
+    return table.append_column(column, pc.take(names, which))
+
+
 def wire_batch(kind: str, n: int, seed: int, end: datetime | None = None) -> pa.Table:
     if kind == "metrics":
         return metrics_batch(n, seed, end)
@@ -181,11 +221,25 @@ def row_pool(kind: str, seed: int, rows: int = DISTINCT_ROWS) -> pa.Table:
 
 
 def build_bodies(
-    kind: str, rows: int, compression: str, seed: int, distinct_rows: int = DISTINCT_ROWS
+    kind: str,
+    rows: int,
+    compression: str,
+    seed: int,
+    distinct_rows: int = DISTINCT_ROWS,
+    shape: str = "node-key",
+    nodes: tuple[tuple[str, str], ...] = (),
 ) -> BodySet:
     """Bodies of ``rows`` rows each, cut from a pool of ``distinct_rows`` distinct rows (at least
-    two bodies); senders rotate them."""
+    two bodies); senders rotate them. ``shape`` (see ``SHAPES``): for the collector shapes
+    ``nodes`` are the workspace's (uuid, address) pairs and the pool is their history in time
+    order (metrics only)."""
     count = max(2, -(-distinct_rows // rows))
-    pool = row_pool(kind, seed, max(distinct_rows, count * rows))
+    if shape == "node-key":
+        pool = row_pool(kind, seed, max(distinct_rows, count * rows))
+    elif shape in SHAPES and kind == "metrics":
+        column = shape.split("-", 1)[1]
+        pool = fleet_metrics_pool(max(distinct_rows, count * rows), seed, nodes, column)
+    else:
+        raise ValueError(f"unknown shape {shape!r} for {kind}")
     bodies = tuple(encode(pool.slice(i * rows, rows), compression) for i in range(count))
     return BodySet(kind, rows, compression, bodies)

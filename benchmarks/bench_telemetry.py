@@ -4,7 +4,10 @@
 
 Starts ``python -m api serve`` on a free loopback port with a fresh temporary data directory,
 then for each cell (kind x rows per batch x wire compression), in a workspace of its own with
-``--nodes`` nodes (node keys):
+``--nodes`` nodes (node keys; every batch is one node's rows). Cells of a collector shape
+(``metrics:10000:lz4:collector-node`` or ``...:collector-node_ip``) have ``fleet_nodes`` nodes
+(60) and post with the workspace's collector key batches that each hold the per-second history of
+every node in time order, rows named by ``node`` UUID or by ``node_ip``:
 
 1. **max rate**: closed loop over ``--connections`` keep-alive connections for a fixed time.
    ``e2e rows/s`` = rows acknowledged / (first send -> the moment all of them are readable in
@@ -46,7 +49,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .batches import DISTINCT_ROWS
+from .batches import DISTINCT_ROWS, SHAPES
 from .ceilings import BareServer, lake_settings, run_parquet_ceiling
 from .harness import GaugePeaks, LakeCounter, PeakRss, ServerProcess, cpu_secs
 from .loadgen import LoadGenerator, LoadResult, Phase, percentile
@@ -55,6 +58,7 @@ __all__ = ["FULL", "QUICK", "Plan", "main", "run"]
 
 GIB = 1 << 30
 TARGET_E2E_ROWS_PER_S = 2_000_000
+TARGET_COLLECTOR_E2E_ROWS_PER_S = 1_000_000  # every collector-shape cell
 TARGET_P99_SECS = 0.100
 TARGET_RSS_BYTES = GIB
 # Memory the server accounts for itself, sampled during the max-rate and 3x phases.
@@ -63,7 +67,8 @@ _GAUGES = ("floodwatch_buffer_bytes", "floodwatch_buffer_rows", "floodwatch_wal_
 
 @dataclass(frozen=True)
 class Plan:
-    cells: tuple[tuple[str, int, str], ...]
+    # (kind, rows per batch, wire compression, sender shape: batches.SHAPES)
+    cells: tuple[tuple[str, int, str, str], ...]
     max_secs: float
     half_secs: float
     half_min_requests: int
@@ -74,6 +79,7 @@ class Plan:
     connections: int = 8
     over_connections: int = 32
     nodes: int = 8
+    fleet_nodes: int = 60  # nodes of a collector-shape cell
     seed: int = 20_251_128
     flush_age_secs: float = 1.0
     lake_timeout_secs: float = 120.0
@@ -81,8 +87,16 @@ class Plan:
 
 def _grid(
     kinds: tuple[str, ...], rows: tuple[int, ...], comps: tuple[str, ...]
-) -> tuple[tuple[str, int, str], ...]:
-    return tuple((k, r, c) for k in kinds for r in rows for c in comps)
+) -> tuple[tuple[str, int, str, str], ...]:
+    return tuple((k, r, c, "node-key") for k in kinds for r in rows for c in comps)
+
+
+# Collector / replay traffic: many nodes' seconds per batch, in time order.
+COLLECTOR_CELLS = (
+    ("metrics", 10_000, "lz4", "collector-node"),
+    ("metrics", 10_000, "lz4", "collector-node_ip"),
+    ("metrics", 50_000, "lz4", "collector-node_ip"),
+)
 
 
 MAX_SECS = 12.0
@@ -92,7 +106,8 @@ is latency, not throughput. Over 4 s it cost e2e a fifth; over 12 s it costs a t
 figure reads close to the rate the pipeline sustains."""
 
 FULL = Plan(
-    cells=_grid(("metrics", "flows"), (1_000, 10_000, 100_000), ("none", "lz4", "zstd")),
+    cells=_grid(("metrics", "flows"), (1_000, 10_000, 100_000), ("none", "lz4", "zstd"))
+    + COLLECTOR_CELLS,
     max_secs=MAX_SECS,
     half_secs=5,
     half_min_requests=40,
@@ -103,10 +118,11 @@ FULL = Plan(
 )
 QUICK = Plan(
     cells=(
-        ("metrics", 10_000, "none"),
-        ("metrics", 10_000, "lz4"),
-        ("metrics", 10_000, "zstd"),
-        ("flows", 10_000, "lz4"),
+        ("metrics", 10_000, "none", "node-key"),
+        ("metrics", 10_000, "lz4", "node-key"),
+        ("metrics", 10_000, "zstd", "node-key"),
+        ("flows", 10_000, "lz4", "node-key"),
+        *COLLECTOR_CELLS,
     ),
     max_secs=MAX_SECS,
     half_secs=3,
@@ -180,10 +196,13 @@ class _Cell:
         kind: str,
         rows: int,
         compression: str,
+        shape: str = "node-key",
     ) -> None:
         self.server, self.gen, self.bare, self.plan = server, gen, bare, plan
-        self.kind, self.rows, self.compression = kind, rows, compression
+        self.kind, self.rows, self.compression, self.shape = kind, rows, compression, shape
         self.name = f"c{index}-{kind}-{rows}-{compression}"
+        if shape != "node-key":
+            self.name += f"-{shape.replace('_', '')}"
         self.acked = 0
         self.keys: tuple[str, ...] = ()
         self.lake: LakeCounter | None = None
@@ -203,16 +222,40 @@ class _Cell:
         assert self.lake is not None
         return self.lake.wait_for(self.acked, self.plan.lake_timeout_secs)
 
+    def _build(self, ws: str, token: str) -> dict[str, float]:
+        """Nodes and keys of the cell, and the load generator's bodies."""
+        p, srv = self.plan, self.server
+        if self.shape == "node-key":
+            self.keys = tuple(srv.create_nodes(token, p.nodes, self.name))
+            return self.gen.build(self.kind, self.rows, self.compression, p.seed)
+        nodes = _create_fleet(srv, token, p.fleet_nodes, self.name)
+        info = srv.cli_json("collector", "create", "--workspace", ws, "--name", self.name)
+        self.keys = (str(info["key"]),)
+        arg = {
+            "kind": self.kind,
+            "rows": self.rows,
+            "compression": self.compression,
+            "seed": p.seed,
+            "distinct_rows": DISTINCT_ROWS,
+            "shape": self.shape,
+            "nodes": nodes,
+        }
+        # LoadGenerator.build() knows only the node-key shape; its child passes every argument
+        # on to batches.build_bodies
+        built: dict[str, float] = self.gen._call("build", arg, timeout=300)
+        return built
+
     def run(self) -> dict[str, Any]:
         p, srv = self.plan, self.server
         ws, token = srv.create_workspace(self.name)
-        self.keys = tuple(srv.create_nodes(token, p.nodes, self.name))
+        built = self._build(ws, token)
         self.lake = LakeCounter(srv.lake_root, self.kind, ws)
-        built = self.gen.build(self.kind, self.rows, self.compression, p.seed)
         out: dict[str, Any] = {
             "kind": self.kind,
             "rows_per_batch": self.rows,
             "compression": self.compression,
+            "shape": self.shape,
+            "nodes": p.nodes if self.shape == "node-key" else p.fleet_nodes,
             "body_bytes": round(built["mean_bytes"]),
             "distinct_bodies": built["bodies"],
         }
@@ -307,6 +350,26 @@ class _Cell:
         return out
 
 
+def _create_fleet(
+    srv: ServerProcess, token: str, count: int, prefix: str
+) -> tuple[tuple[str, str], ...]:
+    """(uuid, address) of ``count`` new nodes (``POST /api/v1/nodes``), addresses in
+    198.18.0.0/15 (benchmarking range)."""
+    out = []
+    for i in range(count):
+        ip = f"198.18.{i // 250}.{1 + i % 250}"
+        resp = srv.http.post(
+            srv.base_url + "/api/v1/nodes",
+            json={"name": f"{prefix}-{i}", "ip": ip},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        if resp.status_code != 201:
+            raise RuntimeError(f"node create failed: {resp.status_code} {resp.text}")
+        out.append((str(resp.json()["node"]["uuid"]), ip))
+    return tuple(out)
+
+
 def _server_breakdown(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     """What the server's own counters (/metrics) say about the cell's phases 1-3."""
 
@@ -376,9 +439,9 @@ def run(plan: Plan, keep_data: bool = False, log: Any = None) -> dict[str, Any]:
         server.start()
         report["server_idle_rss_bytes"] = _rss(server.pid)
         with BareServer() as bare, LoadGenerator() as gen:
-            for i, (kind, rows, comp) in enumerate(plan.cells):
-                say(f"cell {i + 1}/{len(plan.cells)}: {kind} {rows} rows {comp}")
-                runner = _Cell(server, gen, bare, plan, i, kind, rows, comp)
+            for i, (kind, rows, comp, shape) in enumerate(plan.cells):
+                say(f"cell {i + 1}/{len(plan.cells)}: {kind} {rows} rows {comp} {shape}")
+                runner = _Cell(server, gen, bare, plan, i, kind, rows, comp, shape)
                 runner.cache = tmp / "cache"
                 cell = runner.run()
                 _ratios(cell)
@@ -451,7 +514,16 @@ def _cell_line(c: dict[str, Any]) -> str:
 
 
 def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
-    m10k = [c for c in cells if c["kind"] == "metrics" and c["rows_per_batch"] == 10_000]
+    m10k = [
+        c
+        for c in cells
+        if c["kind"] == "metrics"
+        and c["rows_per_batch"] == 10_000
+        and c.get("shape", "node-key") == "node-key"
+    ]
+    fleet = [c for c in cells if c.get("shape", "node-key") != "node-key"]
+    fleet_worst = min(fleet, key=lambda c: c["max"]["e2e_rows_per_s"] or 0, default=None)
+    fleet_rate = fleet_worst["max"]["e2e_rows_per_s"] if fleet_worst else None
     best = max(m10k, key=lambda c: c["max"]["e2e_rows_per_s"] or 0, default=None)
     best_rate = best["max"]["e2e_rows_per_s"] if best else None
     p99s = [(c, c["half"]["p99_ack_ms"]) for c in cells]
@@ -467,6 +539,12 @@ def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
             "best": best_rate,
             "best_compression": best["compression"] if best else None,
             "met": bool(best_rate and best_rate >= TARGET_E2E_ROWS_PER_S),
+        },
+        "e2e_collector_rows_per_s": {
+            "target": TARGET_COLLECTOR_E2E_ROWS_PER_S,
+            "worst": fleet_rate,
+            "worst_cell": fleet_worst and f"{fleet_worst['rows_per_batch']}/{fleet_worst['shape']}",
+            "met": bool(fleet_rate and fleet_rate >= TARGET_COLLECTOR_E2E_ROWS_PER_S),
         },
         "p99_ack_half_load_ms": {
             "target": TARGET_P99_SECS * 1000,
@@ -491,6 +569,13 @@ def _mib(v: float | None) -> str:
     return "-" if v is None else f"{v / 2**20:,.0f}"
 
 
+def _sender(c: dict[str, Any]) -> str:
+    shape = c.get("shape", "node-key")
+    if shape == "node-key":
+        return f"node keys ({c.get('nodes', '-')} nodes)"
+    return f"collector, {shape.split('-', 1)[1]} ({c['nodes']} nodes, time order)"
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Floodwatch telemetry benchmark, {report['started_at']}, commit "
@@ -511,15 +596,15 @@ def markdown(report: dict[str, Any]) -> str:
         )
         + ".",
         "",
-        "| kind | rows/batch | wire | body KiB | e2e rows/s | ack rows/s | drain s "
+        "| kind | rows/batch | wire | sender | body KiB | e2e rows/s | ack rows/s | drain s "
         "| HTTP ceiling rows/s | e2e ÷ HTTP | Parquet ceiling rows/s | e2e ÷ Parquet "
         "| lake writer rows/s | server CPU µs/row | bytes/row |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in report["cells"]:
         m = c["max"]
         lines.append(
-            f"| {c['kind']} | {c['rows_per_batch']:,} | {c['compression']} "
+            f"| {c['kind']} | {c['rows_per_batch']:,} | {c['compression']} | {_sender(c)} "
             f"| {c['body_bytes'] / 1024:,.0f} | {_n(m['e2e_rows_per_s'])} "
             f"| {_n(m['ack_rows_per_s'])} | {_n(m['drain_secs'], 1)} "
             f"| {_n(c['http_ceiling']['rows_per_s'])} | {_n(c['ratio_to_http_ceiling'], 2)} "
@@ -531,15 +616,16 @@ def markdown(report: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "| kind | rows/batch | wire | half load rows/s | p50 ack ms | p99 ack ms | acks "
+        "| kind | rows/batch | wire | sender | half load rows/s | p50 ack ms | p99 ack ms | acks "
         "| peak RSS MiB (max rate) | 3x offered rows/s | 3x sent rows/s | 3x 202 | 3x 503 "
-        "(with Retry-After) | peak RSS MiB (3x) | peak buffer MiB (3x) | lake rows = acked |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "(with Retry-After) | peak RSS MiB (3x) | peak buffer MiB (3x) | lake rows = acked "
+        "| max-rate 503 |",
+        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
     for c in report["cells"]:
         h, o = c["half"], c["over"]
         lines.append(
-            f"| {c['kind']} | {c['rows_per_batch']:,} | {c['compression']} "
+            f"| {c['kind']} | {c['rows_per_batch']:,} | {c['compression']} | {_sender(c)} "
             f"| {_n(h['offered_rows_per_s'])} | {_n(h['p50_ack_ms'], 1)} "
             f"| {_n(h['p99_ack_ms'], 1)} | {h['acks']} | {_mib(c['max']['peak_rss_bytes'])} "
             f"| {_n(o['offered_rows_per_s'])} | {_n(o['sent_rows_per_s'])} "
@@ -547,7 +633,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {o['statuses'].get('503', 0)} ({o['retry_after_503']}) "
             f"| {_mib(o['peak_rss_bytes'])} "
             f"| {_mib(o['peak_gauges']['floodwatch_buffer_bytes'])} "
-            f"| {'yes' if c['lake']['all_acked_rows_readable'] else 'NO'} |"
+            f"| {'yes' if c['lake']['all_acked_rows_readable'] else 'NO'} "
+            f"| {c['max']['statuses'].get('503', 0)} |"
         )
     t = report["targets"]
     e, p, r = t["e2e_metrics_10k_rows_per_s"], t["p99_ack_half_load_ms"], t["peak_rss_3x_bytes"]
@@ -565,6 +652,14 @@ def markdown(report: dict[str, Any]) -> str:
             if e["best"]
             else "(no metrics cell with 10k-row batches in this run)"
         ),
+        "- >= 1,000,000 rows/s end to end in every collector cell (many nodes per batch): "
+        + (
+            f"{verdict(t['e2e_collector_rows_per_s']['met'])} (worst "
+            f"{_n(t['e2e_collector_rows_per_s']['worst'])} rows/s, "
+            f"{t['e2e_collector_rows_per_s']['worst_cell']})"
+            if t["e2e_collector_rows_per_s"]["worst"] is not None
+            else "(no collector cell in this run)"
+        ),
         f"- p99 ack < 100 ms at half load: {verdict(p['met'])} (worst {_n(p['worst'], 1)} ms"
         + (
             f"; missed in {', '.join(p['cells_missing_target'])}"
@@ -580,13 +675,14 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_telemetry")
-    parser.add_argument("--quick", action="store_true", help="4 cells, shorter phases (~2 min)")
+    parser.add_argument("--quick", action="store_true", help="7 cells, shorter phases (~3 min)")
     parser.add_argument("--out", type=Path, help="write the full report as JSON here")
     parser.add_argument(
         "--cell",
         action="append",
-        metavar="KIND:ROWS:WIRE",
-        help="run only these cells (e.g. metrics:10000:lz4); repeatable",
+        metavar="KIND:ROWS:WIRE[:SENDER]",
+        help="run only these cells (e.g. metrics:10000:lz4, metrics:10000:lz4:collector-node_ip;"
+        f" SENDER one of {', '.join(SHAPES)}); repeatable",
     )
     parser.add_argument("--connections", type=int, help="closed-loop connections (default 8)")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory")
@@ -608,8 +704,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cell:
         cells = []
         for spec in args.cell:
-            kind, rows, comp = spec.split(":")
-            cells.append((kind, int(rows), comp))
+            kind, rows, comp, *rest = spec.split(":")
+            shape = rest[0] if rest else "node-key"
+            if shape not in SHAPES or len(rest) > 1:
+                parser.error(f"--cell {spec}: sender must be one of {', '.join(SHAPES)}")
+            cells.append((kind, int(rows), comp, shape))
         plan = Plan(**{**asdict(plan), "cells": tuple(cells)})
     if args.connections:
         plan = Plan(**{**asdict(plan), "connections": args.connections})

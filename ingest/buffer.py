@@ -1,8 +1,19 @@
 """The buffer: durable rows wait here, grouped by lake partition, until a flush writes them.
 
 A group is flushed when it holds ``flush_rows`` rows or its oldest row has waited
-``flush_age_secs``, whichever comes first. The buffer never grows past ``max_bytes``: callers ask
-``has_room()`` before accepting a batch and shed load with 503 when it says no.
+``flush_age_secs``, whichever comes first. Two more rules keep a sender of history in time
+order (a collector catching up, a replay) from filling the buffer with groups that are never
+full (an hour of 60 nodes' seconds is 216,000 rows, less than ``flush_rows``) and wait out their
+age while senders get 503:
+
+- **left behind**: a group is due once later hours of its kind and workspace have received
+  ``flush_rows // 4`` rows since it last received any: the sender has moved on. A group that
+  keeps receiving rows (live traffic next to a backfill of older hours) is not left behind.
+- **pressure**: past half of ``max_bytes`` the groups that have waited longest are due until
+  what stays buffered is under a quarter of it.
+
+The buffer never grows past ``max_bytes``: callers ask ``has_room()`` before accepting a batch
+and shed load with 503 when it says no.
 """
 
 from __future__ import annotations
@@ -64,6 +75,9 @@ class Group:
     rows: int = 0
     nbytes: int = 0
     first_at: float = 0.0
+    # rows that later hours of the same kind and workspace received since this group's last
+    # batch (see "left behind")
+    passed: int = 0
 
 
 class Buffer:
@@ -73,6 +87,8 @@ class Buffer:
         self.max_bytes = max_bytes
         self._groups: dict[PartitionKey, Group] = {}
         self._inflight: dict[int, Group] = {}
+        # the keys of the buffered groups of each (kind, workspace)
+        self._streams: dict[tuple[str, str], set[PartitionKey]] = {}
         self.rows = 0
         self.nbytes = 0
 
@@ -83,6 +99,11 @@ class Buffer:
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = Group(key, first_at=now)
+            self._streams.setdefault((key.kind, key.workspace), set()).add(key)
+        group.passed = 0
+        for other in self._streams[(key.kind, key.workspace)]:
+            if other < key:
+                self._groups[other].passed += table.num_rows
         group.tables.append(table)
         group.seqs.append(seq)
         group.rows += table.num_rows
@@ -91,19 +112,49 @@ class Buffer:
         self.rows += table.num_rows
         self.nbytes += size
 
+    def _left_behind(self, group: Group) -> bool:
+        return group.passed >= max(1, self.flush_rows // 4)
+
+    def _forget(self, key: PartitionKey) -> None:
+        del self._groups[key]
+        stream = (key.kind, key.workspace)
+        keys = self._streams[stream]
+        keys.discard(key)
+        if not keys:
+            del self._streams[stream]
+
+    def _pressed(self) -> set[PartitionKey]:
+        """Keys of the groups to flush because the buffer is past half of ``max_bytes``: the
+        longest waiting first, until a quarter of it stays."""
+        if self.nbytes <= self.max_bytes // 2:
+            return set()
+        keep = sum(g.nbytes for g in self._groups.values())
+        out: set[PartitionKey] = set()
+        for g in sorted(self._groups.values(), key=lambda g: g.first_at):
+            if keep <= self.max_bytes // 4:
+                break
+            out.add(g.key)
+            keep -= g.nbytes
+        return out
+
     def take_due(self, now: float, force: bool = False) -> list[Group]:
         """Remove and return the groups that should be flushed; they stay counted (in flight)
         until ``done()``. A group that grew past ``flush_rows`` (the writer was busy) is handed
         out in pieces of about ``flush_rows`` rows, cut between batches, so that the writer's
         working memory stays bounded by ``flush_rows`` whatever the backlog."""
+        pressed = self._pressed()
         due = [
             g
             for g in self._groups.values()
-            if force or g.rows >= self.flush_rows or now - g.first_at >= self.flush_age_secs
+            if force
+            or g.rows >= self.flush_rows
+            or now - g.first_at >= self.flush_age_secs
+            or g.key in pressed
+            or self._left_behind(g)
         ]
         out: list[Group] = []
         for g in due:
-            del self._groups[g.key]
+            self._forget(g.key)
             for piece in self._pieces(g):
                 self._inflight[id(piece)] = piece
                 out.append(piece)
@@ -138,12 +189,14 @@ class Buffer:
         existing = self._groups.get(group.key)
         if existing is None:
             self._groups[group.key] = group
+            self._streams.setdefault((group.key.kind, group.key.workspace), set()).add(group.key)
         else:
             existing.tables.extend(group.tables)
             existing.seqs.extend(group.seqs)
             existing.rows += group.rows
             existing.nbytes += group.nbytes
             existing.first_at = min(existing.first_at, group.first_at)
+            existing.passed = min(existing.passed, group.passed)
 
     def lowest_seq(self) -> int | None:
         """The smallest WAL sequence number not yet in the lake, if any."""

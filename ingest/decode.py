@@ -32,6 +32,9 @@ _INT64 = pa.int64()
 _ZERO = pa.scalar(0.0, _FLOAT64)
 _TRUE = pa.scalar(True)
 _READ_OPTIONS = ipc.IpcReadOptions(use_threads=False)
+# Text columns that hold few distinct values per batch (a collector's batch names a few dozen
+# nodes in 10-50k rows): their values are checked once per distinct value, not once per row.
+_FEW_VALUES = frozenset({"node", "node_ip", "dst_ip"})
 
 
 @dataclass(frozen=True)
@@ -103,18 +106,36 @@ def _check_column(name: str, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArr
     if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
         raise DecodeError(f"column {name} must be a UTF-8 string, not {t}", column=name)
     arr = arr.cast(pa.string())
-    if col.kind == "ip":
-        ok = pc.match_substring_regex(arr, _IPV4)
-        if not pc.all(pc.fill_null(ok, _TRUE)).as_py():  # IPv6 only when IPv4 does not do
-            ok = pc.or_(ok, pc.match_substring_regex(arr, _IPV6))
-    else:
-        ok = pc.match_substring_regex(arr, _UUID)
-    if not pc.all(pc.fill_null(ok, _TRUE)).as_py():
+    # the distinct values stand for the rows: the same verdict, one regex per value
+    values = pc.unique(arr) if name in _FEW_VALUES else arr
+    if not _text_ok(col.kind, values):
         what = "an IPv4 or IPv6 address" if col.kind == "ip" else "a UUID"
         raise DecodeError(f"column {name} holds a value that is not {what}", column=name)
-    if col.kind == "uuid":
+    if col.kind == "uuid" and (values is arr or not _is_lower(values)):
         arr = pc.utf8_lower(arr)
     return arr
+
+
+def _all(mask: pa.Array | pa.ChunkedArray) -> bool:
+    """Every value true, nulls counted as true (and no values at all: true; Arrow's ``all`` of
+    an empty array is null)."""
+    return pc.all(pc.fill_null(mask, _TRUE)).as_py() is not False
+
+
+def _text_ok(kind: str, values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every non-null value is an address (``ip``) or a UUID (``uuid``)."""
+    if kind == "ip":
+        ok = pc.match_substring_regex(values, _IPV4)
+        if not _all(ok):  # IPv6 only when IPv4 does not do
+            ok = pc.or_(ok, pc.match_substring_regex(values, _IPV6))
+    else:
+        ok = pc.match_substring_regex(values, _UUID)
+    return _all(ok)
+
+
+def _is_lower(values: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether lower-casing would leave every value as it is."""
+    return _all(pc.equal(pc.utf8_lower(values), values))
 
 
 def _float_bad(arr: pa.ChunkedArray) -> bool:

@@ -252,10 +252,33 @@ def latest_per_node(
         i = pc.index(times, newest).as_py()
         row = table.select(["node_uuid", "time", "pps", "bps"]).slice(i, 1).to_pylist()[0]
         return [(row["node_uuid"], row["time"], float(row["pps"]), float(row["bps"]))]
+    tail = _tail_of_every_node(table)
+    if tail is not None:  # times never decrease: each node's last row in the tail is its newest
+        last = {n: i for i, n in enumerate(tail.column("node_uuid").to_pylist())}
+        rows = tail.select(["node_uuid", "time", "pps", "bps"]).take(list(last.values()))
+        cols = rows.to_pydict()
+        return [(n, t, float(p), float(b)) for n, t, p, b in zip(*cols.values(), strict=True)]
     frame = pl.from_arrow(table.select(["node_uuid", "time", "pps", "bps"]))
     assert isinstance(frame, pl.DataFrame)
     latest = frame.sort("time").group_by("node_uuid").agg(pl.all().last())
     return [(r[0], r[1], float(r[2]), float(r[3])) for r in latest.iter_rows()]
+
+
+def _tail_of_every_node(table: pa.Table) -> pa.Table | None:
+    """A suffix of ``table`` holding every node's last row, when its times never decrease (a
+    collector's batch in time order: the last few seconds name every node); else None. Polars'
+    sort and group-by of a 10k-row batch cost more than the rest of its routing."""
+    n = table.num_rows
+    times = table.column("time")
+    if times.null_count:
+        return None
+    nodes = len(pc.unique(table.column("node_uuid")))
+    tail = table.slice(n - min(n, 4 * nodes))
+    if len(pc.unique(tail.column("node_uuid"))) != nodes:
+        return None
+    if n > 1 and not pc.all(pc.less_equal(times.slice(0, n - 1), times.slice(1))).as_py():
+        return None
+    return tail
 
 
 class CachedCredentials:

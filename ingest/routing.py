@@ -20,10 +20,17 @@ def _canonical_ip(text: str) -> str | None:
         return None
 
 
-def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> pa.ChunkedArray:
+# Both lookups work on the column's distinct values (a batch names a few dozen nodes in tens of
+# thousands of rows) and map them back with one vectorized pass. Each returns the node UUIDs
+# (null where the row names no node of the workspace) and whether every non-null value named
+# one.
+
+
+def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> tuple[pa.ChunkedArray, bool]:
     """Node UUIDs for an address column (null where no node has that address)."""
     uniques = pc.unique(column).to_pylist()
     keys, values = [], []
+    every = True
     for ip in uniques:
         if ip is None:
             continue
@@ -32,18 +39,23 @@ def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> pa.ChunkedArr
         if node is not None:
             keys.append(ip)
             values.append(node)
+        else:
+            every = False
     if not keys:
-        return pa.chunked_array([pa.nulls(len(column), pa.string())])
+        return pa.chunked_array([pa.nulls(len(column), pa.string())]), every
     positions = pc.index_in(column, value_set=pa.array(keys, pa.string()))
-    return pc.take(pa.array(values, pa.string()), positions)
+    return pc.take(pa.array(values, pa.string()), positions), every
 
 
-def _lookup_uuids(column: pa.ChunkedArray, index: dict[str, str]) -> pa.ChunkedArray:
-    known = [u for u in pc.unique(column).to_pylist() if u is not None and u in index]
+def _lookup_uuids(column: pa.ChunkedArray, index: dict[str, str]) -> tuple[pa.ChunkedArray, bool]:
+    uniques = [u for u in pc.unique(column).to_pylist() if u is not None]
+    known = [u for u in uniques if u in index]
+    if len(known) == len(uniques):  # every row names a node (or none): the column as it is
+        return column, True
     if not known:
-        return pa.chunked_array([pa.nulls(len(column), pa.string())])
+        return pa.chunked_array([pa.nulls(len(column), pa.string())]), False
     ok = pc.is_in(column, value_set=pa.array(known, pa.string()))
-    return pc.if_else(ok, column, pa.scalar(None, pa.string()))
+    return pc.if_else(ok, column, pa.scalar(None, pa.string())), False
 
 
 def to_lake_table(
@@ -77,18 +89,17 @@ def to_lake_table(
         for name, lookup in (("node", _lookup_uuids), ("node_ip", _lookup_ips)):
             if name in names:
                 tried.append(name)
-                found = lookup(table.column(name), index)
+                found, every = lookup(table.column(name), index)
                 routed = found if routed is None else pc.coalesce(routed, found)
                 # a node or node_ip value that names no node of this workspace is an error
-                given = pc.is_valid(table.column(name))
-                if pc.any(pc.and_(given, pc.is_null(found))).as_py():
+                if not every:
                     raise DecodeError(
                         f"column {name} holds a value that names no node of this workspace",
                         column=name,
                     )
         if kind.name == "flows" and "dst_ip" in names:
             tried.append("dst_ip")
-            found = _lookup_ips(table.column("dst_ip"), index)
+            found, _ = _lookup_ips(table.column("dst_ip"), index)
             routed = found if routed is None else pc.coalesce(routed, found)
         if not tried:
             raise DecodeError(
