@@ -76,10 +76,13 @@ def _y(s: str) -> str:
 def level_columns() -> list[str]:
     """Columns ``update`` adds to every row: ``L_<s>`` (log level) per series, ``N_pps`` and
     ``N_bps`` (log noise) and ``learned`` (minutes the node has learned)."""
-    return [*(f"L_{s}" for s in SERIES), "N_pps", "N_bps", "learned"]
+    return [*(f"L_{s}" for s in SERIES), "N_pps", "N_bps", "Q_tcp", "Q_ack", "learned"]
 
 
 _NOISY = ("pps", "bps")
+#: per-minute spread (90th minus 10th percentile) of the TCP and ACK shares of packets: the
+#: node's own traffic-mix jitter, which scales the engine's mix thresholds
+_SHARES = ("tcp", "ack")
 
 
 def _hist_schema() -> dict[str, pl.DataType]:
@@ -89,6 +92,8 @@ def _hist_schema() -> dict[str, pl.DataType]:
         out[f"{s}_m"] = pl.List(pl.Float64())
     for s in _NOISY:
         out[f"{s}_q"] = pl.List(pl.Float64())
+    for s in _SHARES:
+        out[f"{s}_share_q"] = pl.List(pl.Float64())
     return out
 
 
@@ -98,6 +103,8 @@ def _mins_schema() -> dict[str, pl.DataType]:
         out[f"{s}_m"] = pl.Float64()
     for s in _NOISY:
         out[f"{s}_q"] = pl.Float64()
+    for s in _SHARES:
+        out[f"{s}_share_q"] = pl.Float64()
     return out
 
 
@@ -213,6 +220,9 @@ def _levels_for(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFr
             hi = vals.list.get(idx, null_on_oob=True)
             within = pl.col(f"{s}_q").list.slice(off, length).list.median()
             exprs.append(((hi - med).clip(0.0) + within.fill_null(0.0)).alias(f"N_{s}"))
+    for s in _SHARES:
+        q = pl.col(f"{s}_share_q").list.slice(off, length).list.median()
+        exprs.append(q.alias(f"Q_{s}"))
     return t.select("node", at, "_k", *exprs)
 
 
@@ -269,7 +279,13 @@ def update(
                 diff.abs() <= CUT if s == "avg_pkt_len" else diff <= CUT
             )
             masked.append(pl.when(ok_pps & ok_s).then(pl.col(_y(s))).alias(_y(s)))
-        done = done.select("node", "minute", ok_pps.alias("_ok"), *masked)
+        shares = [
+            pl.when(ok_pps & (pl.col("pps") > 0))
+            .then(pl.col(f"{s}_pps") / pl.col("pps"))
+            .alias(f"_s_{s}")
+            for s in _SHARES
+        ]
+        done = done.select("node", "minute", ok_pps.alias("_ok"), *masked, *shares)
         aggs: list[pl.Expr] = [pl.col("_ok").sum().alias("_n")]
         for s in SERIES:
             y = pl.col(_y(s))
@@ -277,6 +293,12 @@ def update(
             if s in _NOISY:
                 q = y.quantile(0.9, interpolation="nearest") - y.median()
                 aggs.append(q.alias(f"{s}_q"))
+        for s in _SHARES:
+            v = pl.col(f"_s_{s}")
+            spread = v.quantile(0.9, interpolation="nearest") - v.quantile(
+                0.1, interpolation="nearest"
+            )
+            aggs.append(spread.alias(f"{s}_share_q"))
         mins = (
             done.group_by("node", "minute")
             .agg(aggs)
@@ -449,6 +471,7 @@ def seed_from_rollups(state: BaselineState, rollups: pl.DataFrame) -> BaselineSt
                 exprs.append(q.alias(f"{s}_q"))
             else:
                 exprs.append(pl.lit(0.0).alias(f"{s}_q"))
+    exprs += [pl.lit(None, pl.Float64()).alias(f"{s}_share_q") for s in _SHARES]
     seq = df.select(exprs).filter(pl.col("pps_m").is_not_null())
     seq = seq.join(state.hist.select("node"), on="node", how="anti")
     if seq.height == 0:

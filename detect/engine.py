@@ -9,26 +9,32 @@ Evidence, per second, all vectorized over every row of the batch:
 
 - **volume**: ``lx = ln(pps + 10) - level`` against a log threshold;
 - **traffic mix** (``mix``, 1 = clearly changed): the largest of the protocol-share distance
-  (half the L1 distance of TCP/UDP/ICMP/other shares to the baseline's, scaled by 0.10), the
-  same for the SYN/ACK/RST/FIN shares of all packets (0.10), the rise of the fragment share
-  (0.08), the change of mean packet length (|ln| / 0.3), and the change of distinct sources per
-  packet (a fall by a factor 1.6, or a rise by 3: a flash crowd brings *more* sources per packet,
-  but never 3x). A flood of another protocol, flag or packet size moves at least one of these
-  even at 1.3x the normal rate; a flash crowd, a daily peak or a weekend step moves none.
+  (half the L1 distance of the TCP/UDP/ICMP/other shares to the baseline's), the same for the
+  SYN/ACK/RST/FIN shares of all packets, the rise of the fragment share (scaled by 0.08), the
+  change of mean packet length (|ln| / 0.3), and a fall of distinct sources per packet by a
+  factor 1.6. The two share distances are scaled by the node's own mix jitter: the larger of
+  0.10 and twice the usual per-minute spread (90th minus 10th percentile) of its TCP share,
+  resp. ACK share (``detect.baseline``), so a node whose small protocols flicker does not read
+  flicker as a new mix. A flood of another protocol, flag or packet size moves at least one of
+  these even at 1.2-1.4x the normal rate; a flash crowd (more sources per packet, same shares),
+  a daily peak or a weekend step moves none.
 
-The threshold on ``lx`` therefore depends on the mix: ``ln(1 + (m - 1) / 2)`` when the mix
-changed strongly (``mix >= 2``), ``ln(m)`` when it changed (``mix >= 1``) and ``4 ln(m)``
-(``m^4``, about 8x for the default ``m`` = 1.7) when it did not, and never below 2.2 times the
-series' own noise (see ``detect.baseline``). It is scaled by the sensitivity factor and, while
-a node has learned less than an hour, by up to 2x (warm-up). Bulk TCP transfers (backups:
-excess > 70 % TCP, mean excess packet > 900 B, almost no SYNs) are never attack evidence. The
-excess must also be at least ``floor_pps`` (or ``floor_bps``), so a 50 pps node never opens an
+The threshold on ``lx`` therefore falls as the mix evidence grows (``m`` is the
+``multiplier`` setting, 1.7 by default, ``noise`` the series' own noise):
+``max(ln(1 + (m - 1) / 4), 0.8 noise)`` when ``mix >= 3``, ``max(ln(1 + (m - 1) / 2),
+1.2 noise)`` when ``mix >= 2``, ``max(ln m, 2 noise)`` when ``mix >= 1`` and
+``max(4 ln m, 2.2 noise)`` (about 8x) when the mix did not change. It is scaled by the
+sensitivity factor and, while a node has learned less than an hour, by up to 2x (warm-up; no
+detection at all before 3 learned minutes). The bit rate triggers on its own only for a non-TCP
+excess with a changed packet mix. Bulk TCP transfers (backups: extra bytes in packets over
+900 B while the TCP share holds and SYNs do not rise) are never attack evidence. The excess
+must also be at least ``floor_pps`` (or ``floor_bps``), so a 50 pps node never opens an
 incident at 500 pps.
 
 State machine per node (plain Python, only for nodes with something going on):
 
 - **confirmation**: consecutive triggering seconds; 1 when the rate is 5x or more with a
-  changed mix (or 12x whatever the mix), 2 from 2.5x, else ``confirm_seconds`` (3). After a
+  strongly changed mix (or 12x whatever the mix), 2 from 2.5x, else ``confirm_seconds`` (3). After a
   resolve, during ``cooldown_secs``, small excesses need the full ``confirm_seconds``.
 - **open** at the confirming second; ``onset_at`` is the first second of the run.
 - while open, a second counts as attack when it triggers or is merely elevated (hysteresis);
@@ -744,24 +750,42 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         (pl.col("distinct_sources") + c["distinct_sources"]).log() - pl.col("L_distinct_sources")
     ) - lx
     src_on = pl.col("en_distinct_sources")
-    mix = pl.max_horizontal(
-        tvd / 0.10,
-        tvdf / 0.10,
+    q_tcp = pl.max_horizontal(pl.lit(0.10), 2.0 * pl.col("Q_tcp").fill_null(0.0))
+    q_ack = pl.max_horizontal(pl.lit(0.10), 2.0 * pl.col("Q_ack").fill_null(0.0))
+    mix_pkt = pl.max_horizontal(
+        tvd / q_tcp,
+        tvdf / q_ack,
         dfrag / 0.08,
-        pl.when(pl.col("en_avg_pkt_len")).then(dlen.abs() / 0.3).otherwise(0.0).fill_null(0.0),
         pl.when(src_on).then(-dsrc / math.log(1.6)).otherwise(0.0).fill_null(0.0),
-        pl.when(src_on).then(dsrc / math.log(3.0)).otherwise(0.0).fill_null(0.0),
         pl.lit(0.0),
+    ).fill_nan(0.0)
+    mix = pl.max_horizontal(
+        mix_pkt,
+        pl.when(pl.col("en_avg_pkt_len")).then(dlen.abs() / 0.3).otherwise(0.0).fill_null(0.0),
     ).fill_nan(0.0)
     ex_pps = pps - e_pps
     ex = {k: (xs[k] - e[k]).clip(0.0) for k in ("tcp", "syn")}
     ex_proto = pl.sum_horizontal(*((xs[p] - e[p]).clip(0.0) for p in _PROTOS))
     ex_len = ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0) / ex_pps.clip(1.0)
-    bulk = (
-        (ex["tcp"] > 0.7 * ex_proto) & (ex_len > 900.0) & (ex["syn"] < 0.1 * ex["tcp"])
-    ).fill_null(False)
+    ex_bytes = ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0)
+    bulk_pkts = (ex["tcp"] > 0.7 * ex_proto) & (ex_len > 900.0) & (ex["syn"] < 0.1 * ex["tcp"])
+    # the same seen from the bytes, for a transfer that adds few packets: extra bytes in big
+    # packets while the TCP share holds and the SYN share does not rise
+    bulk_bytes = (
+        (ex_bytes > 900.0 * ex_pps.clip(1.0))
+        & (xs["tcp"] / pps >= 0.9 * e["tcp"] / e_pps)
+        & (xs["syn"] / pps <= e["syn"] / e_pps + 0.03)
+    )
+    bulk = (bulk_pkts.fill_null(False) | bulk_bytes.fill_null(False)).fill_null(False)
+    non_tcp = (ex["tcp"] <= 0.5 * ex_proto).fill_null(False)
     df = df.with_columns(
-        lx.alias("lx"), lb.alias("lb"), mix.alias("mix"), ex_pps.alias("ex_pps"), bulk.alias("bulk")
+        lx.alias("lx"),
+        lb.alias("lb"),
+        mix.alias("mix"),
+        mix_pkt.alias("mix_pkt"),
+        ex_pps.alias("ex_pps"),
+        bulk.alias("bulk"),
+        non_tcp.alias("non_tcp"),
     )
     bulk_c = pl.col("bulk")
     learned = pl.col("learned")
@@ -770,14 +794,17 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     lm = pl.col("p_mult").log()
     noise = pl.col("N_pps").fill_null(0.0)
     mixv = pl.col("mix")
+    mult = pl.col("p_mult")
     req = (
-        pl.when(mixv >= 2.0)
-        .then(((pl.col("p_mult") - 1.0) / 2.0 + 1.0).log())
+        pl.when(mixv >= 3.0)
+        .then(pl.max_horizontal(((mult - 1.0) / 4.0 + 1.0).log(), 0.8 * noise))
+        .when(mixv >= 2.0)
+        .then(pl.max_horizontal(((mult - 1.0) / 2.0 + 1.0).log(), 1.2 * noise))
         .when(mixv >= 1.0)
-        .then(lm)
-        .otherwise(4.0 * lm)
+        .then(pl.max_horizontal(lm, 2.0 * noise))
+        .otherwise(pl.max_horizontal(4.0 * lm, 2.2 * noise))
     )
-    thr = pl.max_horizontal(req, 2.2 * noise) * sens
+    thr = req * sens
     thr_mix = pl.max_horizontal(lm, 2.2 * noise) * sens
     floor_ok = pl.col("ex_pps") >= pl.col("p_floor_pps")
     ready = learned >= 3
@@ -800,7 +827,7 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     ).fill_null(False)
     m = (pps + c["pps"]) / (e_pps + c["pps"])
     need = (
-        pl.when(((m >= 5.0) & (mixv >= 1.0)) | (m >= 12.0))
+        pl.when(((m >= 5.0) & (mixv >= 2.0)) | (m >= 12.0))
         .then(1)
         .when(m >= 2.5)
         .then(2)

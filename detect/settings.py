@@ -10,16 +10,14 @@ Defaults and why:
 
 - ``sensitivity`` ``medium``: scales every relative threshold. ``low`` demands 40 % more
   excess over the baseline's own threshold, ``high`` 25 % less (factors in ``SENSITIVITY``).
-- ``multiplier`` 2.2: the smallest over-baseline multiplier that counts as attack evidence when
-  the traffic mix also changed. The issue's target is recall for attacks of 3x baseline and
-  above, so the threshold has to sit below 3x with room for a noisy baseline. When the mix did
-  not change (a flash crowd looks like that) the engine asks for ``2 * multiplier`` or a sudden
-  jump instead.
-- ``floor_pps`` 1,000 and ``floor_bps`` 10 Mbit/s: absolute floors. A second is attack
-  evidence only when its packet rate is at least ``floor_pps`` (or its bit rate at least
-  ``floor_bps``) and its excess over the expected value is at least half the floor; a node
-  idling at 50 pps therefore never opens an incident at 500 pps, while a 1,000 pps node under a
-  3x flood (3,000 pps) does.
+- ``multiplier`` 1.7: the over-baseline multiplier that counts as attack evidence when the
+  traffic mix also changed. The issue's target is recall for attacks of 3x baseline and above,
+  and ramps should be caught early, so it sits well below 3x. With a strongly changed mix the
+  engine asks for less (down to ``1 + (multiplier - 1) / 4``); with an unchanged mix (a flash
+  crowd looks like that) for ``multiplier ** 4`` (about 8x). See ``detect.engine``.
+- ``floor_pps`` 500 and ``floor_bps`` 5 Mbit/s: absolute floors on the *excess* over the
+  expected rate. A node idling at 50 pps therefore never opens an incident at 500 pps (450 pps
+  of excess), while a 1,000 pps node under a 3x flood (2,000 pps of excess) does.
 - ``confirm_seconds`` 3: the most seconds a moderate excess needs before an incident opens;
   big excesses confirm sooner (see ``detect.engine``).
 - ``hold_down_secs`` 15: observed normal seconds needed before an incident may resolve.
@@ -84,9 +82,9 @@ def _all_series() -> dict[str, bool]:
 class DetectionSettings:
     enabled: bool = True
     sensitivity: str = "medium"
-    multiplier: float = 2.2
-    floor_pps: float = 1000.0
-    floor_bps: float = 10_000_000.0
+    multiplier: float = 1.7
+    floor_pps: float = 500.0
+    floor_bps: float = 5_000_000.0
     confirm_seconds: int = 3
     hold_down_secs: int = 15
     bridge_secs: int = 90
