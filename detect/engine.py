@@ -733,10 +733,25 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     )
     pps = pl.col("pps")
     e_pps = pl.col("E_pps")
-    e = {k: pl.col(f"E_{k}_pps").fill_null(0.0) for k in (*_PROTOS, *_FLAGS, "frag")}
-    xs = {k: x(f"{k}_pps") for k in (*_PROTOS, *_FLAGS, "frag")}
-    proto_now = pl.sum_horizontal(*(xs[p] for p in _PROTOS))
-    proto_base = pl.sum_horizontal(*(e[p] for p in _PROTOS))
+    keys = (*_PROTOS, *_FLAGS, "frag")
+    # materialized in stages: small expression graphs plan much faster than one big one
+    df = df.with_columns(
+        *(pl.col(f"E_{k}_pps").fill_null(0.0).alias(f"_e_{k}") for k in keys),
+        *(x(f"{k}_pps").alias(f"_x_{k}") for k in keys),
+        ((pps + c["pps"]).log() - pl.col("L_pps")).alias("lx"),
+        ((pl.col("bps") + c["bps"]).log() - pl.col("L_bps")).alias("lb"),
+        (pps - e_pps).alias("ex_pps"),
+        ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0).alias("_ex_bytes"),
+    )
+    e = {k: pl.col(f"_e_{k}") for k in keys}
+    xs = {k: pl.col(f"_x_{k}") for k in keys}
+    df = df.with_columns(
+        pl.sum_horizontal(*(xs[p] for p in _PROTOS)).alias("_pnow"),
+        pl.sum_horizontal(*(e[p] for p in _PROTOS)).alias("_pbase"),
+        pl.sum_horizontal(*((xs[p] - e[p]).clip(0.0) for p in _PROTOS)).alias("_ex_proto"),
+    )
+    proto_now = pl.col("_pnow")
+    proto_base = pl.col("_pbase")
     tvd = 0.5 * pl.sum_horizontal(*((xs[p] / proto_now - e[p] / proto_base).abs() for p in _PROTOS))
     tvd = pl.when((proto_now > 0) & (proto_base > 0)).then(tvd).otherwise(0.0)
     tvdf = 0.5 * pl.sum_horizontal(*((xs[f] / pps - e[f] / e_pps).abs() for f in _FLAGS))
@@ -744,8 +759,8 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     tvdf = pl.when(both).then(tvdf).otherwise(0.0)
     dfrag = pl.when(both).then(xs["frag"] / pps - e["frag"] / e_pps).otherwise(0.0)
     dlen = (pl.col("avg_pkt_len") + 1.0).log() - pl.col("L_avg_pkt_len")
-    lx = (pps + c["pps"]).log() - pl.col("L_pps")
-    lb = (pl.col("bps") + c["bps"]).log() - pl.col("L_bps")
+    lx = pl.col("lx")
+    lb = pl.col("lb")
     dsrc = (
         (pl.col("distinct_sources") + c["distinct_sources"]).log() - pl.col("L_distinct_sources")
     ) - lx
@@ -763,11 +778,11 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         mix_pkt,
         pl.when(pl.col("en_avg_pkt_len")).then(dlen.abs() / 0.3).otherwise(0.0).fill_null(0.0),
     ).fill_nan(0.0)
-    ex_pps = pps - e_pps
+    ex_pps = pl.col("ex_pps")
     ex = {k: (xs[k] - e[k]).clip(0.0) for k in ("tcp", "syn")}
-    ex_proto = pl.sum_horizontal(*((xs[p] - e[p]).clip(0.0) for p in _PROTOS))
-    ex_len = ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0) / ex_pps.clip(1.0)
-    ex_bytes = ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0)
+    ex_proto = pl.col("_ex_proto")
+    ex_bytes = pl.col("_ex_bytes")
+    ex_len = ex_bytes / ex_pps.clip(1.0)
     bulk_pkts = (ex["tcp"] > 0.7 * ex_proto) & (ex_len > 900.0) & (ex["syn"] < 0.1 * ex["tcp"])
     # the same seen from the bytes, for a transfer that adds few packets: extra bytes in big
     # packets while the TCP share holds and the SYN share does not rise
@@ -810,14 +825,28 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     ready = learned >= 3
     trig_pps = pl.col("en_pps") & (pl.col("lx") >= thr) & floor_ok & ~bulk_c
     bnoise = pl.col("N_bps").fill_null(0.0)
-    thr_b = pl.when(mixv >= 1.0).then(2.0 * lm).otherwise(4.0 * lm).clip(2.2 * bnoise, None) * sens
+    thr_b = (
+        pl.when(pl.col("mix_pkt") >= 1.0)
+        .then(2.0 * lm)
+        .otherwise(4.0 * lm)
+        .clip(2.2 * bnoise, None)
+        * sens
+    )
     trig_bps = (
         pl.col("en_bps")
+        & pl.col("non_tcp")
         & (pl.col("lb") >= thr_b)
         & ((pl.col("bps") - pl.col("E_bps")) >= pl.col("p_floor_bps"))
         & ~bulk_c
     )
-    trig = (ready & (trig_pps | trig_bps)).fill_null(False)
+    df = df.with_columns(
+        trig_pps.fill_null(False).alias("_tp"),
+        trig_bps.fill_null(False).alias("_tb"),
+        floor_ok.fill_null(False).alias("_floor"),
+    )
+    trig_pps = pl.col("_tp")
+    floor_ok = pl.col("_floor")
+    trig = ready & (pl.col("_tp") | pl.col("_tb"))
     elev_lvl = pl.max_horizontal(pl.lit(math.log(1.5)), 2.5 * noise) * sens
     elev = (
         ready
@@ -839,10 +868,7 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         need.fill_null(pl.col("p_confirm")).alias("need"),
         m.alias("m_pps"),
         ((pl.col("L_pps") + thr_mix).exp() - c["pps"]).alias("thr_pps"),
-        pl.when(trig_pps.fill_null(False))
-        .then(pl.lit("pps"))
-        .otherwise(pl.lit("bps"))
-        .alias("metric"),
+        pl.when(trig_pps).then(pl.lit("pps")).otherwise(pl.lit("bps")).alias("metric"),
     )
 
 
