@@ -122,6 +122,7 @@ class _Pending:
     version: str | None = None
     status: str | None = None
     update_error: str | None = None
+    elevated: bool | None = None
 
 
 def _write(con: Connection, batch: pa.Table) -> None:
@@ -145,6 +146,8 @@ class ActivityTracker:
         self.rule = rule or ElevationRule()
         self.baselines: dict[str, float] = {}
         """node UUID -> baseline p99 pps, refreshed by the housekeeping task."""
+        self.verdicts: dict[str, bool] = {}
+        """node UUID -> the detector's latest elevated verdict (set by ``mark_elevated``)."""
         self._pending: dict[str, _Pending] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -169,6 +172,14 @@ class ActivityTracker:
             if slot.sample_time is None or when >= slot.sample_time:
                 slot.sample_time, slot.pps, slot.bps = when, pps, bps
 
+    def mark_elevated(self, node: str, elevated: bool) -> None:
+        """The detector's verdict on the node (above its baseline but below an incident, or
+        back to normal): it replaces the newest-sample rule for that node from now on."""
+        self.verdicts[node] = elevated
+        slot = self._slot(node, utcnow())
+        if slot is not None:
+            slot.elevated = elevated
+
     def heartbeat(
         self,
         node: str,
@@ -191,7 +202,13 @@ class ActivityTracker:
         nodes = list(pending)
         slots = [pending[n] for n in nodes]
         elevated: list[bool | None] = [
-            None if s.pps is None else self.rule.elevated(s.pps, self.baselines.get(n))
+            s.elevated
+            if s.elevated is not None
+            else self.verdicts[n]
+            if n in self.verdicts
+            else None
+            if s.pps is None
+            else self.rule.elevated(s.pps, self.baselines.get(n))
             for n, s in zip(nodes, slots, strict=True)
         ]
         return pa.Table.from_arrays(

@@ -10,8 +10,10 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
+import polars as pl
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
@@ -26,6 +28,7 @@ from store.catalog import export_snapshots, write_catalog
 
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
+from .detection import DetectionService
 from .http import HOT_PATH_PREFIXES, api_middleware
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES, agent_pcap
@@ -288,6 +291,30 @@ async def _agent_housekeeping(
         await asyncio.sleep(every)
 
 
+def _flow_enricher(cfg: Config) -> Callable[[pl.DataFrame], dict[str, Any]] | None:
+    """Breakdown, top sources and ports, and origin of an incident's flows."""
+    try:
+        from detect.enrich import flow_breakdown
+        from detect.geo import GeoLookup
+    except ImportError:  # pragma: no cover - shipped together
+        return None
+    d = cfg.detect
+    geo = None
+    if d.geo != "off":
+        try:
+            geo = GeoLookup.open(
+                mode=d.geo, country_db=d.maxmind_country_db or None, asn_db=d.maxmind_asn_db or None
+            )
+        except Exception:
+            log.exception("geo database not available; origins are left out")
+
+    def enrich(flows: pl.DataFrame) -> dict[str, Any]:
+        found: dict[str, Any] = flow_breakdown(flows, geo)
+        return found
+
+    return enrich
+
+
 def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     store = store or Store(cfg.database_path, cfg.store.threads, cfg.store.memory_limit)
     app = web.Application(
@@ -358,6 +385,12 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         agent.configs.clear()
         configs.request()
 
+    detection = None
+    if cfg.detect.enabled:
+        detection = DetectionService(
+            cfg.detect, store, pipeline, cfg.data_path, activity, enrich=_flow_enricher(cfg)
+        )
+        app[STATE].detection = detection
     app[STATE].on_control_write.append(control_write)
     agent_api.setup(app, agent)
     agent_pcap.setup(app)
@@ -370,6 +403,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
 
     async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         await pipeline.start()
+        if detection is not None:
+            await detection.start()  # before the receiver: no acknowledged batch goes unseen
         await receiver.start()
         await activity.start()
         keys.request()
@@ -397,6 +432,8 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         await configs.stop()
         await receiver.stop()
         await agent.batcher.drain()
+        if detection is not None:
+            await detection.stop()
         await activity.stop()
         await pipeline.stop()
 

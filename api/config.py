@@ -27,6 +27,7 @@ __all__ = [
     "ApiConfig",
     "Config",
     "ConfigError",
+    "DetectConfig",
     "IngestConfig",
     "LakeConfig",
     "ServerConfig",
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "FLOODWATCH_"
+SECRET_SETTINGS = frozenset({"summary_llm_api_key"})
 
 
 class ConfigError(ValueError):
@@ -187,12 +189,56 @@ class LakeConfig:
 
 
 @dataclass(frozen=True)
+class DetectConfig:
+    enabled: bool = _setting(
+        True, "Run Floodwatch's own detector over every node's telemetry as it is acknowledged."
+    )
+    max_backlog_rows: int = _setting(
+        4_000_000,
+        "Node-seconds and flow rows waiting for the detector beyond which telemetry is refused "
+        "with 503 and Retry-After until it catches up.",
+    )
+    snapshot_interval_secs: float = _setting(
+        30.0,
+        "How often the detector's state (baselines, open incidents) is saved to "
+        "data_dir/detect/state.bin; it is saved at shutdown too.",
+    )
+    seed_days: int = _setting(
+        14,
+        "Days of 1-minute rollups from which baselines are rebuilt at start for nodes the saved "
+        "state does not cover (a first start, a lost state file, a backfilled node).",
+    )
+    geo: str = _setting(
+        "builtin",
+        "Country and ASN of source addresses: builtin (the offline database shipped with "
+        "Floodwatch), maxmind (the .mmdb files below) or off.",
+    )
+    maxmind_country_db: str = _setting(
+        "", "Path of a MaxMind GeoLite2/GeoIP2 Country (or City) .mmdb file (geo = maxmind)."
+    )
+    maxmind_asn_db: str = _setting("", "Path of a MaxMind GeoLite2 ASN .mmdb file (geo = maxmind).")
+    summary_llm_url: str = _setting(
+        "",
+        "Base URL of an OpenAI-compatible API (ending in /v1) that writes incident summaries; "
+        "empty: the deterministic summary only. Any failure falls back to it.",
+    )
+    summary_llm_model: str = _setting("gpt-4o-mini", "Model asked for summaries.")
+    summary_llm_api_key: str = _setting(
+        "", "Bearer key of the summary API (never logged; prefer the environment variable)."
+    )
+    summary_llm_timeout_secs: float = _setting(
+        5.0, "How long a summary may take before the deterministic one is used."
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     lake: LakeConfig = field(default_factory=LakeConfig)
+    detect: DetectConfig = field(default_factory=DetectConfig)
 
     @property
     def data_path(self) -> Path:
@@ -357,6 +403,21 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("store.threads: must be at least 1")
     if not st.database_file:
         raise ConfigError("store.database_file: must not be empty")
+    d = cfg.detect
+    if d.max_backlog_rows < 10_000:
+        raise ConfigError("detect.max_backlog_rows: must be at least 10000")
+    if d.snapshot_interval_secs <= 0:
+        raise ConfigError("detect.snapshot_interval_secs: must be positive")
+    if not 0 <= d.seed_days <= 400:
+        raise ConfigError("detect.seed_days: must be from 0 to 400")
+    if d.geo not in ("builtin", "maxmind", "off"):
+        raise ConfigError("detect.geo: must be builtin, maxmind or off")
+    if d.geo == "maxmind" and not (d.maxmind_country_db or d.maxmind_asn_db):
+        raise ConfigError("detect.geo: maxmind needs detect.maxmind_country_db or maxmind_asn_db")
+    if not 0.1 <= d.summary_llm_timeout_secs <= 120:
+        raise ConfigError("detect.summary_llm_timeout_secs: must be from 0.1 to 120")
+    if d.summary_llm_url and not re.match(r"https?://", d.summary_llm_url):
+        raise ConfigError("detect.summary_llm_url: must be an http:// or https:// URL")
     return cfg
 
 
@@ -442,6 +503,9 @@ def dump_toml(cfg: Config) -> str:
         lines.append(f"[{sec.name}]")
         for f in dataclasses.fields(cls):
             lines.append(f"# {f.metadata['doc']}")
-            lines.append(f"{f.name} = {_toml_value(getattr(section, f.name))}")
+            value = getattr(section, f.name)
+            if f.name in SECRET_SETTINGS and value:
+                value = "<set, not shown>"  # a dump is pasted into tickets: never the secret
+            lines.append(f"{f.name} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)

@@ -166,8 +166,30 @@ def _node_stats_properties() -> dict[str, Schema]:
                 "p99_bps": figure,
                 "samples": _int(),
                 "window_secs": _int(1),
+                "expected_pps": {
+                    **figure,
+                    "description": "The detector's expected pps for this node now (its daily "
+                    "and weekly rhythm included).",
+                },
+                "threshold_pps": {
+                    **figure,
+                    "description": "The pps above which the detector counts a second as attack "
+                    "evidence now.",
+                },
+                "expected_bps": figure,
+                "threshold_bps": figure,
+                "detector": _nullable(
+                    {
+                        "type": "object",
+                        "description": "The detector's baseline now: per series (`pps`, `bps`, "
+                        "`udp_pps`, `syn_pps`...) its expected value and threshold, and how "
+                        "much the node has been learned.",
+                    }
+                ),
             },
-            description="Baseline traffic; every figure is null until the node sent telemetry.",
+            description="Baseline traffic; every figure is null until the node sent telemetry. "
+            "avg/p95/p99 describe the last 24 hours in the lake; expected/threshold are the "
+            "detector's own baseline.",
         ),
         "protocol_breakdown": _obj(
             {"tcp": figure, "udp": figure, "icmp": figure, "other": figure},
@@ -1596,10 +1618,145 @@ def _paths() -> dict[str, Any]:
     }
     paths.update(_agent_paths())
     paths.update(_agent_admin_paths())
+    paths.update(_detection_paths())
     from .routes.agent_pcap import OPENAPI_PATHS  # local import: the route module imports us
 
     paths.update(OPENAPI_PATHS)
     return paths
+
+
+# ------------------------------------------------------------------- detection settings (REST)
+
+
+def _detection_settings_schema(*, partial: bool) -> Schema:
+    from detect.settings import (
+        _FLOAT_BOUNDS,
+        _INT_BOUNDS,
+        SENSITIVITY,
+        SERIES_NAMES,
+        DetectionSettings,
+    )
+
+    defaults = DetectionSettings()
+    props: dict[str, Schema] = {
+        "enabled": {
+            "type": "boolean",
+            "description": "Detect on this workspace's or node's traffic at all.",
+        },
+        "sensitivity": {
+            "enum": list(SENSITIVITY),
+            "description": "Scales every relative threshold: low asks for more excess over "
+            "the baseline, high for less.",
+        },
+    }
+    docs = {
+        "multiplier": "Smallest over-baseline factor that counts as attack evidence when the "
+        "traffic mix changed too (a same-mix rise needs twice this).",
+        "floor_pps": "Absolute floor: seconds below this pps (and below floor_bps) never count.",
+        "floor_bps": "Absolute floor in bits per second.",
+        "confirm_seconds": "Most consecutive anomalous seconds a moderate excess needs before "
+        "an incident opens (large excesses open sooner).",
+        "hold_down_secs": "Normal seconds needed before an incident resolves.",
+        "bridge_secs": "An incident stays open this long after its last attack second, so a "
+        "pulsed attack is one incident.",
+        "cooldown_secs": "After a resolve, a new incident on the node needs full confirmation "
+        "for this long.",
+        "late_window_secs": "How late (event time) a row may arrive and still be counted.",
+        "silence_expiry_secs": "An incident whose node sends nothing this long resolves "
+        "(ended_reason no_data).",
+        "update_interval_secs": "Fewest seconds between two updates of one incident.",
+    }
+    for name, (lo, hi) in _INT_BOUNDS.items():
+        props[name] = {
+            "type": "integer",
+            "minimum": lo,
+            "maximum": hi,
+            "description": docs.get(name, ""),
+        }
+    for name, (flo, fhi) in _FLOAT_BOUNDS.items():
+        props[name] = {
+            "type": "number",
+            "minimum": flo,
+            "maximum": fhi,
+            "description": docs.get(name, ""),
+        }
+    series_value: Schema = {"type": ["boolean", "null"]} if partial else {"type": "boolean"}
+    props["series"] = {
+        "type": "object",
+        "description": "Series on (true) or off (false); pps and bps cannot both be off.",
+        "propertyNames": {"enum": list(SERIES_NAMES)},
+        "additionalProperties": series_value,
+    }
+    for name, schema in props.items():
+        if hasattr(defaults, name) and name != "series":
+            schema["default"] = getattr(defaults, name)
+    if partial:
+        props = {
+            k: _nullable(v) if k != "series" else {**v, "type": ["object", "null"]}
+            for k, v in props.items()
+        }
+        return {"type": "object", "properties": props, "additionalProperties": False}
+    return _obj(props)
+
+
+def _detection_paths() -> dict[str, Any]:
+    full = _detection_settings_schema(partial=False)
+    partial = _detection_settings_schema(partial=True)
+    answer = _envelope(
+        {
+            "detection": {**full, "description": "The effective settings."},
+            "overrides": {**partial, "description": "What is set at this level."},
+            "inherited": {
+                **full,
+                "description": "What applies without this level's "
+                "overrides (the defaults, or the workspace's settings for a node).",
+            },
+        }
+    )
+    body = {
+        "required": True,
+        "description": "Settings to override; null removes an override (inside series too). "
+        "Unknown keys, wrong types and values out of bounds are 400 naming the field. Takes "
+        "effect at once.",
+        "content": {"application/json": {"schema": partial}},
+    }
+    tags = ["Detection"]
+    return {
+        "/api/v1/workspace/detection": {
+            "get": {
+                "tags": tags,
+                "operationId": "getWorkspaceDetection",
+                "summary": "Detection settings of the workspace",
+                "responses": {"200": _ok("The settings.", answer), **_errors()},
+            },
+            "patch": {
+                "tags": tags,
+                "operationId": "patchWorkspaceDetection",
+                "summary": "Change the workspace's detection settings",
+                "requestBody": body,
+                "responses": {"200": _ok("The settings.", answer), **_errors(400, 402, 413)},
+            },
+        },
+        "/api/v1/nodes/{uuid}/detection": {
+            "parameters": [_param("NodeUuid")],
+            "get": {
+                "tags": tags,
+                "operationId": "getNodeDetection",
+                "summary": "Detection settings of one node",
+                "responses": {"200": _ok("The settings.", answer), **_errors(404)},
+            },
+            "patch": {
+                "tags": tags,
+                "operationId": "patchNodeDetection",
+                "summary": "Change one node's detection settings",
+                "requestBody": body,
+                "responses": {
+                    "200": _ok("The settings.", answer),
+                    **_errors(400, 402, 404, 413),
+                },
+            },
+        },
+    }
 
 
 # ------------------------------------------------------- operators steering agents (REST, token)
@@ -2098,6 +2255,7 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             {"name": "Telemetry", "description": "Binary telemetry and its collector keys."},
             {"name": "Health", "description": "Unauthenticated checks and this document."},
             {"name": "Agent", "description": "The ftagent Agent API (node API key)."},
+            {"name": "Detection", "description": "Floodwatch's own detector: its settings."},
         ],
         "security": [{"deployToken": []}],
         "paths": _paths(),

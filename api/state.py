@@ -14,6 +14,7 @@ from store import Store
 
 from .activity import ActivityTracker
 from .config import Config
+from .detection import DetectionService
 from .ratelimit import FixedWindowLimiter
 
 __all__ = ["STATE", "AppState"]
@@ -31,6 +32,7 @@ class AppState:
     token_last_touched: dict[str, datetime] = field(default_factory=dict)
     on_control_write: list[Callable[[], None]] = field(default_factory=list)
     activity: ActivityTracker | None = None
+    detection: DetectionService | None = None
 
     def control_changed(self) -> None:
         """A write that may change keys, nodes, overrides or commands went through: forget the

@@ -140,7 +140,7 @@ def _check_value(name: str, value: Any) -> Any:
             raise SettingsError(name, "must be true or false")
         return value
     if name == "sensitivity":
-        if value not in SENSITIVITY:
+        if not isinstance(value, str) or value not in SENSITIVITY:
             raise SettingsError(name, f"must be one of {', '.join(SENSITIVITY)}")
         return value
     if name in _INT_BOUNDS:

@@ -204,6 +204,13 @@ class Pipeline:
         self.wal = Wal(self.wal_dir, s.wal_segment_bytes)
         self.buffer = Buffer(s.flush_rows, s.flush_age_secs, s.max_buffer_bytes)
         self.hooks: list[FlushHook] = []
+        # Called on the event loop with each batch the moment it is durable, before its 2xx
+        # (kind, workspace, lake-form rows): where detection takes the rows, long before they
+        # reach the lake. Must only hand the rows on (no blocking work).
+        self.durable_hooks: list[FlushHook] = []
+        # Each says whether a consumer of durable batches is too far behind: ingest then
+        # answers 503 (Retry-After) instead of letting its backlog grow without bound.
+        self.pressure: list[Callable[[], bool]] = []
         self._dedup = _Dedup(s.dedup_window_secs, s.dedup_max_ids)
         self._inflight_keys: dict[str, asyncio.Future[tuple[int, bool]]] = {}
         # (seq, batch key, wall time) of durable entries not yet checkpointed
@@ -324,7 +331,11 @@ class Pipeline:
     # --- accepting -----------------------------------------------------------------------------
 
     def has_room(self, incoming_bytes: int = 0) -> bool:
-        return self.accepting and self.buffer.has_room(incoming_bytes + self._reserved)
+        return (
+            self.accepting
+            and self.buffer.has_room(incoming_bytes + self._reserved)
+            and not any(behind() for behind in self.pressure)
+        )
 
     async def submit(
         self,
@@ -356,6 +367,9 @@ class Pipeline:
         if not self.buffer.has_room(incoming + self._reserved):
             METRICS.batches_rejected.inc(1, kind, "backpressure")
             raise Backpressure("ingest buffer is full", 1)
+        if any(behind() for behind in self.pressure):
+            METRICS.batches_rejected.inc(1, kind, "backpressure")
+            raise Backpressure("detection is catching up", 1)
         # counted from admission until the rows sit in the buffer, so that concurrent requests
         # cannot all pass the room check at once
         self._reserved += incoming
@@ -430,6 +444,11 @@ class Pipeline:
         self._last_durable = max(self._last_durable, seq)
         if self.buffer.rows >= self.settings.flush_rows and self._wake_flusher is not None:
             self._wake_flusher.set()
+        for hook in self.durable_hooks:
+            try:
+                hook(kind, workspace, table)
+            except Exception:
+                log.exception("durable hook failed kind=%s", kind)
 
     # --- flushing ------------------------------------------------------------------------------
 

@@ -325,7 +325,8 @@ def _update(con: Connection, t: dict[str, Any], now: datetime) -> tuple[str, str
         status, resolved_at = "resolved", _when(t["at"])
     con.execute(
         "UPDATE incidents SET status = ?, severity = ?, "
-        "attack_family = coalesce(?, attack_family), attack_subtype = ?, title = ?, "
+        "attack_family = coalesce(?, attack_family), "
+        "attack_subtype = coalesce(?, attack_subtype), title = coalesce(?, title), "
         "updated_at = ?, resolved_at = coalesce(resolved_at, ?), "
         "peak_pps = greatest(peak_pps, ?), peak_bps = greatest(peak_bps, ?), "
         "source_ip_count = greatest(source_ip_count, ?), "
@@ -339,7 +340,7 @@ def _update(con: Connection, t: dict[str, Any], now: datetime) -> tuple[str, str
             severity,
             t.get("attack_family"),
             t.get("attack_subtype"),
-            _title(t),
+            _title(t) if t.get("attack_family") else None,
             now,
             resolved_at,
             peak_pps,

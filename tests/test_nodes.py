@@ -29,6 +29,11 @@ EMPTY_BASELINE = {
     "p99_bps": None,
     "samples": 0,
     "window_secs": 86400,
+    "expected_pps": None,
+    "threshold_pps": None,
+    "expected_bps": None,
+    "threshold_bps": None,
+    "detector": None,
 }
 EMPTY_PROTOCOLS = {"tcp": None, "udp": None, "icmp": None, "other": None}
 

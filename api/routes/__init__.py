@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from . import agent_admin, channels, collectors, health, incidents, nodes, workspaces
+from . import agent_admin, channels, collectors, detection, health, incidents, nodes, workspaces
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -11,6 +11,7 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     nodes.routes,
     incidents.routes,
     agent_admin.routes,
+    detection.routes,
     channels.routes,
     collectors.routes,
     workspaces.routes,

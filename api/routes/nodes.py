@@ -66,6 +66,7 @@ async def create_node(request: web.Request) -> web.Response:
     stats = await store.query(
         repo.node_traffic_stats, caller.ws_uuid, node["uuid"], state(request).pipeline.lake.root
     )
+    _add_detector_baseline(request, str(node["uuid"]), stats)
     return json_response({"ok": True, "node": {**node, **stats, "api_key": api_key}}, status=201)
 
 
@@ -77,7 +78,23 @@ async def _node_with_stats(request: web.Request, caller: Any, node_uuid: Any) ->
     stats = await store.query(
         repo.node_traffic_stats, caller.ws_uuid, node_uuid, state(request).pipeline.lake.root
     )
+    _add_detector_baseline(request, str(node_uuid), stats)
     return {**node, **stats}
+
+
+def _add_detector_baseline(request: web.Request, node: str, stats: dict[str, Any]) -> None:
+    """The detector's own baseline of the node, as it stands now: per series the expected value
+    and the incident threshold (null before the node's first telemetry or with detection off).
+    ``expected_pps``/``threshold_pps`` and the bps pair repeat the two main series."""
+    service = state(request).detection
+    found = service.baseline_now(node) if service is not None else None
+    series = found.get("series") if isinstance(found, dict) else None
+    baseline = stats["baseline"]
+    for name in ("pps", "bps"):
+        entry = series.get(name) if isinstance(series, dict) else None
+        baseline[f"expected_{name}"] = entry.get("expected") if isinstance(entry, dict) else None
+        baseline[f"threshold_{name}"] = entry.get("threshold") if isinstance(entry, dict) else None
+    baseline["detector"] = found or None
 
 
 @routes.get("/api/v1/nodes/{uuid}")

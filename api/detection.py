@@ -1,0 +1,474 @@
+"""Detection wired into the server: acknowledged telemetry in, incidents out.
+
+The pipeline hands every batch to ``DetectionService.on_durable`` the moment it is durable (on
+the event loop, before the 2xx; the call only queues it). One worker thread takes everything
+queued, turns it into node-seconds (``detect.frames``), runs the detector (``detect.engine``) and
+hands its transitions back to the event loop, where a single writer task folds them into the
+incidents table (``store.detections``) in arrival order. polars releases the GIL, so the worker
+runs beside the event loop on the second core.
+
+Flows are held back until their second is complete: a second of a node's flows is released once
+a row of a later second of that node's workspace has arrived, or once it has waited
+``FLOWS_HOLD_SECS`` of wall-clock time (a sender that stopped). Released seconds become
+node-seconds; the raw rows stay in a short ring (``FLOWS_RING_SECS`` of event time) from which an
+incident's breakdown, top sources, ports and origin are computed.
+
+State: the detector's whole state is saved every ``detect.snapshot_interval_secs`` and at stop
+to ``<data_dir>/detect/state.bin`` and loaded at start; nodes the saved state does not know get
+baselines rebuilt from the lake's 1-minute rollups. Active detector incidents that the loaded
+state does not hold (the state file was older than the incident) are resolved at start with
+``ended_reason`` ``restart``: the detector opens a new one if the attack goes on.
+
+Backpressure: ``pipeline.pressure`` reports the service as behind while more than
+``detect.max_backlog_rows`` rows wait, so ingest answers 503 rather than growing the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from detect import frames
+from detect.settings import DetectionSettings, SettingsError, validate_patch
+from ingest.pipeline import Pipeline
+from ingest.wal import write_atomic
+from store import Store
+from store import detections as repo
+
+from .activity import ActivityTracker
+from .config import DetectConfig
+
+__all__ = ["DetectionService", "effective_settings", "patch_overrides"]
+
+log = logging.getLogger("floodwatch.detect")
+
+FLOWS_HOLD_SECS = 1.5
+FLOWS_RING_SECS = 180
+STATE_FILE = "state.bin"
+
+
+def patch_overrides(
+    base: dict[str, Any], stored: dict[str, Any], patch: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Apply a REST patch to stored overrides. ``null`` removes an override (also inside
+    ``series``). Returns (new overrides, effective settings = ``base`` + overrides); raises
+    SettingsError naming the field."""
+    if not isinstance(patch, dict):
+        raise SettingsError("body", "must be a JSON object of settings")
+    new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in stored.items()}
+    for key, value in patch.items():
+        if value is None:
+            new.pop(key, None)
+        elif key == "series" and isinstance(value, dict):
+            series = dict(new.get("series") or {})
+            for name, flag in value.items():
+                if flag is None:
+                    series.pop(name, None)
+                else:
+                    series[name] = flag
+            if series:
+                new["series"] = series
+            else:
+                new.pop("series", None)
+        else:
+            new[key] = value
+    effective = validate_patch(base, new)  # names the field of any bad value
+    return new, effective
+
+
+def effective_settings(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid by each layer of stored overrides (workspace, then node)."""
+    out = DetectionSettings().to_dict()
+    for layer in layers:
+        if layer:
+            out = validate_patch(out, layer)
+    return out
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+class DetectionService:
+    def __init__(
+        self,
+        cfg: DetectConfig,
+        store: Store,
+        pipeline: Pipeline,
+        data_dir: Path,
+        activity: ActivityTracker | None = None,
+        enrich: Callable[[pl.DataFrame], dict[str, Any]] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.pipeline = pipeline
+        self.dir = data_dir / "detect"
+        self.activity = activity
+        self.enrich = enrich
+        self.detector: Any = None
+        self._queue: deque[tuple[str, str, pa.Table]] = deque()
+        self._queued_rows = 0
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._out: asyncio.Queue[list[dict[str, Any]]] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._overrides: dict[tuple[str, str | None], dict[str, Any]] = {}
+        self._settings: dict[tuple[str, str], DetectionSettings] = {}
+        self._controls: deque[tuple[str, str | None]] = deque()
+        self._flows_pending: list[tuple[str, pl.DataFrame, float]] = []
+        self._flows_ring: dict[str, pl.DataFrame] = {}
+        self._saved_at = time.monotonic()
+        self.processed_rows = 0
+        self.transitions = 0
+        self.failures = 0
+        self.last_pass_secs = 0.0
+
+    # --- settings --------------------------------------------------------------------------
+
+    def settings_for(self, workspace: str, node: str) -> DetectionSettings:
+        key = (workspace, node)
+        found = self._settings.get(key)
+        if found is None:
+            try:
+                merged = effective_settings(
+                    self._overrides.get((workspace, None), {}),
+                    self._overrides.get((workspace, node), {}),
+                )
+                found = DetectionSettings.from_dict(merged)
+            except SettingsError:
+                log.warning("stored detection settings no longer valid; defaults used")
+                found = DetectionSettings()
+            self._settings[key] = found
+        return found
+
+    def overrides_changed(
+        self, workspace: str, node: str | None, overrides: dict[str, Any]
+    ) -> None:
+        """A REST write stored new overrides: they apply from the next pass on."""
+        with self._cv:
+            if overrides:
+                self._overrides[(workspace, node)] = overrides
+            else:
+                self._overrides.pop((workspace, node), None)
+            self._controls.append((workspace, node))
+            self._cv.notify()
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from detect.engine import Detector
+
+        self._loop = asyncio.get_running_loop()
+        self._out = asyncio.Queue()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for ws, node, over in await self.store.read(repo.all_detection_overrides):
+            self._overrides[(ws, node)] = over
+        path = self.dir / STATE_FILE
+        detector = None
+        if path.exists():
+            try:
+                blob = await asyncio.to_thread(path.read_bytes)
+                detector = Detector.from_state(blob, self.settings_for)
+            except Exception:
+                log.exception("detector state unreadable; baselines are rebuilt from the lake")
+        if detector is None:
+            detector = Detector(self.settings_for)
+        self.detector = detector
+        if self.cfg.seed_days > 0:
+            try:
+                rollups = await self.store.query(self._read_rollups)
+                if rollups is not None and rollups.height:
+                    await asyncio.to_thread(detector.seed_baselines, rollups)
+                    log.info("baselines seeded from rollups rows=%d", rollups.height)
+            except Exception:
+                log.exception("baseline seeding from rollups failed")
+        await self._reconcile()
+        self._writer = asyncio.create_task(self._write_loop(), name="detect-writer")
+        self._thread = threading.Thread(target=self._run, name="detect", daemon=True)
+        self._thread.start()
+        self.pipeline.durable_hooks.append(self.on_durable)
+        self.pipeline.pressure.append(self.behind)
+
+    async def stop(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.pipeline.durable_hooks.remove(self.on_durable)
+        with contextlib.suppress(ValueError):
+            self.pipeline.pressure.remove(self.behind)
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        if self._out is not None and self._writer is not None:
+            await self._out.join()
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self.detector is not None:
+            await asyncio.to_thread(self._save)
+
+    def _read_rollups(self, con: Any) -> pl.DataFrame | None:
+        root = self.pipeline.lake.root
+        since = datetime.now(UTC) - timedelta(days=self.cfg.seed_days)
+        files = sorted(str(p) for p in root.glob("metrics_1m/workspace=*/date=*/hour=*/*.parquet"))
+        files = [f for f in files if _date_of(f) >= since.date().isoformat()]
+        if not files:
+            return None
+        known = _known_nodes(self.detector)
+        listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+        table = con.execute(
+            f"SELECT * FROM read_parquet({listed}, union_by_name = true, hive_partitioning = true) "
+            "WHERE time >= ? ORDER BY node_uuid, time",
+            [since],
+        ).arrow()
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        if known:
+            frame = frame.filter(~pl.col("node_uuid").is_in(list(known)))
+        return frame
+
+    async def _reconcile(self) -> None:
+        """Active detector incidents the loaded state does not hold are resolved now."""
+        refs = await self.store.read(repo.open_detector_refs)
+        held = _open_incidents(self.detector)
+        lost = [ref for ref in refs if ref not in held]
+        if not lost:
+            return
+        now = datetime.now(UTC)
+        stale = [
+            {"kind": "resolve", "incident": ref, "at": now, "ended_reason": "restart"}
+            for ref in lost
+        ]
+        await self.store.run(repo.apply_transitions, stale)
+        log.info("detector incidents ended at start (state older than them) count=%d", len(lost))
+
+    # --- intake (event loop) ---------------------------------------------------------------
+
+    def on_durable(self, kind: str, workspace: str, table: pa.Table) -> None:
+        with self._cv:
+            self._queue.append((kind, workspace, table))
+            self._queued_rows += table.num_rows
+            self._cv.notify()
+
+    def behind(self) -> bool:
+        return self._queued_rows > self.cfg.max_backlog_rows
+
+    @property
+    def backlog_rows(self) -> int:
+        return self._queued_rows
+
+    # --- the worker thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._controls and not self._stopping:
+                    if not self._cv.wait(timeout=0.5):
+                        break
+                items = list(self._queue)
+                self._queue.clear()
+                controls = list(self._controls)
+                self._controls.clear()
+                stopping = self._stopping
+            try:
+                for ws, node in controls:
+                    self._settings = {
+                        k: v
+                        for k, v in self._settings.items()
+                        if not (k[0] == ws and (node is None or k[1] == node))
+                    }
+                    self.detector.settings_changed(ws, node)
+                self._pass(items, final=stopping)
+            except Exception:
+                self.failures += 1
+                log.exception("detection pass failed rows=%d", sum(t.num_rows for _, _, t in items))
+            finally:
+                with self._cv:
+                    self._queued_rows -= sum(t.num_rows for _, _, t in items)
+            if time.monotonic() - self._saved_at >= self.cfg.snapshot_interval_secs:
+                try:
+                    self._save()
+                except Exception:
+                    log.exception("detector state not saved")
+            if stopping:
+                return
+
+    def _pass(self, items: list[tuple[str, str, pa.Table]], final: bool = False) -> None:
+        started = time.perf_counter()
+        parts: list[pl.DataFrame] = []
+        now = time.monotonic()
+        for kind, ws, table in items:
+            if kind == "metrics":
+                parts.append(frames.from_metrics(table, ws))
+            elif kind == "flows":
+                raw = pl.from_arrow(table)
+                assert isinstance(raw, pl.DataFrame)
+                self._flows_pending.append((ws, raw, now))
+        parts.extend(self._release_flows(now, final))
+        if not parts:
+            return
+        frame = (
+            pl.concat([p for p in parts if p.height], how="diagonal_relaxed")
+            if len(parts) > 1
+            else parts[0]
+        )
+        if not frame.height:
+            return
+        frame = frame.sort("time")
+        transitions = self.detector.process(frame)
+        self.processed_rows += frame.height
+        self.last_pass_secs = time.perf_counter() - started
+        if transitions:
+            out = [self._as_dict(t) for t in transitions]
+            self.transitions += len(out)
+            assert self._loop is not None and self._out is not None
+            self._loop.call_soon_threadsafe(self._out.put_nowait, out)
+
+    def _release_flows(self, now: float, final: bool) -> list[pl.DataFrame]:
+        """Complete seconds of held flows, as node-seconds per workspace."""
+        if not self._flows_pending:
+            return []
+        by_ws: dict[str, list[tuple[pl.DataFrame, float]]] = {}
+        for ws, df, at in self._flows_pending:
+            by_ws.setdefault(ws, []).append((df, at))
+        self._flows_pending = []
+        out: list[pl.DataFrame] = []
+        for ws, chunks in by_ws.items():
+            rows = pl.concat([c for c, _ in chunks], how="diagonal_relaxed")
+            oldest = min(at for _, at in chunks)
+            seconds = pl.col("time").dt.truncate("1s")
+            newest = rows.select(seconds.max()).item()
+            if final or now - oldest >= FLOWS_HOLD_SECS:
+                ready, held = rows, rows.clear()
+            else:
+                ready = rows.filter(seconds < newest)
+                held = rows.filter(seconds >= newest)
+            if held.height:
+                self._flows_pending.append((ws, held, now if ready.height else oldest))
+            if ready.height:
+                self._remember_flows(ws, ready)
+                out.append(frames.from_flows(ready, ws))
+        return out
+
+    def _remember_flows(self, ws: str, rows: pl.DataFrame) -> None:
+        ring = self._flows_ring.get(ws)
+        ring = rows if ring is None else pl.concat([ring, rows], how="diagonal_relaxed")
+        newest = ring.select(pl.col("time").max()).item()
+        if newest is not None:
+            ring = ring.filter(pl.col("time") >= newest - timedelta(seconds=FLOWS_RING_SECS))
+        self._flows_ring[ws] = ring
+
+    def _as_dict(self, t: Any) -> dict[str, Any]:
+        d: dict[str, Any] = _plain(t)
+        if d.get("kind") in ("open", "update", "resolve") and self.enrich is not None:
+            ring = self._flows_ring.get(d["workspace"])
+            if ring is not None and ring.height:
+                onset = (d.get("detection") or {}).get("onset_at") or d["at"]
+                window = ring.filter(
+                    (pl.col("node_uuid") == d["node"])
+                    & (pl.col("time") >= onset - timedelta(seconds=5))
+                    & (pl.col("time") <= d["at"] + timedelta(seconds=1))
+                )
+                if window.height:
+                    try:
+                        detail = self.enrich(window)
+                        d["breakdown"] = {**(d.get("breakdown") or {}), **detail}
+                    except Exception:
+                        log.exception("flow enrichment failed")
+        if d.get("kind") in ("open", "update", "resolve"):
+            d["summary"] = _summary(d)
+        return d
+
+    def _save(self) -> None:
+        self._saved_at = time.monotonic()
+        blob = self.detector.state_bytes()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.dir / STATE_FILE, blob)
+
+    # --- results (event loop) --------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        assert self._out is not None
+        while True:
+            batch = await self._out.get()
+            taken = 1
+            while not self._out.empty() and len(batch) < 5000:
+                batch = batch + self._out.get_nowait()
+                taken += 1
+            try:
+                await self._apply(batch)
+            except Exception:
+                log.exception("detection transitions not written count=%d", len(batch))
+            finally:
+                for _ in range(taken):
+                    self._out.task_done()
+
+    async def _apply(self, batch: list[dict[str, Any]]) -> None:
+        incidents = [t for t in batch if t.get("kind") in ("open", "update", "resolve")]
+        if incidents:
+            await self.store.run(repo.apply_transitions, incidents)
+        if self.activity is not None:
+            for t in batch:
+                if t.get("kind") in ("elevated", "normal", "open", "resolve"):
+                    self.activity.mark_elevated(t["node"], t["kind"] == "elevated")
+
+    def baseline_now(self, node: str, at: datetime | None = None) -> dict[str, Any] | None:
+        if self.detector is None:
+            return None
+        try:
+            found = self.detector.baseline_now(node, at or datetime.now(UTC))
+        except Exception:
+            log.exception("baseline lookup failed")
+            return None
+        return None if found is None else _plain(found)
+
+
+def _summary(t: dict[str, Any]) -> str | None:
+    try:
+        from detect.summary import summarize
+    except ImportError:  # pragma: no cover - shipped together
+        return None
+    try:
+        text: str = summarize(t)
+    except Exception:
+        log.exception("summary failed")
+        return None
+    return text
+
+
+def _known_nodes(detector: Any) -> set[str]:
+    """Nodes the detector has a baseline for."""
+    nodes = detector.baseline.nodes
+    return set(nodes.get_column("node").to_list()) if nodes.height else set()
+
+
+def _open_incidents(detector: Any) -> set[str]:
+    """Refs of the incidents the detector holds open."""
+    return {st.incident.id for st in detector._nodes.values() if st.incident is not None}
+
+
+def _date_of(path: str) -> str:
+    for part in Path(path).parts:
+        if part.startswith("date="):
+            return part[5:]
+    return ""
