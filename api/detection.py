@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
@@ -138,6 +139,8 @@ class DetectionService:
         self._flows_pending: list[tuple[str, pl.DataFrame, float]] = []
         self._flows_ring: dict[str, pl.DataFrame] = {}
         self._saved_at = time.monotonic()
+        self._llm_tasks: set[asyncio.Task[None]] = set()
+        self._summarizer: Any = None
         self.processed_rows = 0
         self.transitions = 0
         self.failures = 0
@@ -224,6 +227,10 @@ class DetectionService:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        for task in list(self._llm_tasks):
+            task.cancel()
+        if self._summarizer is not None:
+            await self._summarizer.close()
         if self.detector is not None:
             await asyncio.to_thread(self._save)
 
@@ -392,7 +399,12 @@ class DetectionService:
                 if window.height:
                     try:
                         detail = self.enrich(window)
-                        d["breakdown"] = {**(d.get("breakdown") or {}), **detail}
+                        bd = dict(d.get("breakdown") or {})
+                        bd["flows"] = detail  # the flow records' own view, shares in percent
+                        for key in ("top_sources", "geo_origin", "source_ip_count", "asns"):
+                            if detail.get(key):
+                                bd[key] = detail[key]
+                        d["breakdown"] = bd
                     except Exception:
                         log.exception("flow enrichment failed")
         if d.get("kind") in ("open", "update", "resolve"):
@@ -426,11 +438,44 @@ class DetectionService:
     async def _apply(self, batch: list[dict[str, Any]]) -> None:
         incidents = [t for t in batch if t.get("kind") in ("open", "update", "resolve")]
         if incidents:
-            await self.store.run(repo.apply_transitions, incidents)
+            done = await self.store.run(repo.apply_transitions, incidents)
+            if self.cfg.summary_llm_url:
+                for t, (inc, what) in zip(incidents, done, strict=False):
+                    if what in ("open", "resolve") and t.get("summary"):
+                        task = asyncio.create_task(self._llm_summary(inc, t))
+                        self._llm_tasks.add(task)
+                        task.add_done_callback(self._llm_tasks.discard)
         if self.activity is not None:
             for t in batch:
                 if t.get("kind") in ("elevated", "normal", "open", "resolve"):
                     self.activity.mark_elevated(t["node"], t["kind"] == "elevated")
+
+    async def _llm_summary(self, inc: str, t: dict[str, Any]) -> None:
+        """Ask the configured model for the summary; the deterministic one stays on failure."""
+        from .summarizer import Summarizer
+
+        if self._summarizer is None:
+            self._summarizer = Summarizer.from_config(self.cfg)
+        facts = {
+            k: t.get(k)
+            for k in (
+                "kind",
+                "attack_family",
+                "attack_subtype",
+                "severity",
+                "confidence",
+                "peak_pps",
+                "peak_bps",
+                "detection",
+                "breakdown",
+                "at",
+                "ended_reason",
+            )
+        }
+        fallback = str(t.get("summary") or "")
+        text = await self._summarizer.summarize(_plain_json(facts), fallback)
+        if text and text != fallback:
+            await self.store.run(repo.set_summary, inc, text)
 
     def baseline_now(self, node: str, at: datetime | None = None) -> dict[str, Any] | None:
         if self.detector is None:
@@ -443,16 +488,39 @@ class DetectionService:
         return None if found is None else _plain(found)
 
 
+def _plain_json(value: Any) -> Any:
+    """``value`` with datetimes as ISO strings (for a JSON request body)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v) for v in value]
+    return value
+
+
 def _summary(t: dict[str, Any]) -> str | None:
     try:
         from detect.summary import summarize
     except ImportError:  # pragma: no cover - shipped together
         return None
     try:
-        text: str = summarize(t)
+        text: str = summarize(SimpleNamespace(**t))
     except Exception:
         log.exception("summary failed")
         return None
+    bd = t.get("breakdown") or {}
+    origins = [o for o in bd.get("geo_origin") or [] if isinstance(o, dict) and o.get("country")]
+    if origins:
+        where = ", ".join(f"{o['country']} {float(o.get('share') or 0):.0f}%" for o in origins[:3])
+        text += f" Origin by country: {where}."
+    sources = bd.get("top_sources") or []
+    if sources and bd.get("source_ip_count"):
+        top = sources[0]
+        text += (
+            f" {int(bd['source_ip_count'])} source addresses; the busiest, {top.get('ip')}, "
+            f"sent {float(top.get('share') or 0):.0f}% of the sampled packets."
+        )
     return text
 
 

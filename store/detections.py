@@ -44,6 +44,7 @@ __all__ = [
     "get_detection_overrides",
     "open_detector_refs",
     "put_detection_overrides",
+    "set_summary",
 ]
 
 CAMPAIGN_WINDOW = timedelta(seconds=60)
@@ -378,3 +379,8 @@ def apply_transitions(
             if result is not None:
                 done.append(result)
     return done
+
+
+def set_summary(con: Connection, inc_uuid: str, text: str) -> None:
+    """Replace an incident's written summary (the model-written one, when configured)."""
+    con.execute("UPDATE incidents SET summary = ? WHERE uuid = ?", [text[:4000], inc_uuid])

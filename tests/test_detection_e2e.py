@@ -3,7 +3,10 @@ live flood, read back through GET /api/v1/incidents; the settings endpoints; Get
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from aiohttp import web
 
 from .conftest import Client, Server, Workspace, assert_error, new_workspace, start_server
 from .telemetry import ipc_bytes, post_batch, wait_for
@@ -121,6 +125,7 @@ def test_history_then_live_flood_opens_one_explained_incident(dserver: Server) -
     assert det["metric"] in ("pps", "udp_pps", "bps")
     got = ws.client.get(f"/api/v1/incidents/{inc['uuid']}").json()["incident"]
     assert got["detection"] == det
+    assert "UDP" in got["summary"] and "Check first" in got["summary"], got["summary"]
     # Get Node shows the detector's baseline
     node_now = ws.client.get(f"/api/v1/nodes/{node['uuid']}").json()["node"]
     base = node_now["baseline"]
@@ -131,7 +136,7 @@ def test_history_then_live_flood_opens_one_explained_incident(dserver: Server) -
     _send(dserver, key, _rows(node["ip"], after, 240, 2000.0, 0.05))
 
     def resolved() -> bool:
-        return _incidents(ws, node["uuid"])[0]["status"] == "resolved"
+        return bool(_incidents(ws, node["uuid"])[0]["status"] == "resolved")
 
     assert wait_for(resolved, timeout=20)
     assert len(_incidents(ws, node["uuid"])) == 1
@@ -168,3 +173,72 @@ def test_settings_endpoints_validate_and_merge(dserver: Server) -> None:
     assert r.json()["overrides"] == {"series": {"syn_pps": False}}
     other = new_workspace(dserver)
     assert other.client.get(path).status_code == 404
+
+
+class _FakeModel:
+    """An OpenAI-compatible chat completions endpoint on loopback, in a thread of its own."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.port = 0
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+
+    def _serve(self) -> None:
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.json()
+            self.requests.append({"auth": request.headers.get("Authorization"), **body})
+            text = "Model summary: a UDP flood, check upstream filtering first."
+            return web.json_response({"choices": [{"message": {"content": text}}]})
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", handle)
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self._ready.set()
+            await asyncio.Event().wait()
+
+        self._loop = asyncio.new_event_loop()
+        with contextlib.suppress(RuntimeError):
+            self._loop.run_until_complete(main())
+
+
+def test_a_configured_model_writes_the_summary(tmp_path_factory: pytest.TempPathFactory) -> None:
+    model = _FakeModel()
+    srv = start_server(
+        tmp_path_factory.mktemp("llm") / "data",
+        env={
+            "FLOODWATCH_DETECT__SUMMARY_LLM_URL": f"http://127.0.0.1:{model.port}/v1",
+            "FLOODWATCH_DETECT__SUMMARY_LLM_API_KEY": "sk-test-secret",
+        },
+    )
+    try:
+        ws = new_workspace(srv)
+        node = _node(ws.client, "203.0.113.52")
+        key = _collector(ws.client)
+        now = datetime.now(UTC).replace(microsecond=0)
+        _send(srv, key, _rows(node["ip"], now - timedelta(hours=1, minutes=10), 3600, 2000.0, 0.05))
+        live = now - timedelta(seconds=10)
+        _send(srv, key, _rows(node["ip"], live, 6, 60_000.0, 0.97))
+
+        def summarized() -> bool:
+            found = _incidents(ws, node["uuid"])
+            if not found:
+                return False
+            inc = ws.client.get(f"/api/v1/incidents/{found[0]['uuid']}").json()["incident"]
+            return str(inc["summary"]).startswith("Model summary")
+
+        assert wait_for(summarized, timeout=20)
+        req = model.requests[0]
+        assert req["auth"] == "Bearer sk-test-secret" and req["model"] == "gpt-4o-mini"
+        assert "udp_flood" in str(req["messages"])
+        assert "sk-test-secret" not in srv.stderr() + srv.stdout()
+    finally:
+        srv.stop()
