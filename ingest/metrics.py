@@ -122,6 +122,11 @@ class Registry:
         self.rows_received = Counter(
             "floodwatch_ingest_rows_received_total", "Rows in decoded batches", ("kind",)
         )
+        self.rows_dropped_unrouted = Counter(
+            "floodwatch_ingest_rows_dropped_unrouted_total",
+            "Flow rows to addresses of no node, dropped at the sender's request",
+            ("kind",),
+        )
         self.rows_accepted = Counter(
             "floodwatch_ingest_rows_accepted_total", "Rows acknowledged (durable)", ("kind",)
         )

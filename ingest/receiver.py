@@ -139,6 +139,13 @@ class Receiver:
             raise DecodeError(
                 "X-Batch-Id must be 1-128 characters of A-Z a-z 0-9 . _ : -", column="X-Batch-Id"
             )
+        unrouted = request.headers.get("X-Floodwatch-Unrouted", "refuse").strip().lower()
+        if unrouted not in ("refuse", "drop"):
+            METRICS.batches_rejected.inc(1, kind.name, "unrouted")
+            raise DecodeError(
+                "X-Floodwatch-Unrouted must be refuse or drop", column="X-Floodwatch-Unrouted"
+            )
+        drop_unrouted = unrouted == "drop"
         cred = await self._authenticate(request)
         if not self.pipeline.has_room():
             METRICS.batches_rejected.inc(1, kind.name, "backpressure")
@@ -152,15 +159,17 @@ class Receiver:
             index = None if cred.node else await self.credentials.node_index(cred.workspace)
             loop = asyncio.get_running_loop()
             try:
-                decoded, table, latest, wire, parts = await loop.run_in_executor(
-                    self._executor, self._decode, body, kind.name, cred, index
+                decoded, table, latest, wire, parts, dropped = await loop.run_in_executor(
+                    self._executor, self._decode, body, kind.name, cred, index, drop_unrouted
                 )
             except DecodeError as exc:
                 METRICS.batches_rejected.inc(1, kind.name, "invalid")
                 raise exc from None
         finally:
             self._decoding -= 1
-        METRICS.rows_received.inc(table.num_rows, kind.name)
+        METRICS.rows_received.inc(table.num_rows + dropped, kind.name)
+        if dropped:
+            METRICS.rows_dropped_unrouted.inc(dropped, kind.name)
         key = f"{cred.id}:{batch_id}" if batch_id else None
         del body  # the WAL holds it from here on, as long as it needs it
         accepted, duplicate = await self.pipeline.submit(
@@ -175,6 +184,8 @@ class Receiver:
             "duplicate": duplicate,
             "ignored_columns": list(decoded),
         }
+        if drop_unrouted:
+            payload["dropped_unrouted"] = dropped
         return web.Response(body=orjson.dumps(payload), status=202, content_type="application/json")
 
     def max_age(self, kind_name: str) -> timedelta:
@@ -185,13 +196,19 @@ class Receiver:
         return self.settings.max_age
 
     def _decode(
-        self, body: bytes, kind_name: str, cred: Credential, index: dict[str, str] | None
+        self,
+        body: bytes,
+        kind_name: str,
+        cred: Credential,
+        index: dict[str, str] | None,
+        drop_unrouted: bool = False,
     ) -> tuple[
         tuple[str, ...],
         pa.Table,
         list[tuple[str, datetime, float, float]],
-        WireBatch,
+        WireBatch | None,
         list[tuple[PartitionKey, pa.Table]],
+        int,
     ]:
         """Everything a batch needs before the WAL, done here on a decode thread rather than on
         the event loop: each pyarrow call there would hand the GIL away and wait to get it
@@ -205,12 +222,22 @@ class Receiver:
             max_age=self.max_age(kind_name),
             max_skew=self.settings.max_skew,
         )
-        table = to_lake_table(kind, decoded.table, source=_SOURCE, node=cred.node, index=index)
+        table = to_lake_table(
+            kind,
+            decoded.table,
+            source=_SOURCE,
+            node=cred.node,
+            index=index,
+            drop_unrouted=drop_unrouted and cred.node is None,
+        )
         span = decoded.time_span
         latest = latest_per_node(table, cred.node, span) if kind_name == "metrics" else []
-        wire = WireBatch.of(body, _SOURCE, cred.node, table)
-        parts = split_by_hour(kind_name, cred.workspace, table, span)
-        return decoded.ignored_columns, table, latest, wire, parts
+        dropped = decoded.table.num_rows - table.num_rows
+        # rows were dropped: the body no longer replays to these rows, so the WAL logs the
+        # rows themselves (wire None) instead of the body
+        wire = None if dropped else WireBatch.of(body, _SOURCE, cred.node, table)
+        parts = split_by_hour(kind_name, cred.workspace, table, span) if table.num_rows else []
+        return decoded.ignored_columns, table, latest, wire, parts, dropped
 
     async def _authenticate(self, request: web.Request) -> Credential:
         client = request.remote or "unknown"

@@ -65,6 +65,7 @@ def to_lake_table(
     source: str,
     node: str | None = None,
     index: dict[str, str] | None = None,
+    drop_unrouted: bool = False,
 ) -> pa.Table:
     """Lake form of a checked wire table.
 
@@ -105,6 +106,13 @@ def to_lake_table(
             raise DecodeError(
                 "a collector key must say each row's node (column node or node_ip)", column="node"
             )
+        if n and drop_unrouted and kind.name == "flows" and tried[-1] == "dst_ip":
+            # the sender asked: flow rows to addresses of no node (a router's transit
+            # traffic) are dropped, not the batch; the caller counts them
+            keep = pc.is_valid(routed) if routed is not None else pa.repeat(False, n)
+            table = table.filter(keep)
+            routed = routed.filter(keep) if routed is not None else None
+            n = table.num_rows
         if n and (routed is None or routed.null_count):
             raise DecodeError(
                 f"some rows match no node of this workspace (looked at {', '.join(tried)})",

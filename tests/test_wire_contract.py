@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
 import pytest
+import requests
 
 from .conftest import Client, Server, assert_error, new_workspace, start_server
 from .telemetry import flows_table, ipc_bytes, lake_query, metrics_table, post_batch, wait_for
@@ -114,3 +116,38 @@ def test_flows_window_follows_flows_retention(wserver: Server) -> None:
     assert err["error"]["field"] == "time"
     fresh = ipc_bytes(flows_table(2, "203.0.113.70", start=old + timedelta(days=2)))
     assert post_batch(wserver.base_url, node["api_key"], fresh, kind="flows").status_code == 202
+
+
+def test_router_flows_to_no_node_can_be_dropped_and_counted(wserver: Server) -> None:
+    ws = new_workspace(wserver)
+    node = _node(ws.client, "203.0.113.80")
+    key = _collector(ws.client)
+    mine = flows_table(6, "203.0.113.80")
+    transit = flows_table(4, "198.51.100.200")
+
+    body = ipc_bytes(pa.concat_tables([mine, transit]))
+    # by default the whole batch is refused
+    err = assert_error(post_batch(wserver.base_url, key, body, kind="flows"), 400, "invalid_batch")
+    assert err["error"]["field"] == "dst_ip"
+    bad = {"X-Floodwatch-Unrouted": "ignore"}
+    err = assert_error(
+        post_batch(wserver.base_url, key, body, kind="flows", headers=bad), 400, "invalid_batch"
+    )
+    assert err["error"]["field"] == "X-Floodwatch-Unrouted"
+    drop = {"X-Floodwatch-Unrouted": "drop"}
+    r = post_batch(wserver.base_url, key, body, kind="flows", headers=drop, batch_id="r1")
+    assert r.status_code == 202, r.text
+    assert r.json()["accepted"] == 6 and r.json()["dropped_unrouted"] == 4
+    # all transit: accepted 0, nothing stored, still 202
+    only = ipc_bytes(transit)
+    r = post_batch(wserver.base_url, key, only, kind="flows", headers=drop)
+    assert r.status_code == 202 and r.json()["accepted"] == 0
+    assert r.json()["dropped_unrouted"] == 4
+
+    def stored() -> int:
+        q = f"SELECT count(*) FROM flows WHERE node_uuid = '{node['uuid']}'"
+        return int(lake_query(wserver.data_dir, q)[0][0])
+
+    assert wait_for(lambda: stored() == 6), stored()
+    metrics = requests.get(wserver.url("/metrics"), timeout=10).text
+    assert 'floodwatch_ingest_rows_dropped_unrouted_total{kind="flows"} 8' in metrics
