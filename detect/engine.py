@@ -194,6 +194,23 @@ class Detector:
         self._nodes: dict[str, _NodeState] = {}
         self._ws_newest: dict[str, int] = {}
 
+    # ------------------------------------------------------------------ introspection
+    def known_nodes(self) -> set[str]:
+        """Node keys the detector holds any state for: a baseline (learned or seeded from
+        rollups) or per-node incident state."""
+        nodes = self.baseline.nodes
+        out = set(nodes.get_column("node").to_list()) if nodes.height else set()
+        out.update(self._nodes)
+        return out
+
+    def open_incident_nodes(self) -> set[str]:
+        """Node keys with an open incident."""
+        return {n for n, st in self._nodes.items() if st.incident is not None}
+
+    def open_incident_ids(self) -> set[str]:
+        """Ids (``Transition.incident``) of the incidents held open."""
+        return {st.incident.id for st in self._nodes.values() if st.incident is not None}
+
     # ------------------------------------------------------------------ settings
     def settings_for(self, workspace: str, node: str) -> DetectionSettings:
         s = self._settings.get(node)

@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 __all__ = [
+    "FLOAT_BOUNDS",
+    "INT_BOUNDS",
     "SENSITIVITY",
     "SERIES_NAMES",
     "DetectionSettings",
@@ -132,6 +134,11 @@ _FLOAT_BOUNDS: dict[str, tuple[float, float]] = {
     "floor_pps": (0.0, 1e12),
     "floor_bps": (0.0, 1e15),
 }
+
+#: Inclusive bounds of the integer settings (name -> (low, high)), e.g. for a schema document.
+INT_BOUNDS: dict[str, tuple[int, int]] = _INT_BOUNDS
+#: Inclusive bounds of the number settings (name -> (low, high)).
+FLOAT_BOUNDS: dict[str, tuple[float, float]] = _FLOAT_BOUNDS
 
 
 def _check_value(name: str, value: Any) -> Any:

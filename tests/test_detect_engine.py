@@ -457,3 +457,20 @@ def test_summary_is_deterministic_and_specific() -> None:
     assert "UDP flood" in text and "ntp amplification" in text
     assert "source port 123" in text and "Check first" in text
     assert "x the expected" in text
+
+
+def test_known_nodes_and_open_incident_nodes() -> None:
+    det = Detector()
+    assert det.known_nodes() == set() and det.open_incident_nodes() == set()
+    calm = rows_for(START, WARM + 400, node="node-b")
+    hit = rows_for(START, WARM + 400, attack="syn_flood", attack_from=WARM, attack_secs=300)
+    both = sorted(calm[: WARM + 60] + hit[: WARM + 60], key=lambda r: (r["time"], r["node"]))
+    trs = run(both, det)
+    assert det.known_nodes() == {NODE, "node-b"}
+    assert det.open_incident_nodes() == {NODE}
+    assert det.open_incident_ids() == {opens(trs)[0].incident}
+    rest = sorted(calm[WARM + 60 :] + hit[WARM + 60 :], key=lambda r: (r["time"], r["node"]))
+    run(rest, det)
+    assert det.open_incident_nodes() == set() and det.open_incident_ids() == set()
+    again = Detector.from_state(det.state_bytes())
+    assert again.known_nodes() == {NODE, "node-b"}

@@ -213,3 +213,18 @@ def test_from_flows_aggregates_per_second() -> None:
     assert r["top_src_port"] == 123
     assert r["top_src_port_share"] == pytest.approx(2000 / 2650)
     assert r["distinct_sources"] == 4.0
+
+
+def test_public_bounds_match_validation() -> None:
+    from detect import settings as mod
+
+    assert mod.INT_BOUNDS is mod._INT_BOUNDS and mod.FLOAT_BOUNDS is mod._FLOAT_BOUNDS
+    for name, (lo, hi) in mod.INT_BOUNDS.items():
+        validate_patch(DetectionSettings().to_dict(), {name: lo})
+        validate_patch(DetectionSettings().to_dict(), {name: hi})
+        with pytest.raises(SettingsError):
+            validate_patch(DetectionSettings().to_dict(), {name: hi + 1})
+    for name, (flo, fhi) in mod.FLOAT_BOUNDS.items():
+        validate_patch(DetectionSettings().to_dict(), {name: fhi})
+        with pytest.raises(SettingsError):
+            validate_patch(DetectionSettings().to_dict(), {name: flo - 1.0})
