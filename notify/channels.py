@@ -113,6 +113,68 @@ def _headers(key: str, value: Any) -> dict[str, str]:
     return out
 
 
+_HEX = "[0-9a-fA-F]"
+_UUID = re.compile(f"{_HEX}{{8}}-?{_HEX}{{4}}-?{_HEX}{{4}}-?{_HEX}{{4}}-?{_HEX}{{12}}")
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+SEVERITIES = ("low", "medium", "high", "critical")
+EVENT_KINDS = ("attack_start", "attack_update", "attack_end", "test")
+
+
+def _severity(key: str, value: Any) -> str:
+    return _choice(*SEVERITIES)(key, value)
+
+
+def _node_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > 1000:
+        raise ChannelConfigError(f"config.{key} must be a list of at most 1000 node uuids")
+    out: list[str] = []
+    for item in value:
+        if not isinstance(item, str) or not _UUID.fullmatch(item.strip()):
+            raise ChannelConfigError(f"config.{key} must hold node uuids")
+        text = item.strip().lower().replace("-", "")
+        canonical = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+        if canonical not in out:
+            out.append(canonical)
+    return out
+
+
+def _event_list(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or any(v not in EVENT_KINDS for v in value):
+        raise ChannelConfigError(f"config.{key} must be a list of {', '.join(EVENT_KINDS)}")
+    return [k for k in EVENT_KINDS if k in value]
+
+
+def _mute(key: str, value: Any) -> dict[str, str]:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, dict) or not set(value) <= {"from", "to", "tz"}:
+        raise ChannelConfigError(f"config.{key} must be an object {{from, to, tz}}")
+    out: dict[str, str] = {}
+    for part in ("from", "to"):
+        clock = value.get(part)
+        if not isinstance(clock, str) or not _CLOCK.fullmatch(clock):
+            raise ChannelConfigError(f"config.{key}.{part} must be a time of day HH:MM")
+        out[part] = clock
+    tz = value.get("tz", "UTC")
+    try:
+        if not isinstance(tz, str) or not tz or len(tz) > 64:
+            raise ValueError(tz)
+        ZoneInfo(tz)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ChannelConfigError(f"config.{key}.tz must be UTC or an IANA time zone") from None
+    out["tz"] = tz
+    return out
+
+
+FILTER_KEYS: dict[str, Callable[[str, Any], Any]] = {
+    "min_severity": _severity,
+    "nodes": _node_list,
+    "events": _event_list,
+    "mute": _mute,
+}
+"""The per-channel filters every type accepts (see :func:`notify.events.passes_filters`)."""
+
+
 @dataclass(frozen=True)
 class ChannelType:
     required: dict[str, Check]
@@ -202,7 +264,8 @@ def validate_channel_config(channel_type: str, config: Any) -> dict[str, Any]:
     canonical: dict[str, Any] = {}
     for key, value in config.items():
         target = spec.aliases.get(key, key)
-        if target not in spec.required and target not in spec.optional:
+        known = target in spec.required or target in spec.optional or target in FILTER_KEYS
+        if not known:
             raise ChannelConfigError(f"config.{key} is not a setting of a {channel_type} channel")
         if target in canonical:
             raise ChannelConfigError(f"config.{target} is given twice")
@@ -212,7 +275,7 @@ def validate_channel_config(channel_type: str, config: Any) -> dict[str, Any]:
         if key not in canonical or canonical[key] is None:
             raise ChannelConfigError(f"config.{key} is required for a {channel_type} channel")
         out[key] = check(key, canonical[key])
-    for key, check in spec.optional.items():
+    for key, check in {**spec.optional, **FILTER_KEYS}.items():
         if canonical.get(key) is not None:
             out[key] = check(key, canonical[key])
     return out
