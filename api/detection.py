@@ -58,6 +58,8 @@ log = logging.getLogger("floodwatch.detect")
 FLOWS_HOLD_SECS = 1.5
 FLOWS_RING_SECS = 180
 STATE_FILE = "state.bin"
+LATEST_COLUMNS = ("pps", "bps", "tcp_pps", "udp_pps", "icmp_pps", "other_pps", "conn_count")
+"""The columns of each node's newest metrics second that the service keeps."""
 
 
 def patch_overrides(
@@ -145,6 +147,7 @@ class DetectionService:
         self.transitions = 0
         self.failures = 0
         self.last_pass_secs = 0.0
+        self._latest: dict[str, dict[str, Any]] = {}
 
     # --- settings --------------------------------------------------------------------------
 
@@ -327,6 +330,7 @@ class DetectionService:
         for kind, ws, table in items:
             if kind == "metrics":
                 parts.append(frames.from_metrics(table, ws))
+                self._remember_latest(table)
             elif kind == "flows":
                 raw = pl.from_arrow(table)
                 assert isinstance(raw, pl.DataFrame)
@@ -350,6 +354,27 @@ class DetectionService:
             self.transitions += len(out)
             assert self._loop is not None and self._out is not None
             self._loop.call_soon_threadsafe(self._out.put_nowait, out)
+
+    def _remember_latest(self, table: pa.Table) -> None:
+        """Keep each node's newest metrics second (for the Prometheus scrape: live state
+        without a lake scan)."""
+        names = set(table.column_names)
+        if table.num_rows == 0 or not {"node_uuid", "time"} <= names:
+            return
+        cols = ["node_uuid", "time", *(c for c in LATEST_COLUMNS if c in names)]
+        df = pl.from_arrow(table.select(cols))
+        assert isinstance(df, pl.DataFrame)
+        newest = df.group_by("node_uuid").agg(pl.all().get(pl.col("time").arg_max()))
+        for row in newest.iter_rows(named=True):
+            node = row.pop("node_uuid")
+            held = self._latest.get(node)
+            if held is None or row["time"] >= held["time"]:
+                self._latest[node] = row
+
+    def latest_sample(self, node: str) -> dict[str, Any] | None:
+        """The node's newest metrics second seen (``time`` and the columns of
+        ``LATEST_COLUMNS`` it carried), or None."""
+        return self._latest.get(node)
 
     def _release_flows(self, now: float, final: bool) -> list[pl.DataFrame]:
         """Complete seconds of held flows, as node-seconds per workspace."""

@@ -1597,6 +1597,36 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/api/metrics": {
+            "get": {
+                "tags": ["Analytics"],
+                "operationId": "workspaceMetrics",
+                "summary": "Prometheus scrape of a workspace",
+                "description": "The workspace's node counts, incidents and per-node gauges "
+                "(`flowtriq_node_pps`, `_bps`, `_tcp_pct`, `_udp_pct`, `_icmp_pct`, "
+                "`_connections`, `_baseline_avg_pps`, `_baseline_p95_pps`, `_baseline_p99_pps`, "
+                "labels `node`, `ip`, `node_uuid`) in the Prometheus text format, from live "
+                "state. The deploy token goes in the Authorization header or, for scrapers that "
+                "cannot set one, in `?token=`.",
+                "security": [{"deployToken": []}, {"tokenQuery": []}],
+                "parameters": [
+                    {
+                        "name": "token",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "The deploy token, when no Authorization header is sent.",
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The metrics.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    },
+                    **_errors(),
+                },
+            }
+        },
         "/api/health": health("health"),
         "/api/v1/health": health("healthV1"),
         "/health": health("healthRoot"),
@@ -2271,6 +2301,13 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "description": "A node's API key, sent with that node's `X-Node-UUID`.",
+                },
+                "tokenQuery": {
+                    "type": "apiKey",
+                    "in": "query",
+                    "name": "token",
+                    "description": "A workspace deploy token in the query string (only "
+                    "`GET /api/metrics` accepts it).",
                 },
                 "ingestKey": {
                     "type": "http",

@@ -2,7 +2,17 @@
 
 from aiohttp import web
 
-from . import agent_admin, channels, collectors, detection, health, incidents, nodes, workspaces
+from . import (
+    agent_admin,
+    channels,
+    collectors,
+    detection,
+    health,
+    incidents,
+    nodes,
+    prometheus,
+    workspaces,
+)
 
 __all__ = ["ROUTE_TABLES"]
 
@@ -15,4 +25,5 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     channels.routes,
     collectors.routes,
     workspaces.routes,
+    prometheus.routes,
 ]
