@@ -263,7 +263,7 @@ def validate_channel_config(channel_type: str, config: Any) -> dict[str, Any]:
         raise ChannelConfigError("config must be an object")
     canonical: dict[str, Any] = {}
     for key, value in config.items():
-        target: str = spec.aliases.get(key, key)
+        target = str(spec.aliases.get(key, key))
         known = target in spec.required or target in spec.optional or target in FILTER_KEYS
         if not known:
             raise ChannelConfigError(f"config.{key} is not a setting of a {channel_type} channel")
