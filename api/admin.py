@@ -212,6 +212,13 @@ def op_collector_revoke(con: Connection, cfg: Config, a: dict[str, Any]) -> dict
     return _collector_out(collectors.revoke_collector(con, ws_uuid, key_id), ws_uuid)
 
 
+def op_backtest_context(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
+    """What ``floodwatch backtest`` needs from the database (read only)."""
+    from .backtest import context_op
+
+    return context_op(con, cfg, a)
+
+
 OPS: dict[str, Callable[[Connection, Config, dict[str, Any]], dict[str, Any]]] = {
     "workspace.create": op_workspace_create,
     "workspace.list": op_workspace_list,
@@ -223,6 +230,7 @@ OPS: dict[str, Callable[[Connection, Config, dict[str, Any]], dict[str, Any]]] =
     "collector.create": op_collector_create,
     "collector.list": op_collector_list,
     "collector.revoke": op_collector_revoke,
+    "backtest.context": op_backtest_context,
 }
 
 
@@ -316,7 +324,12 @@ class AdminClient:
             conn.close()
         if not payload.get("ok"):
             err = payload.get("error", {})
-            raise ApiError(resp.status, err.get("code", "error"), err.get("message", "failed"))
+            raise ApiError(
+                resp.status,
+                err.get("code", "error"),
+                err.get("message", "failed"),
+                field=err.get("field"),
+            )
         result: dict[str, Any] = payload["result"]
         return result
 

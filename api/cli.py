@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -41,6 +42,15 @@ def _node_limit(value: str) -> str:
         except ValueError:
             raise argparse.ArgumentTypeError("must be a whole number >= 0 or 'unlimited'") from None
     return value
+
+
+def _when(value: str) -> datetime:
+    from .backtest import parse_time
+
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,6 +117,44 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
     _common(sql, json_flag=False)
 
+    bt = sub.add_parser(
+        "backtest",
+        help="replay stored history through the detector with other settings",
+        description="Replay the lake's history of [--from, --to) through the detector and list "
+        "the incidents it would open beside the ones the server recorded.",
+    )
+    bt.add_argument(
+        "--from",
+        dest="start",
+        required=True,
+        type=_when,
+        metavar="T1",
+        help="start: ISO 8601 (2026-12-05T14:00:00Z) or relative (-6h, -2d)",
+    )
+    bt.add_argument(
+        "--to",
+        dest="end",
+        default="now",
+        type=_when,
+        metavar="T2",
+        help="end (exclusive), same forms as --from (default now)",
+    )
+    bt.add_argument("--node", metavar="N", help="only this node (uuid, uuid prefix or name)")
+    bt.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
+    bt.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML or JSON detection settings, applied like PATCH "
+        "/api/v1/workspace/detection (default: the settings in force)",
+    )
+    bt.add_argument(
+        "--server-config",
+        metavar="FILE",
+        help="the server's TOML configuration file (data directory, seed_days)",
+    )
+    bt.add_argument("--data", metavar="DIR", help="data directory (default ./var)")
+    bt.add_argument("--json", action="store_true", help="print one JSON object")
+
     add_agent_parser(sub)
 
     cfg = sub.add_parser("config", help="show or check the configuration")
@@ -129,11 +177,14 @@ def _out(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
         sys.stdout.write(text.rstrip("\n") + "\n")
 
 
-def _fail(args: argparse.Namespace, code: str, message: str) -> int:
+def _fail(args: argparse.Namespace, code: str, message: str, field: str | None = None) -> int:
     if getattr(args, "json", False):
-        payload = {"ok": False, "error": {"code": code, "message": message}}
-        sys.stdout.write(orjson.dumps(payload).decode() + "\n")
-    sys.stderr.write(f"floodwatch: error: {message}\n")
+        error: dict[str, Any] = {"code": code, "message": message}
+        if field is not None:
+            error["field"] = field
+        sys.stdout.write(orjson.dumps({"ok": False, "error": error}).decode() + "\n")
+    where = f" ({field})" if field is not None else ""
+    sys.stderr.write(f"floodwatch: error: {message}{where}\n")
     return 1
 
 
@@ -257,8 +308,61 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backtest(args: argparse.Namespace) -> int:
+    from . import backtest as bt
+    from .admin import call_admin
+
+    patch = bt.load_settings_file(args.config) if args.config else None
+    cfg = apply_overrides(load_config(args.server_config), "server", data_dir=args.data)
+    ctx = call_admin(
+        cfg,
+        "backtest.context",
+        {
+            "workspace": args.workspace,
+            "node": args.node,
+            "from": args.start.isoformat(),
+            "to": args.end.isoformat(),
+        },
+    )
+    ws_overrides, effective = bt.workspace_settings(ctx, patch)
+    hours = len(bt.hours_of(args.start, args.end))
+    progress = bt.Progress.for_terminal(sys.stderr, hours)
+    result = bt.run_backtest(cfg, ctx, args.start, args.end, ws_overrides, progress)
+    result["settings"] = effective
+    result["config_file"] = args.config
+    _out(args, result, bt.render_text(result))
+    return 0
+
+
+def _glue_relative_times(argv: list[str]) -> list[str]:
+    """``--from -6h`` as ``--from=-6h``: argparse would take ``-6h`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (
+            tok in ("--from", "--to")
+            and nxt is not None
+            and nxt.startswith("-")
+            and nxt[1:2].isdigit()
+        ):
+            out.append(f"{tok}={nxt}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if "backtest" in raw:
+        raw = _glue_relative_times(raw)
+    args = parser.parse_args(raw)
+    if args.command == "backtest" and args.start >= args.end:
+        parser.error("backtest: --from must be before --to")  # exits 2, like any bad usage
     # Files we create (database, WAL, lake) are readable by the owner's group at most.
     os.umask(0o027)
     if args.command == "config":
@@ -275,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "serve":
             return _cmd_serve(args)
+        if args.command == "backtest":
+            return _cmd_backtest(args)
         return _cmd_admin(args, _load(args))
     except ConfigError as exc:
         return _fail(args, "config_error", str(exc))
@@ -284,12 +390,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .errors import _from_store
 
         err = _from_store(exc)
-        return _fail(args, err.code, err.message)
+        return _fail(args, err.code, err.message, err.field)
     except Exception as exc:
+        from .backtest import BacktestError
         from .errors import ApiError
 
-        if isinstance(exc, ApiError):
-            return _fail(args, exc.code, exc.message)
+        if isinstance(exc, ApiError | BacktestError):
+            return _fail(args, exc.code, exc.message, exc.field)
         raise
 
 

@@ -1,0 +1,458 @@
+"""``floodwatch backtest`` against a real server and a real lake.
+
+One scenario, built once: two nodes' history sent through a collector key at full speed, each with
+a UDP flood in it (node A about 25x its baseline, node B about 6x), recorded by the server's
+detector. The backtest must reproduce what the server recorded (while the server runs, through
+the admin socket, and after it stopped, from the files), and a stricter ``--config`` must give
+fewer incidents. Bad flags and bad settings files are refused with the CLI's exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pty
+import select
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from api.backtest import Progress, hours_of, match_incidents, parse_time
+
+from .conftest import FLOODWATCH, Client, Server, Workspace, new_workspace, run_cli, start_server
+from .telemetry import ipc_bytes, post_batch, wait_for
+
+HISTORY_MIN = 30  # normal minutes before the floods
+AFTER_MIN = 5  # normal minutes after them (the incidents resolve)
+
+
+def _rows(
+    ip: str, start: datetime, secs: int, pps: float, udp_share: float
+) -> dict[str, list[Any]]:
+    """TCP-heavy web-server seconds with a mild ripple; ``udp_share`` of the packets UDP."""
+    times = [start + timedelta(seconds=i) for i in range(secs)]
+    base = [pps * (1.0 + 0.05 * math.sin(i / 37.0)) for i in range(secs)]
+    udp = [b * udp_share for b in base]
+    tcp = [b - u for b, u in zip(base, udp, strict=True)]
+    size = 600.0 if udp_share < 0.5 else 1200.0
+    return {
+        "time": times,
+        "node_ip": [ip] * secs,
+        "pps": base,
+        "bps": [b * 8 * size for b in base],
+        "tcp_pps": tcp,
+        "udp_pps": udp,
+        "icmp_pps": [0.0] * secs,
+        "other_pps": [0.0] * secs,
+        "syn_pps": [t * 0.03 for t in tcp],
+        "ack_pps": [t * 0.9 for t in tcp],
+        "rst_pps": [t * 0.01 for t in tcp],
+        "fin_pps": [t * 0.02 for t in tcp],
+        "frag_pps": [0.0] * secs,
+        "avg_pkt_len": [size] * secs,
+        "distinct_sources": [int(b / 20) for b in base],
+    }
+
+
+def _history(ip: str, start: datetime, flood_pps: float) -> dict[str, list[Any]]:
+    parts = [
+        _rows(ip, start, HISTORY_MIN * 60, 2000.0, 0.05),
+        _rows(ip, start + timedelta(minutes=HISTORY_MIN), 30, flood_pps, 0.97),
+        _rows(ip, start + timedelta(minutes=HISTORY_MIN, seconds=30), AFTER_MIN * 60, 2000.0, 0.05),
+    ]
+    return {k: [v for p in parts for v in p[k]] for k in parts[0]}
+
+
+def _table(cols: dict[str, list[Any]]) -> pa.Table:
+    order = sorted(range(len(cols["time"])), key=lambda i: cols["time"][i])
+    data: dict[str, Any] = {k: [v[i] for i in order] for k, v in cols.items()}
+    data["time"] = pa.array(data["time"], pa.timestamp("us", tz="UTC"))
+    data["distinct_sources"] = pa.array(data["distinct_sources"], pa.int64())
+    return pa.table(data)
+
+
+def _send(srv: Server, key: str, table: pa.Table) -> None:
+    for off in range(0, table.num_rows, 20_000):
+        part = table.slice(off, 20_000)
+        for _ in range(50):
+            r = post_batch(srv.base_url, key, ipc_bytes(part, "lz4"))
+            if r.status_code != 503:
+                break
+            time.sleep(float(r.headers.get("Retry-After", "1")))
+        assert r.status_code == 202, r.text
+
+
+def _node(client: Client, name: str, ip: str) -> dict[str, Any]:
+    r = client.post("/api/v1/nodes", json={"name": name, "ip": ip})
+    assert r.status_code == 201, r.text
+    node: dict[str, Any] = r.json()["node"]
+    return node
+
+
+@dataclass
+class Scenario:
+    server: Server
+    ws: Workspace
+    a: dict[str, Any]
+    b: dict[str, Any]
+    start: datetime
+    end: datetime
+    recorded: list[dict[str, Any]]
+
+    def backtest(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run_cli(
+            self.server.data_dir,
+            "backtest",
+            "--workspace",
+            self.ws.id,
+            "--from",
+            _z(self.start),
+            "--to",
+            _z(self.end),
+            *extra,
+            check=check,
+        )
+
+    def backtest_json(self, *extra: str) -> dict[str, Any]:
+        proc = self.backtest(*extra, "--json")
+        lines = proc.stdout.splitlines()
+        assert len(lines) == 1, proc.stdout
+        out: dict[str, Any] = json.loads(lines[0])
+        return out
+
+
+def _z(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _incidents(ws: Workspace) -> list[dict[str, Any]]:
+    r = ws.client.get("/api/v1/incidents?limit=100")
+    assert r.status_code == 200, r.text
+    found: list[dict[str, Any]] = r.json()["incidents"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    srv = start_server(
+        tmp_path_factory.mktemp("backtest") / "data",
+        env={"FLOODWATCH_INGEST__FLUSH_AGE_SECS": "0.5"},
+    )
+    try:
+        ws = new_workspace(srv)
+        a = _node(ws.client, "edge-a", "203.0.113.70")
+        b = _node(ws.client, "edge-b", "203.0.113.71")
+        r = ws.client.post("/api/v1/collectors", json={"name": "history"})
+        assert r.status_code == 201, r.text
+        key = r.json()["collector"]["key"]
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = now - timedelta(minutes=HISTORY_MIN + AFTER_MIN + 5)
+        cols_a = _history(a["ip"], start, 50_000.0)  # ~25x
+        cols_b = _history(b["ip"], start + timedelta(seconds=7), 12_000.0)  # ~6x
+        _send(srv, key, _table({k: cols_a[k] + cols_b[k] for k in cols_a}))
+
+        def both_resolved() -> bool:
+            found = _incidents(ws)
+            return len(found) >= 2 and all(i["status"] == "resolved" for i in found)
+
+        assert wait_for(both_resolved, timeout=60), _incidents(ws)
+        recorded = _incidents(ws)
+        yield Scenario(srv, ws, a, b, start, now, recorded)
+    finally:
+        srv.stop()
+
+
+def _by_node(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {i["node"]: i for i in items}
+
+
+def _check_reproduces(result: dict[str, Any], sc: Scenario) -> None:
+    assert result["ok"] is True
+    assert result["workspace_id"] == sc.ws.id
+    assert result["stats"]["node_seconds"] == 2 * (HISTORY_MIN + AFTER_MIN) * 60 + 60
+    assert result["totals"] == {
+        "backtest": 2,
+        "recorded": 2,
+        "both": 2,
+        "backtest_only": 0,
+        "recorded_only": 0,
+    }, result["totals"]
+    recorded = {i["uuid"]: i for i in sc.recorded}
+    for pair in result["both"]:
+        bt, rec = pair["backtest"], pair["recorded"]
+        live = recorded[rec["uuid"]]
+        assert bt["node"] == rec["node"] == live["node_uuid"]
+        assert rec["detector_ref"] == bt["ref"]
+        # same incident, same event times, same classification and size
+        assert bt["onset_at"] == live["detection"]["onset_at"] == live["started_at"]
+        assert bt["fired_at"] == live["detection"]["fired_at"]
+        assert bt["ended_at"] == live["resolved_at"]
+        assert bt["attack_family"] == live["attack_family"] == "udp_flood"
+        assert bt["severity"] == live["severity"]
+        assert bt["peak_pps"] == pytest.approx(live["peak_pps"], rel=1e-9)
+        assert bt["multiplier"] == pytest.approx(live["detection"]["multiplier"], rel=1e-9)
+        assert bt["metric"] == live["detection"]["metric"]
+
+
+def test_scenario_recorded_one_incident_per_flood(scenario: Scenario) -> None:
+    nodes = sorted(i["node_uuid"] for i in scenario.recorded)
+    assert nodes == sorted([scenario.a["uuid"], scenario.b["uuid"]])
+    assert all(i["source"] == "floodwatch" for i in scenario.recorded)
+
+
+def test_backtest_while_serving_reproduces_the_recorded_incidents(scenario: Scenario) -> None:
+    _check_reproduces(scenario.backtest_json(), scenario)
+
+
+def test_backtest_human_output_lists_both_incidents(scenario: Scenario) -> None:
+    out = scenario.backtest().stdout
+    assert "edge-a" in out and "edge-b" in out, out
+    for inc in scenario.recorded:
+        assert inc["uuid"] in out, out
+    assert "udp_flood" in out
+    assert (
+        "totals: 2 would-be, 2 recorded; 2 in both, 0 only in the backtest, 0 only recorded" in out
+    )
+
+
+def test_one_node_by_name(scenario: Scenario) -> None:
+    result = scenario.backtest_json("--node", "edge-b")
+    assert result["node"] == scenario.b["uuid"]
+    assert result["totals"]["both"] == 1 and result["totals"]["recorded"] == 1
+    [pair] = result["both"]
+    assert pair["backtest"]["node"] == scenario.b["uuid"]
+    assert result["stats"]["node_seconds"] == (HISTORY_MIN + AFTER_MIN) * 60 + 30
+
+
+def test_stricter_settings_file_gives_fewer_incidents(scenario: Scenario, tmp_path: Path) -> None:
+    # node B's flood is about 10 kpps (110 Mbit/s) over its baseline, A's 48 kpps (460 Mbit/s)
+    strict = tmp_path / "strict.toml"
+    strict.write_text("floor_pps = 20000\nfloor_bps = 200e6\nsensitivity = 'low'\n")
+    result = scenario.backtest_json("--config", str(strict))
+    assert result["settings"]["floor_pps"] == 20000 and result["settings"]["sensitivity"] == "low"
+    assert result["totals"]["backtest"] == 1
+    assert [p["backtest"]["node"] for p in result["both"]] == [scenario.a["uuid"]]
+    [missed] = result["recorded_only"]
+    assert missed["node"] == scenario.b["uuid"]
+    # JSON works too, and a lenient file finds at least what was recorded
+    lenient = tmp_path / "lenient.json"
+    lenient.write_text(json.dumps({"sensitivity": "high", "series": {"syn_pps": False}}))
+    result = scenario.backtest_json("--config", str(lenient))
+    assert result["settings"]["series"]["syn_pps"] is False
+    assert result["totals"]["recorded_only"] == 0 and result["totals"]["both"] == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "field"),
+    [
+        ("hold_down = 3\n", "s.toml", "hold_down"),
+        ("floor_pps = -1\n", "s.toml", "floor_pps"),
+        ("[series]\nnope = true\n", "s.toml", "series.nope"),
+        ('{"confirm_seconds": "3"}', "s.json", "confirm_seconds"),
+        ('{"series": {"pps": false, "bps": false}}', "s.json", "series.pps"),
+        ("floor_pps = = 3\n", "s.toml", "config"),
+        ("[1, 2]", "s.json", "config"),
+    ],
+)
+def test_bad_settings_file_names_the_field(
+    scenario: Scenario, tmp_path: Path, content: str, name: str, field: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    proc = scenario.backtest("--config", str(path), "--json", check=False)
+    assert proc.returncode == 1, proc.stderr
+    body = json.loads(proc.stdout)
+    assert body["ok"] is False
+    assert body["error"]["code"] == "invalid_parameter"
+    assert body["error"]["field"] == field, body
+    assert field in proc.stderr
+
+
+def test_missing_settings_file(scenario: Scenario, tmp_path: Path) -> None:
+    proc = scenario.backtest("--config", str(tmp_path / "absent.toml"), check=False)
+    assert proc.returncode == 1
+    assert "cannot read" in proc.stderr and proc.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest"],
+        ["backtest", "--from", "yesterday-ish"],
+        ["backtest", "--from", "-1h", "--to", "-2h"],
+        ["backtest", "--from", "-1h", "--to", "soon"],
+        ["backtest", "--from", "-1h", "--bogus"],
+    ],
+)
+def test_bad_flags_exit_2(tmp_path: Path, args: list[str]) -> None:
+    proc = run_cli(tmp_path / "data", *args, check=False)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert "usage:" in proc.stderr
+
+
+def test_unknown_node_and_ambiguous_workspace(scenario: Scenario) -> None:
+    proc = scenario.backtest("--node", "no-such-node", "--json", check=False)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["error"]["code"] == "not_found"
+    # the server bootstrapped a workspace of its own: two exist, so one must be named
+    listed = json.loads(run_cli(scenario.server.data_dir, "workspace", "list", "--json").stdout)
+    assert len([w for w in listed["workspaces"] if w["parent_id"] is None]) == 2
+    proc = run_cli(scenario.server.data_dir, "backtest", "--from", "-1h", "--json", check=False)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["error"]["field"] == "workspace"
+
+
+def _run_with_tty_stderr(data_dir: Path, args: list[str]) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal; returns (status, stdout, terminal text)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [*FLOODWATCH, *args, "--data", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        text=True,
+    )
+    os.close(slave)
+    seen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other side closed
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out, seen.decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal_only(scenario: Scenario) -> None:
+    start = _z(scenario.end - timedelta(hours=6))
+    args = ["backtest", "--workspace", scenario.ws.id, "--from", start, "--to", _z(scenario.end)]
+    rc, out, tty = _run_with_tty_stderr(scenario.server.data_dir, [*args, "--json"])
+    assert rc == 0, tty
+    assert json.loads(out)["totals"]["both"] == 2
+    hours = len(hours_of(scenario.end - timedelta(hours=6), scenario.end))
+    assert f"] 0/{hours} h" in tty and f"] {hours}/{hours} h 100%" in tty, tty
+    # stderr not a terminal: nothing but the answer
+    proc = run_cli(scenario.server.data_dir, *args, "--json")
+    assert proc.stderr == ""
+    # a short range on a terminal: no bar either
+    short = ["backtest", "--workspace", scenario.ws.id, "--from", "-1h", "--json"]
+    rc, _, tty = _run_with_tty_stderr(scenario.server.data_dir, short)
+    assert rc == 0 and "] " not in tty, tty
+
+
+def test_after_the_server_stopped_the_files_give_the_same_answer(scenario: Scenario) -> None:
+    live = scenario.backtest_json()
+    scenario.server.stop()
+    assert not (scenario.server.data_dir / "admin.sock").exists()
+    offline = scenario.backtest_json()
+    _check_reproduces(offline, scenario)
+    assert offline["both"] == live["both"]
+    assert offline["stats"] == live["stats"]
+
+
+# ----------------------------------------------------------------------------- units
+
+
+def test_parse_time_forms() -> None:
+    now = datetime(2026, 12, 5, 18, 0, tzinfo=UTC)
+    assert parse_time("-6h", now) == now - timedelta(hours=6)
+    assert parse_time("-90s", now) == now - timedelta(seconds=90)
+    assert parse_time("-2d", now) == now - timedelta(days=2)
+    assert parse_time("-1w", now) == now - timedelta(days=7)
+    assert parse_time("now", now) == now
+    assert parse_time("2026-12-05T14:00:00Z", now) == datetime(2026, 12, 5, 14, tzinfo=UTC)
+    assert parse_time("2026-12-05T15:00:00+01:00", now) == datetime(2026, 12, 5, 14, tzinfo=UTC)
+    assert parse_time("2026-12-05 14:00", now) == datetime(2026, 12, 5, 14, tzinfo=UTC)
+    for bad in ("6h", "-6y", "", "tomorrow"):
+        with pytest.raises(ValueError):
+            parse_time(bad, now)
+
+
+def _b(node: str, onset: str, end: str | None, ref: str | None = None) -> dict[str, Any]:
+    return {"ref": ref or f"{node}:{onset}", "node": node, "onset_at": onset, "ended_at": end}
+
+
+def _r(node: str, start: str, end: str | None, ref: str | None = None) -> dict[str, Any]:
+    return {
+        "uuid": str(uuid.uuid4()),
+        "node": node,
+        "started_at": start,
+        "resolved_at": end,
+        "detector_resolved_at": None,
+        "detector_ref": ref,
+    }
+
+
+def test_matching_is_one_to_one_by_node_and_overlap() -> None:
+    end = "2026-12-05T18:00:00Z"
+    b = [
+        _b("n1", "2026-12-05T10:00:00Z", "2026-12-05T10:05:00Z"),
+        _b("n1", "2026-12-05T10:03:00Z", "2026-12-05T10:04:00Z"),  # same span, one recorded
+        _b("n2", "2026-12-05T10:00:00Z", "2026-12-05T10:05:00Z"),  # other node: no match
+        _b("n3", "2026-12-05T17:00:00Z", None),  # open at the end of the range
+        _b("n4", "2026-12-05T11:00:00Z", "2026-12-05T11:05:00Z", ref="n4:1"),
+    ]
+    r = [
+        _r("n1", "2026-12-05T10:04:00Z", "2026-12-05T10:20:00Z"),
+        _r("n1", "2026-12-05T12:00:00Z", "2026-12-05T12:20:00Z"),  # no overlap
+        _r("n3", "2026-12-05T17:30:00Z", None),
+        _r("n4", "2026-12-05T10:58:00Z", "2026-12-05T11:00:30Z"),  # overlaps, other ref
+        _r("n4", "2026-12-05T11:00:00Z", "2026-12-05T11:05:00Z", ref="n4:1"),
+    ]
+    got = match_incidents(b, r, end)
+    pairs = {(p["backtest"]["ref"], p["recorded"]["uuid"]) for p in got["both"]}
+    assert pairs == {
+        (b[0]["ref"], r[0]["uuid"]),
+        (b[3]["ref"], r[2]["uuid"]),
+        (b[4]["ref"], r[4]["uuid"]),  # the same detector incident wins over the earlier overlap
+    }
+    assert [x["ref"] for x in got["backtest_only"]] == [b[1]["ref"], b[2]["ref"]]
+    assert [x["uuid"] for x in got["recorded_only"]] == [r[1]["uuid"], r[3]["uuid"]]
+
+
+class _Tty:
+    def __init__(self, tty: bool) -> None:
+        self.text = ""
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, s: str) -> int:
+        self.text += s
+        return len(s)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_draws_only_on_a_terminal_and_long_ranges() -> None:
+    term = _Tty(True)
+    bar = Progress.for_terminal(term, 24)  # type: ignore[arg-type]
+    for i in range(25):
+        bar.update(i, "x", force=True)
+    bar.close()
+    assert "] 0/24 h" in term.text and "] 24/24 h 100%" in term.text
+    assert term.text.endswith("\r")
+    for stream, hours in ((_Tty(False), 24), (_Tty(True), 2)):
+        quiet = Progress.for_terminal(stream, hours)  # type: ignore[arg-type]
+        quiet.update(1, "x", force=True)
+        quiet.close()
+        assert stream.text == ""
