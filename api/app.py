@@ -20,7 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 from ingest.metrics import METRICS
 from ingest.pipeline import Pipeline, PipelineSettings
 from ingest.receiver import CachedCredentials, Credential, Receiver, ReceiverSettings
-from store import Connection, Store, agent_incidents, pcaps
+from store import Connection, Store, agent_incidents, outbox, pcaps
 from store import collectors as collectors_repo
 from store import nodes as nodes_repo
 from store import workspaces as ws_repo
@@ -29,6 +29,7 @@ from store.catalog import export_snapshots, write_catalog
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
 from .detection import DetectionService
+from .dispatcher import ALERT_METRICS, DISPATCHER, Dispatcher, dispatcher_ctx
 from .http import HOT_PATH_PREFIXES, api_middleware
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES, agent_pcap
@@ -204,7 +205,10 @@ def _node_index(con: Connection, workspace: str) -> dict[str, str]:
 
 async def _metrics(request: web.Request) -> web.Response:
     return web.Response(
-        text=METRICS.render(), content_type="text/plain", charset="utf-8", headers={}
+        text=METRICS.render() + ALERT_METRICS.render(),
+        content_type="text/plain",
+        charset="utf-8",
+        headers={},
     )
 
 
@@ -437,6 +441,17 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         await activity.stop()
         await pipeline.stop()
 
+    al = cfg.alerts
+    outbox.configure(
+        outbox.AlertSettings(
+            enabled=al.enabled,
+            public_url=al.public_url or cfg.server.public_url,
+            update_interval_secs=al.update_interval_secs,
+            update_peak_factor=al.update_peak_factor,
+        )
+    )
+    app[DISPATCHER] = Dispatcher(store, al)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(pipeline_ctx)
+    app.cleanup_ctx.append(dispatcher_ctx)
     return app

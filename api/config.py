@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "AlertsConfig",
     "ApiConfig",
     "Config",
     "ConfigError",
@@ -232,6 +233,43 @@ class DetectConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    enabled: bool = _setting(
+        True,
+        "Send incident alerts to the workspaces' channels (false: no alert is queued or sent; "
+        "channel tests still work).",
+    )
+    public_url: str = _setting(
+        "",
+        "Base URL of the links to incidents in alerts ({public_url}/dashboard/incident?id=N); "
+        "empty: server.public_url; both empty: alerts carry no link.",
+    )
+    update_interval_secs: float = _setting(
+        300.0, "Fewest seconds between two attack_update alerts of one incident to one channel."
+    )
+    update_peak_factor: float = _setting(
+        1.5,
+        "How much the peak (pps or bps) must have grown since the last alert of an incident "
+        "for an attack_update.",
+    )
+    give_up_after_secs: float = _setting(
+        3600.0, "How long a delivery is retried before it is marked failed."
+    )
+    attempt_timeout_secs: float = _setting(
+        10.0, "How long one delivery attempt may take (connect, send and answer)."
+    )
+    per_channel_concurrency: int = _setting(
+        4, "Deliveries in flight at once per channel (the others of that channel wait)."
+    )
+    retry_base_secs: float = _setting(
+        2.0,
+        "Wait before the first retry; each next one waits twice as long (with jitter), up to "
+        "retry_max_secs, or as long as the service's Retry-After asks.",
+    )
+    retry_max_secs: float = _setting(300.0, "Longest wait between two attempts of a delivery.")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
@@ -239,6 +277,7 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     lake: LakeConfig = field(default_factory=LakeConfig)
     detect: DetectConfig = field(default_factory=DetectConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def data_path(self) -> Path:
@@ -418,6 +457,23 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("detect.summary_llm_timeout_secs: must be from 0.1 to 120")
     if d.summary_llm_url and not re.match(r"https?://", d.summary_llm_url):
         raise ConfigError("detect.summary_llm_url: must be an http:// or https:// URL")
+    al = cfg.alerts
+    if al.public_url and not re.match(r"https?://[^/\s]+", al.public_url):
+        raise ConfigError("alerts.public_url: must be an http:// or https:// URL")
+    if not 0 <= al.update_interval_secs <= 86400:
+        raise ConfigError("alerts.update_interval_secs: must be from 0 to 86400")
+    if not 1.0 <= al.update_peak_factor <= 1000:
+        raise ConfigError("alerts.update_peak_factor: must be from 1 to 1000")
+    if not 1 <= al.give_up_after_secs <= 7 * 86400:
+        raise ConfigError("alerts.give_up_after_secs: must be from 1 to 604800")
+    if not 0.1 <= al.attempt_timeout_secs <= 300:
+        raise ConfigError("alerts.attempt_timeout_secs: must be from 0.1 to 300")
+    if not 1 <= al.per_channel_concurrency <= 64:
+        raise ConfigError("alerts.per_channel_concurrency: must be from 1 to 64")
+    if not 0.01 <= al.retry_base_secs <= al.retry_max_secs <= 86400:
+        raise ConfigError(
+            "alerts.retry_base_secs and retry_max_secs: need 0.01 <= base <= max <= 86400"
+        )
     return cfg
 
 

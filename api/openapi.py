@@ -724,6 +724,80 @@ def _schemas() -> dict[str, Schema]:
             description="A notification channel.",
         ),
         "ChannelCreate": _channel_create(),
+        "ChannelUpdate": _obj(
+            {
+                "name": _ref("Name"),
+                "type": {
+                    "type": "string",
+                    "description": "Accepted only when it is the channel's own type (a type "
+                    "cannot be changed).",
+                },
+                "config": {
+                    "type": "object",
+                    "description": "Keys to change in the channel's config, validated with the "
+                    "rest as on create: a key given replaces the stored one, `null` removes it, "
+                    "and a secret sent back exactly as answers mask it keeps the stored secret. "
+                    "The filter keys (`min_severity`, `nodes`, `events`, `mute`) live here too.",
+                },
+                "enabled": {"type": "boolean", "description": "false: nothing is sent."},
+            },
+            optional=("name", "type", "config", "enabled"),
+            description="What to change; fields left out keep their value.",
+        ),
+        "Delivery": _obj(
+            {
+                "id": _int(1, description="The attempt's id."),
+                "delivery_id": {
+                    **_UUID,
+                    "description": "Same for every attempt of one event to this channel (the "
+                    "idempotency key the service receives).",
+                },
+                "event_id": _ref("Uuid"),
+                "event": {
+                    "type": "string",
+                    "enum": ["attack_start", "attack_update", "attack_end", "test"],
+                },
+                "incident_uuid": _nullable(_ref("Uuid")),
+                "incident_id": _nullable(_int(1)),
+                "attempt": _int(1, description="1 for the first attempt of the delivery."),
+                "at": _ref("Timestamp"),
+                "status": {
+                    "type": "string",
+                    "enum": ["sent", "retry", "failed", "cancelled"],
+                    "description": "This attempt's outcome: `retry` means another attempt "
+                    "was scheduled; `cancelled`, the channel was deleted or disabled first.",
+                },
+                "http_status": _nullable(_int(100, maximum=599)),
+                "smtp_reply": _nullable({"type": "string"}),
+                "error": _nullable({"type": "string"}),
+                "latency_ms": _nullable(_NUMBER),
+                "retry_after": _nullable(_NUMBER),
+                "delivery_status": {
+                    "type": "string",
+                    "enum": ["pending", "sent", "failed", "cancelled"],
+                    "description": "Where the delivery stands now (after its latest attempt).",
+                },
+            },
+            description="One attempt to deliver one alert event to the channel.",
+        ),
+        "ChannelTestResult": _obj(
+            {
+                "delivered": {"type": "boolean"},
+                "delivery_id": _ref("Uuid"),
+                "event_id": _ref("Uuid"),
+                "status": {"type": "string", "enum": ["sent", "failed"]},
+                "http_status": _nullable(_int(100, maximum=599)),
+                "smtp_reply": _nullable({"type": "string"}),
+                "error": _nullable({"type": "string"}),
+                "latency_ms": _NUMBER,
+                "retryable": {
+                    "type": "boolean",
+                    "description": "Whether the failure looks temporary (a test is never retried).",
+                },
+                "at": _ref("Timestamp"),
+            },
+            description="The outcome of the one attempt a test makes.",
+        ),
         "Workspace": _obj(_workspace_properties(), description="A workspace (tenant)."),
         "WorkspaceCreated": _obj(
             {
@@ -1347,6 +1421,65 @@ def _paths() -> dict[str, Any]:
                         _envelope(
                             {"deleted": {"const": True}, "id": _int(1), "uuid": _ref("Uuid")}
                         ),
+                    ),
+                    **_errors(402, 404),
+                },
+            },
+            "patch": {
+                "tags": ["Channels"],
+                "operationId": "updateChannel",
+                "summary": "Change a notification channel",
+                "description": "Enable or disable it, rename it, change its config or filters. "
+                "Errors name the field (`config.url`, `name`, ...).",
+                "requestBody": _body("ChannelUpdate", "What to change."),
+                "responses": {
+                    "200": _ok(
+                        "The channel as it is now.", _envelope({"channel": _ref("Channel")})
+                    ),
+                    **_errors(400, 402, 404, 413),
+                },
+            },
+        },
+        "/api/v1/channels/{id}/deliveries": {
+            "parameters": [_param("ChannelRef")],
+            "get": {
+                "tags": ["Channels"],
+                "operationId": "listChannelDeliveries",
+                "summary": "The channel's delivery log",
+                "description": "Every attempt to deliver an alert to this channel, newest "
+                "first: when, the outcome, the HTTP status or SMTP reply, the error and the "
+                "latency.",
+                "parameters": [_param("Limit"), _param("Offset")],
+                "responses": {
+                    "200": _ok(
+                        "A page of the delivery log.",
+                        _envelope(
+                            {
+                                "channel_id": _int(1),
+                                "deliveries": {"type": "array", "items": _ref("Delivery")},
+                                "total": _int(description="Attempts logged for the channel."),
+                                "limit": _int(1, maximum=100),
+                                "offset": _int(maximum=MAX_OFFSET),
+                            }
+                        ),
+                    ),
+                    **_errors(400, 404),
+                },
+            },
+        },
+        "/api/v1/channels/{id}/test": {
+            "parameters": [_param("ChannelRef")],
+            "post": {
+                "tags": ["Channels"],
+                "operationId": "testChannel",
+                "summary": "Send a test alert now",
+                "description": "One `test` event, sent at once (enabled or not, whatever its "
+                "filters), never retried, logged like any delivery. The answer is `200` "
+                "whether the service accepted it or not: `test.delivered` says which.",
+                "responses": {
+                    "200": _ok(
+                        "What the attempt did.",
+                        _envelope({"channel_id": _int(1), "test": _ref("ChannelTestResult")}),
                     ),
                     **_errors(402, 404),
                 },

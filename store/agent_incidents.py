@@ -48,7 +48,7 @@ from typing import Any
 
 import orjson
 
-from . import agent_settings
+from . import agent_settings, outbox
 from .db import Connection, rows_as_dicts, transaction
 from .incidents import SEVERITIES
 
@@ -412,6 +412,8 @@ def expire_stale_incidents(
         [now, marker, *params],
     ).fetchall()
     agent_settings.end_mitigations(con, [str(r[0]) for r in rows], now)
+    for r in rows:
+        outbox.incident_changed(con, str(r[0]), now)
     return len(rows)
 
 
@@ -419,7 +421,9 @@ def expire_idle_incidents(con: Connection, now: datetime, idle_secs: float) -> i
     """``expire_stale_incidents`` for every node, in one transaction with the mitigations'
     undo commands it queues (the server's periodic sweep)."""
     with transaction(con):
-        return expire_stale_incidents(con, now, idle_secs=idle_secs)
+        count = expire_stale_incidents(con, now, idle_secs=idle_secs)
+    outbox.notify_listeners()
+    return count
 
 
 def open_incident(
@@ -481,6 +485,8 @@ def open_incident(
             state["detail"]["agent_ref"] = str(new_uuid)
         _apply(state, "open", body, now)
         inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
+        outbox.incident_changed(con, inc_uuid, now)
+    outbox.notify_listeners()
     return inc_uuid, merged
 
 
@@ -512,6 +518,8 @@ def report_incident(
         inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
         if kind == "resolve":
             agent_settings.end_mitigations(con, [str(inc_uuid)], now)
+        outbox.incident_changed(con, inc_uuid, now)
+    outbox.notify_listeners()
     return inc_uuid, created
 
 

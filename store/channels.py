@@ -10,7 +10,7 @@ import orjson
 from .db import Connection, rows_as_dicts, utcnow
 from .errors import NotFound
 
-__all__ = ["create_channel", "delete_channel", "get_channel", "list_channels"]
+__all__ = ["create_channel", "delete_channel", "get_channel", "list_channels", "update_channel"]
 
 _COLUMNS = "id, uuid, name, type, config, enabled, created_at"
 
@@ -81,3 +81,27 @@ def delete_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) ->
         "DELETE FROM channels WHERE id = ? AND workspace_uuid = ?", [ch["id"], str(ws_uuid)]
     )
     return ch
+
+
+def update_channel(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    ref: int | uuid.UUID,
+    *,
+    name: str | None = None,
+    config: dict[str, Any] | None = None,
+    enabled: bool | None = None,
+) -> dict[str, Any]:
+    """Change a channel's name, config (already validated by the caller) or enabled flag."""
+    ch = get_channel(con, ws_uuid, ref)
+    con.execute(
+        "UPDATE channels SET name = ?, config = ?, enabled = ? WHERE id = ? AND workspace_uuid = ?",
+        [
+            ch["name"] if name is None else name,
+            orjson.dumps(ch["config"] if config is None else config).decode(),
+            ch["enabled"] if enabled is None else enabled,
+            ch["id"],
+            str(ws_uuid),
+        ],
+    )
+    return get_channel(con, ws_uuid, ch["id"])

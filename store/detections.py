@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 
+from . import outbox
 from .db import Connection, rows_as_dicts, transaction, utcnow
 from .incidents import SEVERITIES
 
@@ -378,6 +379,9 @@ def apply_transitions(
                 continue
             if result is not None:
                 done.append(result)
+        for inc in dict.fromkeys(u for u, _ in done):
+            outbox.incident_changed(con, inc, now)
+    outbox.notify_listeners()
     return done
 
 

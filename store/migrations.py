@@ -216,4 +216,63 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        10,
+        """
+        CREATE TABLE alert_events (
+            event_id UUID PRIMARY KEY,
+            workspace_uuid UUID NOT NULL,
+            incident_uuid UUID,
+            kind VARCHAR NOT NULL,
+            payload JSON NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL
+        );
+        CREATE SEQUENCE alert_delivery_seq START 1;
+        CREATE TABLE alert_deliveries (
+            delivery_id UUID PRIMARY KEY,
+            seq BIGINT NOT NULL DEFAULT nextval('alert_delivery_seq'),
+            event_id UUID NOT NULL,
+            channel_id BIGINT NOT NULL,
+            workspace_uuid UUID NOT NULL,
+            incident_uuid UUID,
+            kind VARCHAR NOT NULL,
+            status VARCHAR NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            created_at TIMESTAMPTZ NOT NULL,
+            next_attempt_at TIMESTAMPTZ NOT NULL,
+            done_at TIMESTAMPTZ,
+            last_error VARCHAR
+        );
+        CREATE INDEX alert_deliveries_status ON alert_deliveries (status);
+        CREATE SEQUENCE alert_attempt_seq START 1;
+        CREATE TABLE alert_attempts (
+            id BIGINT PRIMARY KEY DEFAULT nextval('alert_attempt_seq'),
+            delivery_id UUID NOT NULL,
+            channel_id BIGINT NOT NULL,
+            workspace_uuid UUID NOT NULL,
+            attempt INTEGER NOT NULL,
+            attempted_at TIMESTAMPTZ NOT NULL,
+            status VARCHAR NOT NULL,
+            http_status INTEGER,
+            smtp_reply VARCHAR,
+            error VARCHAR,
+            latency_ms DOUBLE,
+            retry_after DOUBLE
+        );
+        CREATE INDEX alert_attempts_channel ON alert_attempts (channel_id);
+        CREATE TABLE alert_channel_incidents (
+            channel_id BIGINT NOT NULL,
+            incident_uuid UUID NOT NULL,
+            started_event UUID,
+            ended_event UUID,
+            peak_pps DOUBLE NOT NULL DEFAULT 0,
+            peak_bps DOUBLE NOT NULL DEFAULT 0,
+            attack_family VARCHAR,
+            severity VARCHAR,
+            last_update_at TIMESTAMPTZ,
+            remote_ref VARCHAR,
+            PRIMARY KEY (channel_id, incident_uuid)
+        );
+        """,
+    ),
 ]

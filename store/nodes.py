@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from . import outbox
 from .db import Connection, rows_as_dicts, transaction, utcnow
 from .errors import Conflict, InvalidValue, LimitReached, NotFound, SubscriptionInactive
 from .plans import is_active
@@ -366,12 +367,15 @@ def delete_node(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> No
             "UPDATE nodes SET deleted_at = ? WHERE uuid = ? AND workspace_uuid = ?",
             [now, str(node_uuid), str(ws_uuid)],
         )
-        con.execute(
+        ended = con.execute(
             "UPDATE incidents SET status = 'resolved', resolved_at = ?, updated_at = ?, "
             "detail = json_merge_patch(coalesce(detail, '{}'), ?) "
-            "WHERE node_uuid = ? AND workspace_uuid = ? AND status = 'active'",
+            "WHERE node_uuid = ? AND workspace_uuid = ? AND status = 'active' RETURNING uuid",
             [now, now, marker.decode(), str(node_uuid), str(ws_uuid)],
         ).fetchall()
+        for (inc,) in ended:
+            outbox.incident_changed(con, str(inc), now)
+    outbox.notify_listeners()
 
 
 BASELINE_WINDOW_SECS = 86_400

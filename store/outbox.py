@@ -1,0 +1,527 @@
+"""The alert outbox: which channel must hear about which incident change, written in the same
+transaction as the change itself.
+
+Every function that changes an incident (``store.agent_incidents``, ``store.detections``,
+``store.nodes``) calls ``incident_changed`` inside its transaction. It compares the incident
+with what each of the workspace's enabled channels was last told about it
+(``alert_channel_incidents``) and queues what is due:
+
+* ``attack_start`` the first time the incident passes the channel's filters (an incident that
+  starts ``low`` and becomes ``high`` reaches a ``min_severity: high`` channel when it rises);
+* ``attack_update`` while the incident is active, when its peak pps or bps grew to at least
+  ``update_peak_factor`` times the last one the channel was told, its family changed or its
+  severity rose; at most one per channel and incident per ``update_interval_secs`` (a change
+  inside the interval is carried by the next transition after it, compared with what was last
+  sent, so nothing is lost, only merged);
+* ``attack_end`` once, when the incident is no longer active, and only to channels that got its
+  start. The end ignores the mute window, minimum severity and node filters (a page that was
+  opened must be closed), but a channel whose ``events`` list leaves ``attack_end`` out gets none.
+
+An event is one row of ``alert_events`` (its payload is ``AlertEvent.to_json()``, the incident
+as Get Incident shows it at that moment); it fans out to one ``alert_deliveries`` row per
+channel, whose ``delivery_id`` stays the same through every retry and restart. The dispatcher
+(``api/dispatcher.py``) reads pending deliveries, and writes each attempt to ``alert_attempts``.
+
+The settings are process-wide (``configure``), set once by the server at start; the CLI and
+tests get the defaults. Listeners (``add_listener``) are called after a commit that queued
+deliveries, from the writer thread, so the dispatcher wakes at once instead of polling.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from notify.events import AlertEvent, passes_filters
+
+from .db import Connection, rows_as_dicts
+from .errors import NotFound
+from .incidents import SEVERITIES, get_incident
+
+__all__ = [
+    "AlertSettings",
+    "add_listener",
+    "configure",
+    "due_deliveries",
+    "incident_changed",
+    "list_attempts",
+    "load_target",
+    "notify_listeners",
+    "record_attempt",
+    "record_test",
+    "remove_listener",
+    "settings",
+    "workspace_ref",
+]
+
+_RANK = {s: i for i, s in enumerate(reversed(SEVERITIES))}  # low 0 .. critical 3
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    enabled: bool = True
+    public_url: str = ""
+    update_interval_secs: float = 300.0
+    update_peak_factor: float = 1.5
+
+
+_settings = AlertSettings()
+_listeners: list[Callable[[], None]] = []
+_lock = threading.Lock()
+_queued = threading.Event()
+
+
+def configure(new: AlertSettings) -> None:
+    global _settings  # noqa: PLW0603 - one process-wide setting, set once at start
+    _settings = new
+
+
+def settings() -> AlertSettings:
+    return _settings
+
+
+def add_listener(fn: Callable[[], None]) -> None:
+    with _lock:
+        _listeners.append(fn)
+
+
+def remove_listener(fn: Callable[[], None]) -> None:
+    with _lock:
+        if fn in _listeners:
+            _listeners.remove(fn)
+
+
+def notify_listeners() -> None:
+    """Call after the transaction that called ``incident_changed`` committed: wakes the
+    dispatcher if deliveries were queued (a rolled-back queueing only costs a spurious wake)."""
+    if not _queued.is_set():
+        return
+    _queued.clear()
+    with _lock:
+        listeners = list(_listeners)
+    for fn in listeners:
+        fn()
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return None if value is None else str(value)
+
+
+def _dashboard_url(incident_id: Any) -> str | None:
+    base = _settings.public_url.rstrip("/")
+    if not base or incident_id is None:
+        return None
+    return f"{base}/dashboard/incident?id={incident_id}"
+
+
+def _rendered(con: Connection, ws: uuid.UUID, inc_uuid: str, now: datetime) -> dict[str, Any]:
+    """The incident as Get Incident renders it (with its compatibility names)."""
+    row = get_incident(con, ws, uuid.UUID(inc_uuid), now=now)
+    row["family"] = row["attack_family"]
+    row["ai_summary"] = row.get("summary")
+    out: dict[str, Any] = orjson.loads(orjson.dumps(row, default=_iso))
+    return out
+
+
+def _end_reason(incident: Mapping[str, Any]) -> str:
+    if incident.get("status") == "false_positive":
+        return "false_positive"
+    detail = incident.get("detail")
+    if isinstance(detail, dict):
+        if detail.get("ended_by"):
+            return "node_deleted"
+        if detail.get("expired"):
+            return "expired"
+    return "resolved"
+
+
+def _grew(now_value: float, last: float, factor: float) -> bool:
+    return now_value > 0 and now_value >= last * factor and now_value > last
+
+
+def _changes(incident: Mapping[str, Any], st: Mapping[str, Any]) -> tuple[str, ...]:
+    factor = _settings.update_peak_factor
+    out: list[str] = []
+    pps, bps = float(incident.get("peak_pps") or 0), float(incident.get("peak_bps") or 0)
+    if _grew(pps, float(st["peak_pps"] or 0), factor) or _grew(
+        bps, float(st["peak_bps"] or 0), factor
+    ):
+        out.append("peak")
+    if st["attack_family"] is not None and incident.get("attack_family") != st["attack_family"]:
+        out.append("family")
+    if _RANK.get(str(incident.get("severity")), 0) > _RANK.get(str(st["severity"]), 0):
+        out.append("severity")
+    return tuple(out)
+
+
+def _end_filter(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a channel's filters that still applies to the end of an incident whose
+    start it got: only the ``events`` list."""
+    return {"events": config["events"]} if "events" in config else {}
+
+
+def incident_changed(con: Connection, inc_uuid: str | uuid.UUID, now: datetime) -> int:
+    """Queue the events this incident's current state owes each enabled channel of its
+    workspace. Call inside the transaction that changed the incident. Returns how many
+    deliveries were queued."""
+    if not _settings.enabled:
+        return 0
+    inc = str(inc_uuid)
+    found = con.execute(
+        "SELECT CAST(workspace_uuid AS VARCHAR), CAST(node_uuid AS VARCHAR) FROM incidents "
+        "WHERE uuid = ?",
+        [inc],
+    ).fetchone()
+    if found is None:
+        return 0
+    ws, node_uuid = str(found[0]), str(found[1])
+    channels = rows_as_dicts(
+        con.execute(
+            "SELECT id, CAST(uuid AS VARCHAR) AS uuid, name, type, config FROM channels "
+            "WHERE workspace_uuid = ? AND enabled ORDER BY id",
+            [ws],
+        )
+    )
+    if not channels:
+        return 0
+    incident = _rendered(con, uuid.UUID(ws), inc, now)
+    states = {
+        int(r["channel_id"]): r
+        for r in rows_as_dicts(
+            con.execute(
+                "SELECT channel_id, started_event, ended_event, peak_pps, peak_bps, "
+                "attack_family, severity, last_update_at FROM alert_channel_incidents "
+                "WHERE incident_uuid = ?",
+                [inc],
+            )
+        )
+    }
+    ws_row = con.execute(
+        "SELECT CAST(uuid AS VARCHAR), name FROM workspaces WHERE uuid = ?", [ws]
+    ).fetchone()
+    node_row = con.execute(
+        "SELECT CAST(uuid AS VARCHAR), name, ip FROM nodes WHERE uuid = ?", [node_uuid]
+    ).fetchone()
+    workspace = {"uuid": ws, "name": ws_row[1] if ws_row else None}
+    node = (
+        {"id": None, "uuid": node_row[0], "name": node_row[1], "ip": node_row[2]}
+        if node_row
+        else None
+    )
+    active = incident.get("status") == "active"
+    end_reason = None if active else _end_reason(incident)
+    events: dict[tuple[str, tuple[str, ...]], AlertEvent] = {}
+
+    def event(kind: str, changes: tuple[str, ...] = ()) -> AlertEvent:
+        key = (kind, changes)
+        if key not in events:
+            events[key] = AlertEvent(
+                event_id=str(uuid.uuid4()),
+                kind=kind,
+                occurred_at=now,
+                workspace=workspace,
+                node=node,
+                incident=incident,
+                end_reason=end_reason if kind == "attack_end" else None,
+                changes=changes,
+                dashboard_url=_dashboard_url(incident.get("id")),
+            )
+        return events[key]
+
+    # (channel, event) in the order they must be delivered
+    plan: list[tuple[dict[str, Any], AlertEvent]] = []
+    for ch in channels:
+        config = ch["config"] if isinstance(ch["config"], dict) else orjson.loads(ch["config"])
+        ch["config"] = config
+        st = states.get(int(ch["id"]))
+        if st is None or st["started_event"] is None:
+            start = event("attack_start")
+            if not passes_filters(config, start, now):
+                continue
+            plan.append((ch, start))
+            if not active:
+                end = event("attack_end")
+                if passes_filters(_end_filter(config), end, now):
+                    plan.append((ch, end))
+            continue
+        if st["ended_event"] is not None:
+            continue
+        if not active:
+            end = event("attack_end")
+            if passes_filters(_end_filter(config), end, now):
+                plan.append((ch, end))
+            else:  # never to be sent: remember the incident is over for this channel
+                _mark_ended(con, int(ch["id"]), inc, None)
+            continue
+        changes = _changes(incident, st)
+        last = st["last_update_at"]
+        interval = timedelta(seconds=_settings.update_interval_secs)
+        if changes and (last is None or now - last >= interval):
+            update = event("attack_update", changes)
+            if passes_filters(config, update, now):
+                plan.append((ch, update))
+    if not plan:
+        return 0
+    written: set[str] = set()
+    for ch, ev in plan:
+        if ev.event_id not in written:
+            written.add(ev.event_id)
+            con.execute(
+                "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
+                [ev.event_id, ws, inc, ev.kind, orjson.dumps(ev.to_json()).decode(), now],
+            )
+        _queue(con, ev, int(ch["id"]), ws, inc, now)
+        _remember(con, int(ch["id"]), inc, ev, incident, now)
+    _queued.set()
+    return len(plan)
+
+
+def _queue(
+    con: Connection, ev: AlertEvent, channel_id: int, ws: str, inc: str | None, now: datetime
+) -> str:
+    delivery_id = str(uuid.uuid4())
+    con.execute(
+        "INSERT INTO alert_deliveries (delivery_id, event_id, channel_id, workspace_uuid, "
+        "incident_uuid, kind, status, attempts, created_at, next_attempt_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+        [delivery_id, ev.event_id, channel_id, ws, inc, ev.kind, now, now],
+    )
+    return delivery_id
+
+
+def _mark_ended(con: Connection, channel_id: int, inc: str, event_id: str | None) -> None:
+    con.execute(
+        "UPDATE alert_channel_incidents SET ended_event = coalesce(?, ended_event, uuid()) "
+        "WHERE channel_id = ? AND incident_uuid = ?",
+        [event_id, channel_id, inc],
+    )
+
+
+def _remember(
+    con: Connection,
+    channel_id: int,
+    inc: str,
+    ev: AlertEvent,
+    incident: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """What the channel has now been told (queued counts: delivery is the dispatcher's job)."""
+    values = [
+        float(incident.get("peak_pps") or 0),
+        float(incident.get("peak_bps") or 0),
+        incident.get("attack_family"),
+        incident.get("severity"),
+    ]
+    if ev.kind == "attack_start":
+        con.execute(
+            "INSERT INTO alert_channel_incidents (channel_id, incident_uuid, started_event, "
+            "peak_pps, peak_bps, attack_family, severity) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (channel_id, incident_uuid) DO UPDATE SET "
+            "started_event = excluded.started_event, peak_pps = excluded.peak_pps, "
+            "peak_bps = excluded.peak_bps, attack_family = excluded.attack_family, "
+            "severity = excluded.severity",
+            [channel_id, inc, ev.event_id, *values],
+        )
+    elif ev.kind == "attack_update":
+        con.execute(
+            "UPDATE alert_channel_incidents SET peak_pps = ?, peak_bps = ?, attack_family = ?, "
+            "severity = ?, last_update_at = ? WHERE channel_id = ? AND incident_uuid = ?",
+            [*values, now, channel_id, inc],
+        )
+    elif ev.kind == "attack_end":
+        _mark_ended(con, channel_id, inc, ev.event_id)
+
+
+# ------------------------------------------------------------------------------ dispatcher
+
+
+def due_deliveries(
+    con: Connection, now: datetime, limit: int
+) -> tuple[list[dict[str, Any]], datetime | None, int]:
+    """Pending deliveries whose time has come, oldest first, and only the first pending one of
+    each (channel, incident) so that a channel hears of an incident's changes in order; also
+    the earliest ``next_attempt_at`` of all pending ones and how many are pending."""
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT CAST(d.delivery_id AS VARCHAR) AS delivery_id, d.seq, "
+            "CAST(d.event_id AS VARCHAR) AS event_id, d.channel_id, d.kind, d.attempts, "
+            "d.created_at, CAST(d.incident_uuid AS VARCHAR) AS incident_uuid, e.payload "
+            "FROM alert_deliveries d JOIN alert_events e ON e.event_id = d.event_id "
+            "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND NOT EXISTS ("
+            "SELECT 1 FROM alert_deliveries p WHERE p.status = 'pending' "
+            "AND p.channel_id = d.channel_id AND p.incident_uuid = d.incident_uuid "
+            "AND p.seq < d.seq) ORDER BY d.seq LIMIT ?",
+            [now, limit],
+        )
+    )
+    for r in rows:
+        r["payload"] = orjson.loads(r["payload"])
+    summary = con.execute(
+        "SELECT min(next_attempt_at), count(*) FROM alert_deliveries WHERE status = 'pending'"
+    ).fetchone()
+    earliest = summary[0] if summary else None
+    depth = int(summary[1]) if summary else 0
+    return rows, earliest, depth
+
+
+def load_target(
+    con: Connection, channel_id: int, incident_uuid: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The channel as stored now (None once deleted) and the ``remote_ref`` an earlier
+    successful delivery of this incident to it returned."""
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT id, CAST(uuid AS VARCHAR) AS uuid, name, type, config, enabled "
+            "FROM channels WHERE id = ?",
+            [channel_id],
+        )
+    )
+    channel = rows[0] if rows else None
+    if channel is not None and isinstance(channel["config"], str):
+        channel["config"] = orjson.loads(channel["config"])
+    ref = None
+    if incident_uuid is not None:
+        found = con.execute(
+            "SELECT remote_ref FROM alert_channel_incidents WHERE channel_id = ? "
+            "AND incident_uuid = ?",
+            [channel_id, incident_uuid],
+        ).fetchone()
+        ref = found[0] if found else None
+    return channel, ref
+
+
+def record_attempt(
+    con: Connection,
+    delivery: Mapping[str, Any],
+    attempt: Mapping[str, Any],
+    outcome: str,
+    now: datetime,
+    next_attempt_at: datetime | None = None,
+) -> None:
+    """Log one attempt of ``delivery`` and move it on: ``sent``, ``failed`` and ``cancelled``
+    are final, ``retry`` keeps it pending until ``next_attempt_at``."""
+    number = int(delivery["attempts"]) + 1
+    status = "pending" if outcome == "retry" else outcome
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "INSERT INTO alert_attempts (delivery_id, channel_id, workspace_uuid, attempt, "
+            "attempted_at, "
+            "status, http_status, smtp_reply, error, latency_ms, retry_after) "
+            "SELECT delivery_id, channel_id, workspace_uuid, ?, ?, ?, ?, ?, ?, ?, ? "
+            "FROM alert_deliveries WHERE delivery_id = ?",
+            [
+                number,
+                now,
+                outcome,
+                attempt.get("http_status"),
+                attempt.get("smtp_reply"),
+                attempt.get("error"),
+                attempt.get("latency_ms"),
+                attempt.get("retry_after"),
+                delivery["delivery_id"],
+            ],
+        )
+        con.execute(
+            "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+            "done_at = ?, last_error = ? WHERE delivery_id = ?",
+            [
+                status,
+                number,
+                next_attempt_at or now,
+                None if status == "pending" else now,
+                attempt.get("error"),
+                delivery["delivery_id"],
+            ],
+        )
+        ref = attempt.get("remote_ref")
+        if outcome == "sent" and ref and delivery.get("incident_uuid"):
+            con.execute(
+                "UPDATE alert_channel_incidents SET remote_ref = ? WHERE channel_id = ? "
+                "AND incident_uuid = ?",
+                [str(ref), delivery["channel_id"], delivery["incident_uuid"]],
+            )
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def record_test(
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    channel_id: int,
+    event: AlertEvent,
+    attempt: Mapping[str, Any],
+    delivery_id: str,
+    now: datetime,
+) -> None:
+    """A test sent from the API: one event, one delivery, its one attempt (never retried)."""
+    outcome = "sent" if attempt.get("ok") else "failed"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "INSERT INTO alert_events VALUES (?, ?, NULL, 'test', ?, ?)",
+            [event.event_id, str(ws_uuid), orjson.dumps(event.to_json()).decode(), now],
+        )
+        con.execute(
+            "INSERT INTO alert_deliveries (delivery_id, event_id, channel_id, workspace_uuid, "
+            "incident_uuid, kind, status, attempts, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?, NULL, 'test', 'pending', 0, ?, ?)",
+            [delivery_id, event.event_id, channel_id, str(ws_uuid), now, now],
+        )
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+    record_attempt(con, {"delivery_id": delivery_id, "attempts": 0}, attempt, outcome, now)
+
+
+def workspace_ref(con: Connection, ws_uuid: uuid.UUID) -> dict[str, Any]:
+    """``{"uuid", "name"}`` of a workspace, as events carry it."""
+    row = con.execute("SELECT name FROM workspaces WHERE uuid = ?", [str(ws_uuid)]).fetchone()
+    return {"uuid": str(ws_uuid), "name": row[0] if row else None}
+
+
+_ATTEMPT_COLUMNS = """
+    a.id, CAST(a.delivery_id AS VARCHAR) AS delivery_id, CAST(d.event_id AS VARCHAR) AS event_id,
+    d.kind AS event, CAST(d.incident_uuid AS VARCHAR) AS incident_uuid, i.id AS incident_id,
+    a.attempt, a.attempted_at AS at, a.status, a.http_status, a.smtp_reply, a.error, a.latency_ms,
+    a.retry_after, d.status AS delivery_status
+"""
+
+
+def list_attempts(
+    con: Connection, ws_uuid: uuid.UUID, channel_id: int, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The channel's delivery log, newest attempt first, within the workspace."""
+    owned = con.execute(
+        "SELECT 1 FROM channels WHERE id = ? AND workspace_uuid = ?", [channel_id, str(ws_uuid)]
+    ).fetchone()
+    if owned is None:
+        raise NotFound("channel not found")
+    total = con.execute(
+        "SELECT count(*) FROM alert_attempts WHERE channel_id = ? AND workspace_uuid = ?",
+        [channel_id, str(ws_uuid)],
+    ).fetchone()
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM alert_attempts a "
+            "JOIN alert_deliveries d ON d.delivery_id = a.delivery_id "
+            "LEFT JOIN incidents i ON i.uuid = d.incident_uuid "
+            "WHERE a.channel_id = ? AND a.workspace_uuid = ? "
+            "ORDER BY a.attempted_at DESC, a.id DESC LIMIT ? OFFSET ?",
+            [channel_id, str(ws_uuid), limit, offset],
+        )
+    )
+    for r in rows:
+        r["at"] = r["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rows, int(total[0]) if total else 0
