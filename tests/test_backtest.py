@@ -34,6 +34,8 @@ from .telemetry import ipc_bytes, post_batch, wait_for
 HISTORY_MIN = 30  # normal minutes before the floods
 AFTER_MIN = 5  # normal minutes after them (the incidents resolve)
 
+Cols = dict[str, list[Any]]
+
 
 def _rows(
     ip: str, start: datetime, secs: int, pps: float, udp_share: float
@@ -72,6 +74,52 @@ def _history(ip: str, start: datetime, flood_pps: float) -> dict[str, list[Any]]
     return {k: [v for p in parts for v in p[k]] for k in parts[0]}
 
 
+def _flow_rows(ip: str, start: datetime, secs: int, pps: float, ntp: bool) -> Cols:
+    """Sampled flow records of a node: HTTPS from 40 clients, or (``ntp``) NTP replies from 60
+    reflectors; ``packets`` already stands for the traffic before sampling."""
+    cols: Cols = {k: [] for k in ("time", "src_ip", "dst_ip", "src_port", "dst_port")}
+    cols.update({k: [] for k in ("protocol", "tcp_flags", "packets", "bytes", "sampling_rate")})
+    per = 60 if ntp else 40
+    for i in range(secs):
+        total = pps * (1.0 + 0.05 * math.sin(i / 37.0))
+        when = start + timedelta(seconds=i, milliseconds=100)
+        for k in range(per):
+            pk = max(1, round(total / per))
+            cols["time"].append(when)
+            cols["src_ip"].append(f"198.51.{100 + k // 250}.{k % 250 + 1}")
+            cols["dst_ip"].append(ip)
+            cols["src_port"].append(123 if ntp else 20_000 + (i * per + k) % 30_000)
+            cols["dst_port"].append(40_000 + k if ntp else 443)
+            cols["protocol"].append(17 if ntp else 6)
+            cols["tcp_flags"].append(0 if ntp else 0x18)
+            cols["packets"].append(pk)
+            cols["bytes"].append(pk * (468 if ntp else 700))
+            cols["sampling_rate"].append(1000)
+    return cols
+
+
+def _flow_history(ip: str, start: datetime) -> pa.Table:
+    parts = [
+        _flow_rows(ip, start, HISTORY_MIN * 60, 2000.0, ntp=False),
+        _flow_rows(ip, start + timedelta(minutes=HISTORY_MIN), 30, 40_000.0, ntp=True),
+        _flow_rows(
+            ip, start + timedelta(minutes=HISTORY_MIN, seconds=30), AFTER_MIN * 60, 2000.0, False
+        ),
+    ]
+    cols = {k: [v for p in parts for v in p[k]] for k in parts[0]}
+    types = {
+        "time": pa.timestamp("us", tz="UTC"),
+        "src_port": pa.int32(),
+        "dst_port": pa.int32(),
+        "protocol": pa.uint8(),
+        "tcp_flags": pa.uint8(),
+        "packets": pa.int64(),
+        "bytes": pa.int64(),
+        "sampling_rate": pa.int64(),
+    }
+    return pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in cols.items()})
+
+
 def _table(cols: dict[str, list[Any]]) -> pa.Table:
     order = sorted(range(len(cols["time"])), key=lambda i: cols["time"][i])
     data: dict[str, Any] = {k: [v[i] for i in order] for k, v in cols.items()}
@@ -80,11 +128,11 @@ def _table(cols: dict[str, list[Any]]) -> pa.Table:
     return pa.table(data)
 
 
-def _send(srv: Server, key: str, table: pa.Table) -> None:
+def _send(srv: Server, key: str, table: pa.Table, kind: str = "metrics") -> None:
     for off in range(0, table.num_rows, 20_000):
         part = table.slice(off, 20_000)
         for _ in range(50):
-            r = post_batch(srv.base_url, key, ipc_bytes(part, "lz4"))
+            r = post_batch(srv.base_url, key, ipc_bytes(part, "lz4"), kind=kind)
             if r.status_code != 503:
                 break
             time.sleep(float(r.headers.get("Retry-After", "1")))
@@ -104,6 +152,7 @@ class Scenario:
     ws: Workspace
     a: dict[str, Any]
     b: dict[str, Any]
+    c: dict[str, Any]
     start: datetime
     end: datetime
     recorded: list[dict[str, Any]]
@@ -151,6 +200,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         ws = new_workspace(srv)
         a = _node(ws.client, "edge-a", "203.0.113.70")
         b = _node(ws.client, "edge-b", "203.0.113.71")
+        c = _node(ws.client, "edge-c", "203.0.113.72")  # flows only
         r = ws.client.post("/api/v1/collectors", json={"name": "history"})
         assert r.status_code == 201, r.text
         key = r.json()["collector"]["key"]
@@ -159,14 +209,15 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
         cols_a = _history(a["ip"], start, 50_000.0)  # ~25x
         cols_b = _history(b["ip"], start + timedelta(seconds=7), 12_000.0)  # ~6x
         _send(srv, key, _table({k: cols_a[k] + cols_b[k] for k in cols_a}))
+        _send(srv, key, _flow_history(c["ip"], start + timedelta(seconds=13)), kind="flows")
 
-        def both_resolved() -> bool:
+        def all_resolved() -> bool:
             found = _incidents(ws)
-            return len(found) >= 2 and all(i["status"] == "resolved" for i in found)
+            return len(found) >= 3 and all(i["status"] == "resolved" for i in found)
 
-        assert wait_for(both_resolved, timeout=60), _incidents(ws)
+        assert wait_for(all_resolved, timeout=60), _incidents(ws)
         recorded = _incidents(ws)
-        yield Scenario(srv, ws, a, b, start, now, recorded)
+        yield Scenario(srv, ws, a, b, c, start, now, recorded)
     finally:
         srv.stop()
 
@@ -178,11 +229,12 @@ def _by_node(items: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _check_reproduces(result: dict[str, Any], sc: Scenario) -> None:
     assert result["ok"] is True
     assert result["workspace_id"] == sc.ws.id
-    assert result["stats"]["node_seconds"] == 2 * (HISTORY_MIN + AFTER_MIN) * 60 + 60
+    assert result["stats"]["node_seconds"] == 3 * ((HISTORY_MIN + AFTER_MIN) * 60 + 30)
+    assert result["stats"]["flows_rows"] > 0 and result["stats"]["metrics_rows"] > 0
     assert result["totals"] == {
-        "backtest": 2,
-        "recorded": 2,
-        "both": 2,
+        "backtest": 3,
+        "recorded": 3,
+        "both": 3,
         "backtest_only": 0,
         "recorded_only": 0,
     }, result["totals"]
@@ -197,6 +249,7 @@ def _check_reproduces(result: dict[str, Any], sc: Scenario) -> None:
         assert bt["fired_at"] == live["detection"]["fired_at"]
         assert bt["ended_at"] == live["resolved_at"]
         assert bt["attack_family"] == live["attack_family"] == "udp_flood"
+        assert bt["attack_subtype"] == live["attack_subtype"]
         assert bt["severity"] == live["severity"]
         assert bt["peak_pps"] == pytest.approx(live["peak_pps"], rel=1e-9)
         assert bt["multiplier"] == pytest.approx(live["detection"]["multiplier"], rel=1e-9)
@@ -205,8 +258,10 @@ def _check_reproduces(result: dict[str, Any], sc: Scenario) -> None:
 
 def test_scenario_recorded_one_incident_per_flood(scenario: Scenario) -> None:
     nodes = sorted(i["node_uuid"] for i in scenario.recorded)
-    assert nodes == sorted([scenario.a["uuid"], scenario.b["uuid"]])
+    assert nodes == sorted([scenario.a["uuid"], scenario.b["uuid"], scenario.c["uuid"]])
     assert all(i["source"] == "floodwatch" for i in scenario.recorded)
+    [from_flows] = [i for i in scenario.recorded if i["node_uuid"] == scenario.c["uuid"]]
+    assert from_flows["attack_subtype"] == "ntp_amplification", from_flows
 
 
 def test_backtest_while_serving_reproduces_the_recorded_incidents(scenario: Scenario) -> None:
@@ -215,13 +270,12 @@ def test_backtest_while_serving_reproduces_the_recorded_incidents(scenario: Scen
 
 def test_backtest_human_output_lists_both_incidents(scenario: Scenario) -> None:
     out = scenario.backtest().stdout
-    assert "edge-a" in out and "edge-b" in out, out
+    assert "edge-a" in out and "edge-b" in out and "edge-c" in out, out
     for inc in scenario.recorded:
         assert inc["uuid"] in out, out
     assert "udp_flood" in out
-    assert (
-        "totals: 2 would-be, 2 recorded; 2 in both, 0 only in the backtest, 0 only recorded" in out
-    )
+    totals = "totals: 3 would-be, 3 recorded; 3 in both, 0 only in the backtest, 0 only recorded"
+    assert totals in out
 
 
 def test_one_node_by_name(scenario: Scenario) -> None:
@@ -239,8 +293,9 @@ def test_stricter_settings_file_gives_fewer_incidents(scenario: Scenario, tmp_pa
     strict.write_text("floor_pps = 20000\nfloor_bps = 200e6\nsensitivity = 'low'\n")
     result = scenario.backtest_json("--config", str(strict))
     assert result["settings"]["floor_pps"] == 20000 and result["settings"]["sensitivity"] == "low"
-    assert result["totals"]["backtest"] == 1
-    assert [p["backtest"]["node"] for p in result["both"]] == [scenario.a["uuid"]]
+    assert result["totals"]["backtest"] == 2
+    got = sorted(p["backtest"]["node"] for p in result["both"])
+    assert got == sorted([scenario.a["uuid"], scenario.c["uuid"]])
     [missed] = result["recorded_only"]
     assert missed["node"] == scenario.b["uuid"]
     # JSON works too, and a lenient file finds at least what was recorded
@@ -248,7 +303,7 @@ def test_stricter_settings_file_gives_fewer_incidents(scenario: Scenario, tmp_pa
     lenient.write_text(json.dumps({"sensitivity": "high", "series": {"syn_pps": False}}))
     result = scenario.backtest_json("--config", str(lenient))
     assert result["settings"]["series"]["syn_pps"] is False
-    assert result["totals"]["recorded_only"] == 0 and result["totals"]["both"] == 2
+    assert result["totals"]["recorded_only"] == 0 and result["totals"]["both"] == 3
 
 
 @pytest.mark.parametrize(
@@ -345,7 +400,7 @@ def test_progress_bar_on_a_terminal_only(scenario: Scenario) -> None:
     args = ["backtest", "--workspace", scenario.ws.id, "--from", start, "--to", _z(scenario.end)]
     rc, out, tty = _run_with_tty_stderr(scenario.server.data_dir, [*args, "--json"])
     assert rc == 0, tty
-    assert json.loads(out)["totals"]["both"] == 2
+    assert json.loads(out)["totals"]["both"] == 3
     hours = len(hours_of(scenario.end - timedelta(hours=6), scenario.end))
     assert f"] 0/{hours} h" in tty and f"] {hours}/{hours} h 100%" in tty, tty
     # stderr not a terminal: nothing but the answer
