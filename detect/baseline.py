@@ -151,15 +151,6 @@ class BaselineState:
         )
 
 
-def _with_logs(rows: pl.DataFrame) -> pl.DataFrame:
-    epoch = pl.col("time").dt.epoch("s")
-    return rows.with_columns(
-        *((pl.col(s) + LOG_OFFSET[s]).log().alias(_y(s)) for s in SERIES),
-        (epoch // 60).alias("minute"),
-        (epoch // 3600).alias("hour"),
-    )
-
-
 def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
     """``hist`` with the new minute summaries appended to its lists (not yet trimmed)."""
     if not mins:
@@ -226,27 +217,41 @@ def _levels_for(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFr
     return t.select("node", at, "_k", *exprs)
 
 
+def _minute_hour(rows: pl.DataFrame) -> pl.DataFrame:
+    epoch = pl.col("time").dt.epoch("s")
+    return rows.with_columns((epoch // 60).alias("minute"), (epoch // 3600).alias("hour"))
+
+
 def update(
-    state: BaselineState, rows: pl.DataFrame
+    state: BaselineState, kept: pl.DataFrame, new: pl.DataFrame
 ) -> tuple[BaselineState, pl.DataFrame, pl.DataFrame]:
-    """Learn from ``rows`` (the open minute's kept rows plus the new rows, no duplicates, any
-    order) and return (new state, rows with ``level_columns()``, the rows of each node's still
-    open minute, to keep for the next call)."""
-    rows = _with_logs(rows)
-    if rows.height == 0:
-        empty = rows.with_columns(
+    """Learn from the open minutes' ``kept`` rows plus the ``new`` rows (no duplicates, any
+    order) and return (new state, ``new`` with ``level_columns()`` and ``E_<s>`` (the expected
+    rate, ``exp(L_<s>) - c``, floored at 0), the rows of each node's still open minute, to keep
+    for the next call).
+
+    Only rows of minutes that complete here are summarized, and only the new rows get levels,
+    so the kept rows of an open minute cost nothing until their minute completes."""
+    new = _minute_hour(new)
+    if new.height == 0:
+        empty = new.with_columns(
             *(pl.lit(None, pl.Float64()).alias(c) for c in level_columns()[:-1]),
             pl.lit(0, pl.Int64()).alias("learned"),
+            *(pl.lit(None, pl.Float64()).alias(f"E_{s}") for s in SERIES),
         )
-        return state, empty, rows.head(0)
-    rows = rows.with_columns(pl.col("minute").max().over("node").alias("last_minute"))
+        return state, empty, kept
+    rows = pl.concat([_minute_hour(kept), new], how="vertical") if kept.height else new
+    last = rows.group_by("node").agg(pl.col("minute").max().alias("last_minute"))
     nodes = state.nodes
     new_minutes: list[pl.DataFrame] = []
     folds: list[pl.DataFrame] = []
-    hours = rows.get_column("hour").unique().sort().to_list()
+    node_hours = rows.select("node", "hour").unique()
+    hours = node_hours.get_column("hour").unique().sort().to_list()
+    done_all = rows.join(last, on="node", how="left").filter(
+        pl.col("minute") < pl.col("last_minute")
+    )
     for h in hours:
-        chunk = rows.filter(pl.col("hour") == h) if len(hours) > 1 else rows
-        chunk_nodes = chunk.select("node").unique()
+        chunk_nodes = node_hours.filter(pl.col("hour") == h).select("node")
         stored = nodes.filter(pl.col("ref_hour") == h).select("node", *(f"{s}_ref" for s in SERIES))
         missing = chunk_nodes.join(stored, on="node", how="anti")
         if missing.height:
@@ -267,44 +272,10 @@ def update(
             )
         else:
             refs = stored
-        done = chunk.filter(pl.col("minute") < pl.col("last_minute"))
+        done = done_all.filter(pl.col("hour") == h) if len(hours) > 1 else done_all
         if done.height == 0:
             continue
-        done = done.join(refs, on="node", how="left")
-        ok_pps = pl.col("pps_ref").is_null() | ((pl.col(_y("pps")) - pl.col("pps_ref")) <= CUT)
-        masked: list[pl.Expr] = []
-        for s in SERIES:
-            diff = pl.col(_y(s)) - pl.col(f"{s}_ref")
-            ok_s = pl.col(f"{s}_ref").is_null() | (
-                diff.abs() <= CUT if s == "avg_pkt_len" else diff <= CUT
-            )
-            masked.append(pl.when(ok_pps & ok_s).then(pl.col(_y(s))).alias(_y(s)))
-        shares = [
-            pl.when(ok_pps & (pl.col("pps") > 0))
-            .then(pl.col(f"{s}_pps") / pl.col("pps"))
-            .alias(f"_s_{s}")
-            for s in _SHARES
-        ]
-        done = done.select("node", "minute", ok_pps.alias("_ok"), *masked, *shares)
-        aggs: list[pl.Expr] = [pl.col("_ok").sum().alias("_n")]
-        for s in SERIES:
-            y = pl.col(_y(s))
-            aggs.append(y.median().alias(f"{s}_m"))
-            if s in _NOISY:
-                q = y.quantile(0.9, interpolation="nearest") - y.median()
-                aggs.append(q.alias(f"{s}_q"))
-        for s in _SHARES:
-            v = pl.col(f"_s_{s}")
-            spread = v.quantile(0.9, interpolation="nearest") - v.quantile(
-                0.1, interpolation="nearest"
-            )
-            aggs.append(spread.alias(f"{s}_share_q"))
-        mins = (
-            done.group_by("node", "minute")
-            .agg(aggs)
-            .filter(pl.col("_n") >= MIN_SECONDS)
-            .select(list(_mins_schema()))
-        )
+        mins = _summarize(done, refs)
         if mins.height:
             new_minutes.append(mins)
     full = _full(state.hist, new_minutes)
@@ -317,7 +288,7 @@ def update(
             )
             .drop("_new")
         )
-    targets = rows.select("node", "minute").unique()
+    targets = new.select("node", "minute").unique()
     lv = _levels_for(full, targets, "minute")
     # minutes learned before each row's minute: learned before this call + new ones before it
     before = state.nodes.select("node", pl.col("learned").alias("_l0")).join(
@@ -339,15 +310,61 @@ def update(
     for fold in folds:
         profile = _fold_profile(profile, fold)
     lv = _apply_profile(profile, lv)
-    out = rows.join(lv, on=["node", "minute"], how="left")
+    # expected rates once per node-minute rather than once per row
+    lv = lv.with_columns(
+        ((pl.col(f"L_{s}").exp() - LOG_OFFSET[s]).clip(0.0)).alias(f"E_{s}") for s in SERIES
+    )
+    out = new.join(lv, on=["node", "minute"], how="left")
     w = HIST_MINUTES
     hist = full.with_columns(
         *(pl.col(c).list.tail(w) for c in _hist_schema() if c != "node")
     ).select(list(_hist_schema()))
-    pending = rows.filter(pl.col("minute") == pl.col("last_minute"))
-    keep = [c for c in pending.columns if not c.startswith("y_")]
-    pending = pending.select([c for c in keep if c not in ("minute", "hour", "last_minute")])
+    pending = (
+        rows.join(last, on="node", how="left")
+        .filter(pl.col("minute") == pl.col("last_minute"))
+        .drop("minute", "hour", "last_minute")
+    )
     return BaselineState(hist, nodes, profile), out, pending
+
+
+def _summarize(done: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+    """Minute summaries (``_mins_schema``) of the completed rows of one clock hour, each second
+    masked by the hour's reference levels ``refs`` (see the module docstring)."""
+    done = done.join(refs, on="node", how="left").with_columns(
+        (pl.col(s) + LOG_OFFSET[s]).log().alias(_y(s)) for s in SERIES
+    )
+    ok_pps = pl.col("pps_ref").is_null() | ((pl.col(_y("pps")) - pl.col("pps_ref")) <= CUT)
+    masked: list[pl.Expr] = []
+    for s in SERIES:
+        diff = pl.col(_y(s)) - pl.col(f"{s}_ref")
+        ok_s = pl.col(f"{s}_ref").is_null() | (
+            diff.abs() <= CUT if s == "avg_pkt_len" else diff <= CUT
+        )
+        masked.append(pl.when(ok_pps & ok_s).then(pl.col(_y(s))).alias(_y(s)))
+    shares = [
+        pl.when(ok_pps & (pl.col("pps") > 0))
+        .then(pl.col(f"{s}_pps") / pl.col("pps"))
+        .alias(f"_s_{s}")
+        for s in _SHARES
+    ]
+    done = done.select("node", "minute", ok_pps.alias("_ok"), *masked, *shares)
+    aggs: list[pl.Expr] = [pl.col("_ok").sum().alias("_n")]
+    for s in SERIES:
+        y = pl.col(_y(s))
+        aggs.append(y.median().alias(f"{s}_m"))
+        if s in _NOISY:
+            q = y.quantile(0.9, interpolation="nearest") - y.median()
+            aggs.append(q.alias(f"{s}_q"))
+    for s in _SHARES:
+        v = pl.col(f"_s_{s}")
+        spread = v.quantile(0.9, interpolation="nearest") - v.quantile(0.1, interpolation="nearest")
+        aggs.append(spread.alias(f"{s}_share_q"))
+    return (
+        done.group_by("node", "minute")
+        .agg(aggs)
+        .filter(pl.col("_n") >= MIN_SECONDS)
+        .select(list(_mins_schema()))
+    )
 
 
 def _upsert_refs(nodes: pl.DataFrame, looked: pl.DataFrame, hour: int) -> pl.DataFrame:

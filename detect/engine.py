@@ -285,13 +285,9 @@ class Detector:
         df = df.join(newest, on="node", how="left")
         is_new = pl.col("_newest").is_null() | (pl.col("t") > pl.col("_newest"))
         late = df.filter(~is_new)
-        new = df.filter(is_new).drop("_newest", "t").with_columns(pl.lit(True).alias("_fresh"))
+        new = df.filter(is_new).drop("_newest", "t")
         # baselines: kept rows of the open minute plus the new rows
-        kept = self._pending.with_columns(pl.lit(False).alias("_fresh"))
-        rows = pl.concat([kept, new], how="vertical")
-        self.baseline, leveled, pending = update(self.baseline, rows)
-        self._pending = pending.drop("_fresh")
-        leveled = leveled.filter(pl.col("_fresh"))
+        self.baseline, leveled, self._pending = update(self.baseline, self._pending, new)
         feats = _features(_with_params(leveled, params))
         out.extend(self._run_nodes(feats, late))
         # silence expiry, measured on each workspace's newest row
@@ -737,17 +733,68 @@ _DETAIL_INPUT = (
 _FEAT_OUT = ("trig", "elev", "need", "m_pps", "thr_pps", "metric", "mix")
 
 
+_FEAT_COLS = ("node", "t", "ex_pps", *_DETAIL_INPUT, *_FEAT_OUT)
+
+
 def _features(df: pl.DataFrame) -> pl.DataFrame:
-    """Per-second trigger evidence (see the module docstring), vectorized over all rows."""
+    """Per-second trigger evidence (see the module docstring), vectorized over all rows.
+
+    Most seconds are nowhere near any threshold: a cheap first stage (log excess of packets and
+    bits, excess over the floors) proves for them that neither ``trig`` nor ``elev`` can hold,
+    because every threshold is at least ``ln(1 + (m - 1) / 4)`` times the sensitivity factor for
+    packets (``ln 1.2`` or ``ln 1.5`` times the factor for elevated) and ``2 ln m`` times the factor
+    for bits, whatever the noise, mix and warm-up. Only the remaining candidate rows go through
+    the traffic-mix evidence; the result is the same as evaluating every row."""
+    c = LOG_OFFSET
+    pps = pl.col("pps")
+    learned = pl.col("learned")
+    sens = pl.col("p_sens") * (1.0 + ((60 - learned).clip(0) / 60.0))
+    lm = pl.col("p_mult").log()
+    noise = pl.col("N_pps").fill_null(0.0)
+    df = df.with_columns(
+        pl.col("time").dt.epoch("s").alias("t"),
+        ((pps + c["pps"]).log() - pl.col("L_pps")).alias("lx"),
+        ((pl.col("bps") + c["bps"]).log() - pl.col("L_bps")).alias("lb"),
+        (pps - pl.col("E_pps")).alias("ex_pps"),
+        ((pps + c["pps"]) / (pl.col("E_pps") + c["pps"])).alias("m_pps"),
+        ((pl.col("L_pps") + pl.max_horizontal(lm, 2.2 * noise) * sens).exp() - c["pps"]).alias(
+            "thr_pps"
+        ),
+    )
+    p_sens = pl.col("p_sens")
+    low_x = pl.min_horizontal(
+        ((pl.col("p_mult") - 1.0) / 4.0 + 1.0).log() * p_sens,
+        math.log(1.5) * p_sens,
+        pl.lit(math.log(1.2)),
+    )
+    cand = ((pl.col("ex_pps") >= pl.col("p_floor_pps")) & (pl.col("lx") >= low_x)).fill_null(
+        False
+    ) | (
+        ((pl.col("bps") - pl.col("E_bps")) >= pl.col("p_floor_bps"))
+        & (pl.col("lb") >= 2.0 * lm * p_sens)
+    ).fill_null(False)
+    df = df.with_columns(cand.alias("_cand"))
+    hot = df.filter(pl.col("_cand"))
+    calm = df.filter(~pl.col("_cand")).with_columns(
+        pl.lit(False).alias("trig"),
+        pl.lit(False).alias("elev"),
+        pl.col("p_confirm").alias("need"),
+        pl.lit(None, pl.Float64()).alias("mix"),
+        pl.lit("bps").alias("metric"),
+    )
+    calm = calm.select(_FEAT_COLS)
+    if hot.height == 0:
+        return calm
+    return pl.concat([calm, _evidence(hot)], how="vertical_relaxed")
+
+
+def _evidence(df: pl.DataFrame) -> pl.DataFrame:
+    """Trigger evidence (see the module docstring) for the candidate rows of ``_features``."""
     c = LOG_OFFSET
 
     def x(s: str) -> pl.Expr:
         return pl.when(pl.col(f"en_{s}")).then(pl.col(s)).otherwise(None).fill_null(0.0)
 
-    df = df.with_columns(
-        *(((pl.col(f"L_{s}").exp() - c[s]).clip(0.0)).alias(f"E_{s}") for s in _BASE_SERIES),
-        pl.col("time").dt.epoch("s").alias("t"),
-    )
     pps = pl.col("pps")
     e_pps = pl.col("E_pps")
     keys = (*_PROTOS, *_FLAGS, "frag")
@@ -755,9 +802,6 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
     df = df.with_columns(
         *(pl.col(f"E_{k}_pps").fill_null(0.0).alias(f"_e_{k}") for k in keys),
         *(x(f"{k}_pps").alias(f"_x_{k}") for k in keys),
-        ((pps + c["pps"]).log() - pl.col("L_pps")).alias("lx"),
-        ((pl.col("bps") + c["bps"]).log() - pl.col("L_bps")).alias("lb"),
-        (pps - e_pps).alias("ex_pps"),
         ((pl.col("bps") - pl.col("E_bps")) / 8.0).clip(0.0).alias("_ex_bytes"),
     )
     e = {k: pl.col(f"_e_{k}") for k in keys}
@@ -837,7 +881,6 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.max_horizontal(4.0 * lm, 2.2 * noise))
     )
     thr = req * sens
-    thr_mix = pl.max_horizontal(lm, 2.2 * noise) * sens
     floor_ok = pl.col("ex_pps") >= pl.col("p_floor_pps")
     ready = learned >= 3
     trig_pps = pl.col("en_pps") & (pl.col("lx") >= thr) & floor_ok & ~bulk_c
@@ -871,7 +914,7 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         & ~bulk_c
         & ((pl.col("lx") >= elev_lvl) | ((mixv >= 1.0) & (pl.col("lx") >= math.log(1.2))))
     ).fill_null(False)
-    m = (pps + c["pps"]) / (e_pps + c["pps"])
+    m = pl.col("m_pps")
     need = (
         pl.when(((m >= 5.0) & (mixv >= 2.0)) | (m >= 12.0))
         .then(1)
@@ -883,10 +926,8 @@ def _features(df: pl.DataFrame) -> pl.DataFrame:
         trig.alias("trig"),
         elev.alias("elev"),
         need.fill_null(pl.col("p_confirm")).alias("need"),
-        m.alias("m_pps"),
-        ((pl.col("L_pps") + thr_mix).exp() - c["pps"]).alias("thr_pps"),
         pl.when(trig_pps).then(pl.lit("pps")).otherwise(pl.lit("bps")).alias("metric"),
-    )
+    ).select(_FEAT_COLS)
 
 
 def _details(df: pl.DataFrame) -> pl.DataFrame:
