@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["CHANNEL_TYPES", "ChannelConfigError", "mask_config", "validate_channel_config"]
+__all__ = [
+    "CHANNEL_TYPES",
+    "FILTER_KEYS",
+    "ChannelConfigError",
+    "channel_settings",
+    "mask_config",
+    "validate_channel_config",
+]
 
 MAX_VALUE_LEN = 2048
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -185,35 +192,168 @@ class ChannelType:
 
 _HTTPS = _url(https_only=True)
 _HTTP = _url(https_only=False)
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def _service_url(key: str, value: Any) -> str:
+    """An https:// URL; plain http:// only to this machine (a local relay, or a test)."""
+    text = str(_HTTP(key, value))
+    parts = urlsplit(text)
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
+        raise ChannelConfigError(f"config.{key} must be an https:// URL")
+    return text
+
+
+def _base_url(key: str, value: Any) -> str:
+    """A service's base URL (http or https, no query or fragment), without a trailing slash."""
+    text = str(_HTTP(key, value))
+    parts = urlsplit(text)
+    if parts.query or parts.fragment:
+        raise ChannelConfigError(f"config.{key} must be a base URL without ?query or #fragment")
+    return text.rstrip("/")
+
+
+def _port(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ChannelConfigError(f"config.{key} must be a port number (1-65535)")
+    return value
+
+
+def _hours(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 720:
+        raise ChannelConfigError(f"config.{key} must be a whole number of hours (1-720)")
+    return value
+
+
+def _int_id(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise ChannelConfigError(f"config.{key} must be a non-negative integer")
+    return value
+
+
+def _host(key: str, value: Any) -> str:
+    text = _text(key, value)
+    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]", text):
+        raise ChannelConfigError(f"config.{key} must be a host name or address")
+    return text
+
+
+def _emails(key: str, value: Any) -> str:
+    """One address, or several separated by commas (at most 20)."""
+    text = _text(key, value)
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or len(parts) > 20 or any(not _EMAIL.fullmatch(p) for p in parts):
+        raise ChannelConfigError(
+            f"config.{key} must be an e-mail address (or several, comma-separated)"
+        )
+    return ", ".join(parts)
+
+
+def _tags(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > 20:
+        raise ChannelConfigError(f"config.{key} must be a list of at most 20 tags")
+    out = []
+    for tag in value:
+        if not isinstance(tag, str) or not re.fullmatch(r"[A-Za-z0-9_.:/@-]{1,100}", tag):
+            raise ChannelConfigError(
+                f"config.{key} must hold tags of letters, digits and _ . : / @ - (1-100)"
+            )
+        out.append(tag)
+    return out
+
+
+def _sid(prefix: str) -> Check:
+    def check(key: str, value: Any) -> str:
+        text = _text(key, value)
+        if not re.fullmatch(prefix + r"[0-9a-fA-F]{32}", text):
+            raise ChannelConfigError(f"config.{key} must be {prefix} followed by 32 hex digits")
+        return text
+
+    return check
+
+
+def _severity_map(key: str, value: Any) -> str:
+    """``low=info,medium=warning,high=error,critical=critical`` (any subset)."""
+    text = _text(key, value)
+    for pair in text.split(","):
+        ours, _, theirs = pair.partition("=")
+        if ours.strip() not in SEVERITIES or theirs.strip() not in (
+            "critical",
+            "error",
+            "warning",
+            "info",
+        ):
+            raise ChannelConfigError(
+                f"config.{key} must look like high=error,critical=critical "
+                "(ours: low, medium, high, critical; PagerDuty's: critical, error, warning, info)"
+            )
+    return text
+
+
+def _pem(key: str, value: Any) -> str:
+    if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value:
+        raise ChannelConfigError(f"config.{key} must be PEM text of one or more certificates")
+    if len(value) > 65536:
+        raise ChannelConfigError(f"config.{key} is too long")
+    return value
+
 
 CHANNEL_TYPES: dict[str, ChannelType] = {
     "discord": ChannelType(
-        {"webhook_url": _HTTPS},
+        {"webhook_url": _service_url},
         {"username": _text, "avatar_url": _HTTPS, "mention_everyone": _bool},
         frozenset({"webhook_url"}),
         {"url": "webhook_url"},
     ),
     "slack": ChannelType(
-        {"webhook_url": _HTTPS},
+        {"webhook_url": _service_url},
         {"username": _text, "icon": _text, "channel": _text, "mention_everyone": _bool},
         frozenset({"webhook_url"}),
         {"url": "webhook_url"},
     ),
     "email": ChannelType(
-        {"email": _email}, {"name": _text}, frozenset(), {"to": "email", "address": "email"}
+        {"email": _emails},
+        {
+            "name": _text,
+            "smtp_host": _host,
+            "smtp_port": _port,
+            "security": _choice("starttls", "tls", "none"),
+            "username": _text,
+            "password": _text,
+            "from": _email,
+            "from_name": _text,
+            "verify_tls": _bool,
+            "ca_cert": _pem,
+        },
+        frozenset({"password"}),
+        {"to": "email", "address": "email", "host": "smtp_host", "port": "smtp_port"},
     ),
     "sms": ChannelType(
-        {"phone": _phone}, {}, frozenset(), {"phone_number": "phone", "to": "phone"}
+        {"phone": _phone},
+        {
+            "account_sid": _sid("AC"),
+            "auth_token": _text,
+            "from": _phone,
+            "messaging_service_sid": _sid("MG"),
+            "api_url": _base_url,
+        },
+        frozenset({"auth_token"}),
+        {"phone_number": "phone", "to": "phone", "from_number": "from"},
     ),
     "pagerduty": ChannelType(
         {"routing_key": _text},
-        {"severity_map": _text},
+        {"severity_map": _severity_map, "api_url": _base_url},
         frozenset({"routing_key"}),
         {"integration_key": "routing_key"},
     ),
     "opsgenie": ChannelType(
         {"api_key": _text},
-        {"region": _choice("us", "eu"), "responders": _text},
+        {
+            "region": _choice("us", "eu"),
+            "responders": _text,
+            "tags": _tags,
+            "api_url": _base_url,
+        },
         frozenset({"api_key"}),
     ),
     "webhook": ChannelType(
@@ -223,13 +363,18 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
         {"webhook_url": "url"},
     ),
     "teams": ChannelType(
-        {"webhook_url": _HTTPS}, {}, frozenset({"webhook_url"}), {"url": "webhook_url"}
+        {"webhook_url": _service_url}, {}, frozenset({"webhook_url"}), {"url": "webhook_url"}
     ),
     "telegram": ChannelType(
-        {"bot_token": _telegram_token, "chat_id": _chat_id}, {}, frozenset({"bot_token"})
+        {"bot_token": _telegram_token, "chat_id": _chat_id},
+        {"api_url": _base_url, "message_thread_id": _int_id, "silent": _bool},
+        frozenset({"bot_token"}),
     ),
     "grafana": ChannelType(
-        {"url": _HTTP}, {"api_key": _text}, frozenset({"url", "api_key"}), {"webhook_url": "url"}
+        {"url": _HTTP},
+        {"api_key": _text, "dashboard_uid": _text, "panel_id": _int_id, "tags": _tags},
+        frozenset({"url", "api_key"}),
+        {"webhook_url": "url", "token": "api_key"},
     ),
     "datadog": ChannelType(
         {"api_key": _text},
@@ -240,18 +385,39 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
                 "us5.datadoghq.com",
                 "datadoghq.eu",
                 "ap1.datadoghq.com",
+                "ap2.datadoghq.com",
                 "ddog-gov.com",
-            )
+            ),
+            "tags": _tags,
+            "api_url": _base_url,
         },
         frozenset({"api_key"}),
     ),
     "prometheus": ChannelType(
         {"url": _HTTP},
-        {"username": _text, "password": _text},
-        frozenset({"url", "password"}),
+        {
+            "username": _text,
+            "password": _text,
+            "bearer_token": _text,
+            "firing_hours": _hours,
+        },
+        frozenset({"url", "password", "bearer_token"}),
         {"alertmanager_url": "url"},
     ),
 }
+
+
+def channel_settings(channel_type: str) -> dict[str, Any]:
+    """The settings of ``channel_type``: required, optional and secret key names, the aliases
+    accepted on input, and the filter keys every type takes. KeyError for an unknown type."""
+    spec = CHANNEL_TYPES[channel_type]
+    return {
+        "required": list(spec.required),
+        "optional": list(spec.optional),
+        "secrets": sorted(spec.secrets),
+        "aliases": dict(spec.aliases),
+        "filters": list(FILTER_KEYS),
+    }
 
 
 def validate_channel_config(channel_type: str, config: Any) -> dict[str, Any]:

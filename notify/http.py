@@ -167,7 +167,6 @@ async def request(
     body: bytes | None = None,
     content_type: str = "application/json",
     headers: Mapping[str, str] | None = None,
-    auth: aiohttp.BasicAuth | None = None,
     params: Mapping[str, str] | None = None,
     success: frozenset[int] | None = None,
 ) -> HttpResult:
@@ -184,7 +183,6 @@ async def request(
         url,
         data=body,
         headers=sent_headers,
-        auth=auth,
         params=params,
         allow_redirects=False,
     ) as resp:

@@ -29,10 +29,21 @@ class Sender(Protocol):
 
 def sender_for(channel_type: str) -> Sender:
     """The sender of ``channel_type``; ValueError for a type that has none."""
-    from . import webhook
+    from . import chat, mail, observability, oncall, sms, webhook
 
     senders: dict[str, Sender] = {
         "webhook": webhook.send,
+        "slack": chat.send_slack,
+        "discord": chat.send_discord,
+        "teams": chat.send_teams,
+        "telegram": chat.send_telegram,
+        "pagerduty": oncall.send_pagerduty,
+        "opsgenie": oncall.send_opsgenie,
+        "grafana": observability.send_grafana,
+        "datadog": observability.send_datadog,
+        "prometheus": observability.send_prometheus,
+        "sms": sms.send_sms,
+        "email": mail.send_email,
     }
     try:
         return senders[channel_type]
