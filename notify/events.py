@@ -53,7 +53,10 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # an offset pushing year 1 or 9999 out of range
+        return None
 
 
 def _iso(value: datetime) -> str:

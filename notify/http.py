@@ -26,6 +26,7 @@ __all__ = [
     "USER_AGENT",
     "HttpResult",
     "describe_error",
+    "dumps",
     "parse_retry_after",
     "redact",
     "request",
@@ -35,6 +36,31 @@ __all__ = [
 USER_AGENT = "Floodwatch-Alerts/1.0"
 _RETRYABLE_4XX = frozenset({408, 425, 429})
 _ERROR_TEXT_MAX = 300
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return value if -(2**63) <= value < 2**64 else str(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, str):
+        return value
+    return str(value)
+
+
+def dumps(body: Any) -> bytes:
+    """``body`` as JSON bytes, whatever an incident holds (integers past 64 bits become
+    strings, non-finite floats null, unknown objects their text)."""
+    try:
+        return orjson.dumps(body)
+    except TypeError:
+        return orjson.dumps(_json_safe(body))
 
 
 def secret_values(channel_type: str, config: Mapping[str, Any]) -> tuple[str, ...]:

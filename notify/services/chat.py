@@ -12,10 +12,9 @@ from dataclasses import replace
 from typing import Any
 
 import aiohttp
-import orjson
 
 from ..events import AlertEvent, Attempt, ChannelTarget, event_timestamp
-from ..http import request, secret_values
+from ..http import dumps, request, secret_values
 from ..message import Facts, facts, headline, truncate
 
 __all__ = [
@@ -138,7 +137,7 @@ async def send_slack(
     delivery_id: str,
     remote_ref: str | None,
 ) -> Attempt:
-    body = orjson.dumps(slack_payload(event, channel.config))
+    body = dumps(slack_payload(event, channel.config))
     result = await request(
         session,
         "POST",
@@ -209,7 +208,7 @@ async def send_discord(
     delivery_id: str,
     remote_ref: str | None,
 ) -> Attempt:
-    body = orjson.dumps(discord_payload(event, channel.config))
+    body = dumps(discord_payload(event, channel.config))
     result = await request(
         session,
         "POST",
@@ -304,7 +303,7 @@ async def send_teams(
         "POST",
         str(channel.config["webhook_url"]),
         secret_values(channel.type, channel.config),
-        body=orjson.dumps(teams_payload(event)),
+        body=dumps(teams_payload(event)),
     )
     return result.attempt
 
@@ -370,7 +369,7 @@ async def send_telegram(
         "POST",
         f"{base}/bot{config['bot_token']}/sendMessage",
         secret_values(channel.type, config),
-        body=orjson.dumps(telegram_payload(event, config)),
+        body=dumps(telegram_payload(event, config)),
     )
     attempt = result.attempt
     data = result.data if isinstance(result.data, dict) else {}

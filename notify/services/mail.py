@@ -160,7 +160,8 @@ async def send_email(
     except ssl.SSLError as exc:
         return failed(f"TLS failed ({exc.reason or 'handshake'})", retryable=False)
     except aiosmtplib.SMTPException as exc:
-        return failed(f"SMTP failed ({type(exc).__name__})", retryable=True)
+        # what is left are protocol mismatches (no AUTH offered, no STARTTLS...): settings
+        return failed(f"SMTP failed: {exc}", retryable=False)
     except OSError as exc:
         return failed(
             f"cannot connect to {host}:{port} ({exc.strerror or type(exc).__name__})",

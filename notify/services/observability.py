@@ -16,10 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import orjson
 
 from ..events import AlertEvent, Attempt, ChannelTarget, event_timestamp, parse_time
-from ..http import request, secret_values
+from ..http import dumps, request, secret_values
 from ..message import facts, headline, plain_text, truncate
 
 __all__ = [
@@ -115,7 +114,7 @@ async def send_grafana(
             "PATCH",
             f"{base}/api/annotations/{remote_ref}",
             secrets,
-            body=orjson.dumps(patch),
+            body=dumps(patch),
             headers=headers,
         )
         if result.attempt.ok:
@@ -128,7 +127,7 @@ async def send_grafana(
         "POST",
         f"{base}/api/annotations",
         secrets,
-        body=orjson.dumps(body),
+        body=dumps(body),
         headers=headers,
     )
     attempt = result.attempt
@@ -205,7 +204,7 @@ async def send_datadog(
         "POST",
         f"{datadog_base(config)}/api/v1/events",
         secret_values(channel.type, config),
-        body=orjson.dumps(datadog_event(event, config)),
+        body=dumps(datadog_event(event, config)),
         headers={"DD-API-KEY": str(config["api_key"])},
     )
     return result.attempt
@@ -281,7 +280,7 @@ async def send_prometheus(
         "POST",
         f"{root_url(str(config['url']))}/api/v2/alerts",
         secret_values(channel.type, config),
-        body=orjson.dumps(alertmanager_alerts(event, config)),
+        body=dumps(alertmanager_alerts(event, config)),
         headers=headers,
     )
     return result.attempt

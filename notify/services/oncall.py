@@ -11,10 +11,9 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import orjson
 
 from ..events import AlertEvent, Attempt, ChannelTarget, event_timestamp
-from ..http import request, secret_values
+from ..http import dumps, request, secret_values
 from ..message import facts, headline, plain_text, truncate
 
 __all__ = [
@@ -119,7 +118,7 @@ async def send_pagerduty(
         "POST",
         f"{base}/v2/enqueue",
         secret_values(channel.type, config),
-        body=orjson.dumps(pagerduty_event(event, config)),
+        body=dumps(pagerduty_event(event, config)),
     )
     return result.attempt
 
@@ -187,7 +186,7 @@ async def send_opsgenie(
             "POST",
             f"{base}/v2/alerts/{alias}/close",
             secrets,
-            body=orjson.dumps({"source": "Floodwatch", "user": "Floodwatch", "note": note}),
+            body=dumps({"source": "Floodwatch", "user": "Floodwatch", "note": note}),
             headers=headers,
             params={"identifierType": "alias"},
         )
@@ -197,7 +196,7 @@ async def send_opsgenie(
             "POST",
             f"{base}/v2/alerts",
             secrets,
-            body=orjson.dumps(opsgenie_alert(event, config)),
+            body=dumps(opsgenie_alert(event, config)),
             headers=headers,
         )
     return result.attempt

@@ -15,10 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
-import orjson
 
 from ..events import AlertEvent, Attempt, ChannelTarget, event_timestamp
-from ..http import request, secret_values
+from ..http import dumps, request, secret_values
 
 __all__ = ["payload", "send", "signature"]
 
@@ -95,7 +94,7 @@ async def send(
     remote_ref: str | None,
 ) -> Attempt:
     config = channel.config
-    body = orjson.dumps(payload(event, delivery_id), default=str)
+    body = dumps(payload(event, delivery_id))
     headers: dict[str, str] = {}
     custom = config.get("headers")
     if isinstance(custom, Mapping):
