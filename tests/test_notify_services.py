@@ -1482,10 +1482,14 @@ def test_email_without_server_is_a_config_error() -> None:
 
 # ---------------------------------------------------------------- property: arbitrary incidents
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-_huge_text = st.builds(lambda c, n: c * n, st.characters(), st.integers(0, 20_000))
+_huge_text = st.builds(
+    lambda c, n: c * n,
+    st.characters() | st.sampled_from(["x", "é", "🙂", "<", "&", "_", "\u200b"]),
+    st.integers(0, 20_000),
+)
 _texts = st.one_of(st.text(max_size=40), _huge_text)
 _scalars = st.one_of(
     st.none(),
@@ -1565,8 +1569,24 @@ _events = st.builds(
 )
 
 
+_LONGEST = event(
+    "attack_update",
+    changes=("peak", "family", "severity"),
+    node={"name": "n" * 5000, "ip": "i" * 5000},
+    incident=incident(
+        attack_family="f" * 5000,
+        attack_subtype="s_" * 5000,
+        severity="critical",
+        summary="<&>🙂" * 5000,
+        title="t" * 5000,
+    ),
+    dashboard_url="https://fw.example.net/" + "p" * 5000,
+)
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ev=_events)
+@example(ev=_LONGEST)
 def test_payloads_stay_within_service_limits(ev: AlertEvent) -> None:
     from notify.http import dumps
     from notify.message import short_text
@@ -1660,6 +1680,7 @@ def live() -> Any:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(ev=_events)
+@example(ev=_LONGEST)
 def test_deliver_never_raises_and_services_accept(live: LiveReceiver, ev: AlertEvent) -> None:
     configs = {
         "slack": {"webhook_url": live.base + SLACK_PATH},
