@@ -100,6 +100,10 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_channel: dict[int, int] = {}
+        self._scan = 0
+        # delivery id -> the scan during which its attempt finished: that scan's read may
+        # predate the attempt's record and must not start it again
+        self._finished: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -138,6 +142,9 @@ class Dispatcher:
         while True:
             self._wake.clear()
             wait = POLL_SECS
+            self._scan += 1
+            scan = self._scan
+            self._finished = {k: v for k, v in self._finished.items() if v >= scan}
             try:
                 now = datetime.now(UTC)
                 rows, earliest, depth = await self.store.read(
@@ -145,7 +152,8 @@ class Dispatcher:
                 )
                 self.metrics.queue_depth.set(depth)
                 for row in rows:
-                    self._maybe_start(row)
+                    if self._finished.get(row["delivery_id"], -1) < scan:
+                        self._maybe_start(row)
                 if earliest is not None:
                     ahead = (earliest - now).total_seconds()
                     if ahead > 0:
@@ -179,6 +187,7 @@ class Dispatcher:
         except Exception:
             log.exception("alert delivery failed unexpectedly channel=%s", channel_id)
         finally:
+            self._finished[row["delivery_id"]] = self._scan
             self._inflight.pop(row["delivery_id"], None)
             left = self._per_channel.get(channel_id, 1) - 1
             if left > 0:

@@ -21,7 +21,7 @@ from .conftest import (
     new_workspace,
     start_server,
 )
-from .test_agent_api import OPEN, RESOLVE, Agent
+from .test_agent_api import OPEN, RESOLVE, SPARSE_UPDATE, Agent
 
 SECRET = "whsec-" + "k" * 24
 ALERT_ENV = {
@@ -238,3 +238,150 @@ def test_a_hanging_channel_delays_no_other(alert_server: Server, receiver: Webho
     # ingestion was never held up: the agent's calls all answered, and a fresh one does too
     r = agent.post("/heartbeat", {"version": "1.9.65"})
     assert r.status_code == 200, r.text
+
+
+def test_updates_are_rate_limited_per_channel(
+    alert_server: Server, receiver: WebhookReceiver
+) -> None:
+    ws = new_workspace(alert_server)
+    path = _path()
+    channel(ws.client, receiver.url(path))
+    agent = agent_for(alert_server, ws)
+    inc = open_incident(agent, peak_pps=20_000.0, peak_bps=1e8)
+    assert wait_until(lambda: receiver.events(path) == ["attack_start"])
+    # the peak grows 3x, 9x, 27x within the (default 300 s) interval: one update, the first
+    for pps in (60_000.0, 180_000.0, 540_000.0):
+        r = agent.post(f"/incidents/{inc}", {**SPARSE_UPDATE, "peak_pps": pps, "peak_bps": 1e8})
+        assert r.status_code == 200, r.text
+    # a growth below the factor would not have counted either way
+    resolve(agent, inc)
+    assert wait_until(lambda: receiver.events(path)[-1:] == ["attack_end"])
+    assert receiver.events(path) == ["attack_start", "attack_update", "attack_end"]
+    update = receiver.delivered(path)[1]
+    assert "peak" in update.body["changes"]
+    assert update.body["incident"]["peak_pps"] == 60_000.0
+
+
+def test_filters_choose_what_a_channel_gets(
+    alert_server: Server, receiver: WebhookReceiver
+) -> None:
+    ws = new_workspace(alert_server)
+    every, critical_only, other_node, starts_only = _path(), _path(), _path(), _path()
+    ch_all = channel(ws.client, receiver.url(every))
+    ch_crit = channel(ws.client, receiver.url(critical_only), min_severity="critical")
+    ch_node = channel(ws.client, receiver.url(other_node), nodes=[str(uuid.uuid4())])
+    channel(ws.client, receiver.url(starts_only), events=["attack_start"])
+    agent = agent_for(alert_server, ws)
+    # 20 kpps: medium, below the critical channel's minimum
+    inc = open_incident(agent, peak_pps=20_000.0, peak_bps=1e8)
+    resolve_body = {**RESOLVE, "peak_pps": 20_000.0, "peak_bps": 1e8}
+    assert agent.post(f"/incidents/{inc}/resolve", resolve_body).status_code == 200
+    assert wait_until(lambda: receiver.events(every) == ["attack_start", "attack_end"])
+    assert wait_until(lambda: receiver.events(starts_only) == ["attack_start"])
+    # a critical incident reaches the critical channel; the other node's channel gets nothing
+    big = open_incident(agent, started_at="2026-03-14T20:00:00+00:00")
+    assert wait_until(lambda: receiver.events(critical_only) == ["attack_start"])
+    assert receiver.delivered(critical_only)[0].body["incident"]["uuid"] == big
+    assert wait_until(lambda: len(receiver.delivered(every)) == 3)
+    assert receiver.got(other_node) == []
+    assert deliveries(ws.client, ch_node)["total"] == 0
+    assert deliveries(ws.client, ch_crit)["total"] == 1
+    assert deliveries(ws.client, ch_all)["total"] == 3
+    assert receiver.events(starts_only) == ["attack_start", "attack_start"]
+
+
+def test_node_deletion_ends_its_incidents(alert_server: Server, receiver: WebhookReceiver) -> None:
+    ws = new_workspace(alert_server)
+    path = _path()
+    channel(ws.client, receiver.url(path))
+    agent = agent_for(alert_server, ws)
+    inc = open_incident(agent)
+    assert wait_until(lambda: receiver.events(path) == ["attack_start"])
+    r = ws.client.delete(f"/api/v1/nodes/{agent.node['uuid']}")
+    assert r.status_code == 200, r.text
+    assert wait_until(lambda: receiver.events(path) == ["attack_start", "attack_end"])
+    end = receiver.delivered(path)[1]
+    assert end.body["end_reason"] == "node_deleted" and end.body["incident"]["uuid"] == inc
+
+
+def test_a_disabled_channel_gets_nothing(alert_server: Server, receiver: WebhookReceiver) -> None:
+    ws = new_workspace(alert_server)
+    off, on = _path(), _path()
+    ch_off = channel(ws.client, receiver.url(off))
+    channel(ws.client, receiver.url(on))
+    r = ws.client.patch(f"/api/v1/channels/{ch_off['uuid']}", json={"enabled": False})
+    assert r.status_code == 200 and r.json()["channel"]["enabled"] is False
+    agent = agent_for(alert_server, ws)
+    open_incident(agent)
+    assert wait_until(lambda: receiver.events(on) == ["attack_start"])
+    assert receiver.got(off) == []
+    assert deliveries(ws.client, ch_off)["total"] == 0
+
+
+def test_restart_mid_retry_delivers_once_with_the_same_id(
+    tmp_path_factory: pytest.TempPathFactory, receiver: WebhookReceiver
+) -> None:
+    data = tmp_path_factory.mktemp("alerts-restart") / "data"
+    env = {**ALERT_ENV, "FLOODWATCH_ALERTS__GIVE_UP_AFTER_SECS": "600"}
+    srv = start_server(data, env=env)
+    path = _path()
+    receiver.set(path, "fail")
+    try:
+        ws = new_workspace(srv)
+        ch = channel(ws.client, receiver.url(path))
+        agent = agent_for(srv, ws)
+        open_incident(agent)
+        assert wait_until(lambda: len(receiver.got(path)) >= 2)
+    finally:
+        srv.stop()
+    receiver.set(path, "ok")
+    srv = start_server(data, env=env)
+    try:
+        assert wait_until(lambda: receiver.events(path) == ["attack_start"])
+        got = receiver.got(path)
+        assert [r.answered for r in got][-1] == "ok"
+        assert all(r.answered == "fail" for r in got[:-1]) and len(got) >= 3
+        assert len({r.delivery_id for r in got}) == 1
+        log = deliveries(Client(srv, ws.token), ch)["deliveries"]
+        assert log[0]["status"] == "sent" and log[0]["attempt"] == len(log)
+        assert {d["delivery_id"] for d in log} == {got[0].delivery_id}
+    finally:
+        srv.stop()
+
+
+def test_a_detected_flood_alerts_start_then_end(
+    alert_server: Server, receiver: WebhookReceiver
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from .test_detection_e2e import _collector, _node, _rows, _send
+
+    ws = new_workspace(alert_server)
+    path = _path()
+    channel(ws.client, receiver.url(path))
+    node = _node(ws.client, "203.0.113.77")
+    key = _collector(ws.client)
+    now = datetime.now(UTC).replace(microsecond=0)
+    _send(
+        alert_server,
+        key,
+        _rows(node["ip"], now - timedelta(hours=2, minutes=5), 7200, 2000.0, 0.05),
+    )
+    live = now - timedelta(seconds=30)
+    _send(alert_server, key, _rows(node["ip"], live, 20, 2000.0, 0.05))
+    assert receiver.got(path) == []
+    _send(alert_server, key, _rows(node["ip"], live + timedelta(seconds=20), 6, 50_000.0, 0.97))
+    assert wait_until(lambda: receiver.events(path) == ["attack_start"])
+    start = receiver.delivered(path)[0]
+    assert start.signature_ok is True
+    assert start.body["incident"]["attack_family"] == "udp_flood"
+    assert start.body["node"]["ip_address"] == node["ip"]
+    after = live + timedelta(seconds=26)
+    _send(alert_server, key, _rows(node["ip"], after, 240, 2000.0, 0.05))
+    assert wait_until(lambda: receiver.events(path)[-1:] == ["attack_end"])
+    events = receiver.events(path)
+    assert events[0] == "attack_start" and events.count("attack_start") == 1
+    assert set(events[1:-1]) <= {"attack_update"}
+    end = receiver.delivered(path)[-1]
+    assert end.body["incident"]["uuid"] == start.body["incident"]["uuid"]
+    assert end.body["end_reason"] == "resolved" and end.signature_ok is True
