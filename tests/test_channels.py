@@ -464,3 +464,195 @@ def test_delete_answer(shared_ws: Workspace) -> None:
     body = r.json()
     assert body["ok"] is True and body["deleted"] is True
     assert body.get("id", ch["id"]) == ch["id"] and body.get("uuid", ch["uuid"]) == ch["uuid"]
+
+
+# --- the settings the senders need (notify/services), and the filters every type takes ---------
+
+SENDER_SETTINGS: list[tuple[str, dict[str, Any], list[str], dict[str, Any]]] = [
+    # (type, config, secrets that must never be shown, settings shown as stored)
+    (
+        "email",
+        {
+            "to": "noc@example.com,  oncall@example.org",
+            "host": "smtp.example.net",
+            "port": 465,
+            "security": "tls",
+            "username": "alerts@example.net",
+            "password": "smtp-secret-password-5",
+            "from": "floodwatch@example.net",
+            "from_name": "Floodwatch",
+            "verify_tls": True,
+        },
+        ["smtp-secret-password-5"],
+        {
+            "email": "noc@example.com, oncall@example.org",
+            "smtp_host": "smtp.example.net",
+            "smtp_port": 465,
+            "security": "tls",
+            "from": "floodwatch@example.net",
+        },
+    ),
+    (
+        "sms",
+        {
+            "phone": "+15551234567",
+            "account_sid": "AC" + "0123456789abcdef" * 2,
+            "auth_token": "twilio-auth-token-secret-77",
+            "from_number": "+15557654321",
+            "api_url": "https://api.twilio.example/",
+        },
+        ["twilio-auth-token-secret-77"],
+        {"from": "+15557654321", "api_url": "https://api.twilio.example"},
+    ),
+    (
+        "pagerduty",
+        {
+            "routing_key": "R0utingKeySecret0123456789abcdef",
+            "severity_map": "high=critical,medium=error",
+            "api_url": "https://events.eu.pagerduty.com",
+        },
+        ["R0utingKeySecret0123456789abcdef"],
+        {"severity_map": "high=critical,medium=error"},
+    ),
+    (
+        "grafana",
+        {
+            "url": "https://grafana.example.com",
+            "token": "glsa_GrafanaSecretKey0123",
+            "dashboard_uid": "ddos",
+            "panel_id": 4,
+            "tags": ["prod", "edge"],
+        },
+        ["glsa_GrafanaSecretKey0123"],
+        {"dashboard_uid": "ddos", "panel_id": 4, "tags": ["prod", "edge"]},
+    ),
+    (
+        "prometheus",
+        {
+            "url": "https://am.example.com",
+            "bearer_token": "am-bearer-secret-token-1",
+            "firing_hours": 12,
+        },
+        ["am-bearer-secret-token-1"],
+        {"firing_hours": 12},
+    ),
+    (
+        "telegram",
+        {
+            "bot_token": "123456789:AAETelegramSecretTokenValue_xyz0",
+            "chat_id": "-100123",
+            "api_url": "http://127.0.0.1:8081",
+            "message_thread_id": 7,
+            "silent": True,
+        },
+        ["123456789:AAETelegramSecretTokenValue_xyz0"],
+        {"api_url": "http://127.0.0.1:8081", "message_thread_id": 7, "silent": True},
+    ),
+    (
+        "webhook",
+        {
+            "url": "https://example.com/h",
+            "min_severity": "high",
+            "nodes": ["5A1D1E7E8A1C4C559F552A8A4C7A0C01"],
+            "events": ["attack_end", "attack_start"],
+            "mute": {"from": "22:00", "to": "06:30", "tz": "Europe/Berlin"},
+        },
+        [],
+        {
+            "min_severity": "high",
+            "nodes": ["5a1d1e7e-8a1c-4c55-9f55-2a8a4c7a0c01"],
+            "events": ["attack_start", "attack_end"],
+            "mute": {"from": "22:00", "to": "06:30", "tz": "Europe/Berlin"},
+        },
+    ),
+    # a chat webhook may be plain http only to this machine (a local relay)
+    ("slack", {"webhook_url": "http://127.0.0.1:9000/hook"}, [], {}),
+]
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "config", "secrets", "shown"),
+    SENDER_SETTINGS,
+    ids=[f"{t}-{i}" for i, (t, *_) in enumerate(SENDER_SETTINGS)],
+)
+def test_sender_settings_are_stored_and_secrets_masked(
+    shared_ws: Workspace,
+    channel_type: str,
+    config: dict[str, Any],
+    secrets: list[str],
+    shown: dict[str, Any],
+) -> None:
+    r = shared_ws.client.post(
+        "/api/v1/channels", json={"name": unique("set"), "type": channel_type, "config": config}
+    )
+    assert r.status_code == 201, r.text
+    assert_masked(r.text, secrets)
+    ch = r.json()["channel"]
+    for key, value in shown.items():
+        assert ch["config"][key] == value, (key, ch["config"])
+    got = shared_ws.client.get(f"/api/v1/channels/{ch['id']}")
+    assert_masked(got.text, secrets)
+
+
+SENDER_INVALID: list[tuple[str, dict[str, Any], str]] = [
+    # (type, config, the key the message must name)
+    ("email", {"email": "noc@example.com", "security": "ssl"}, "security"),
+    ("email", {"email": "noc@example.com", "smtp_port": 70000}, "smtp_port"),
+    ("email", {"email": "noc@example.com", "smtp_port": "25"}, "smtp_port"),
+    ("email", {"email": "noc@example.com, not-an-address"}, "email"),
+    ("email", {"email": "noc@example.com", "ca_cert": "not a certificate"}, "ca_cert"),
+    ("sms", {"phone": "+15551234567", "account_sid": "AC123"}, "account_sid"),
+    ("sms", {"phone": "+15551234567", "messaging_service_sid": "MG" + "z" * 32}, "messaging"),
+    ("pagerduty", {"routing_key": "k" * 32, "severity_map": "high=loud"}, "severity_map"),
+    ("pagerduty", {"routing_key": "k" * 32, "api_url": "https://x.example/?a=1"}, "api_url"),
+    ("grafana", {"url": "https://g.example.com", "panel_id": -1}, "panel_id"),
+    ("grafana", {"url": "https://g.example.com", "tags": ["has space"]}, "tags"),
+    ("datadog", {"api_key": "k" * 32, "tags": "env:prod"}, "tags"),
+    ("prometheus", {"url": "https://am.example.com", "firing_hours": 0}, "firing_hours"),
+    ("discord", {"webhook_url": "http://10.0.0.8/api/webhooks/1/x"}, "webhook_url"),
+    ("webhook", {"url": "https://e.example/h", "min_severity": "huge"}, "min_severity"),
+    ("webhook", {"url": "https://e.example/h", "nodes": ["edge-1"]}, "nodes"),
+    ("webhook", {"url": "https://e.example/h", "nodes": "all"}, "nodes"),
+    ("webhook", {"url": "https://e.example/h", "events": ["attack_begin"]}, "events"),
+    ("webhook", {"url": "https://e.example/h", "mute": {"from": "24:00", "to": "06:00"}}, "mute"),
+    ("webhook", {"url": "https://e.example/h", "mute": {"from": "22:00"}}, "mute"),
+    (
+        "webhook",
+        {"url": "https://e.example/h", "mute": {"from": "1:00", "to": "2:00", "tz": "Mars/Base"}},
+        "mute",
+    ),
+    (
+        "webhook",
+        {"url": "https://e.example/h", "mute": {"from": "01:00", "to": "02:00", "tz": "Mars/X"}},
+        "mute.tz",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "config", "key"),
+    SENDER_INVALID,
+    ids=[f"{t}-{k}-{i}" for i, (t, _, k) in enumerate(SENDER_INVALID)],
+)
+def test_sender_settings_invalid_are_400_naming_the_key(
+    shared_ws: Workspace, channel_type: str, config: dict[str, Any], key: str
+) -> None:
+    before = channel_total(shared_ws.client)
+    r = shared_ws.client.post(
+        "/api/v1/channels", json={"name": unique("bad"), "type": channel_type, "config": config}
+    )
+    body = assert_invalid(r, "config")
+    assert f"config.{key}" in body["error"]["message"], body
+    assert channel_total(shared_ws.client) == before
+
+
+def test_channel_settings_describe_every_type() -> None:
+    from notify.channels import CHANNEL_TYPES, channel_settings
+
+    for channel_type in CHANNEL_TYPES:
+        settings = channel_settings(channel_type)
+        assert settings["required"], channel_type
+        assert set(settings["secrets"]) <= set(settings["required"]) | set(settings["optional"])
+        assert settings["filters"] == ["min_severity", "nodes", "events", "mute"]
+    assert "auth_token" in channel_settings("sms")["secrets"]
+    assert "password" in channel_settings("email")["secrets"]
