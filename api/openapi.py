@@ -1742,15 +1742,6 @@ def _paths() -> dict[str, Any]:
                 "state. The deploy token goes in the Authorization header or, for scrapers that "
                 "cannot set one, in `?token=`.",
                 "security": [{"deployToken": []}, {"tokenQuery": []}],
-                "parameters": [
-                    {
-                        "name": "token",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "The deploy token, when no Authorization header is sent.",
-                    }
-                ],
                 "responses": {
                     "200": {
                         "description": "The metrics.",
