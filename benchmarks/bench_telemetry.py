@@ -1,6 +1,6 @@
 """End-to-end benchmark of the binary telemetry pipeline against the real server.
 
-    python -m benchmarks.bench_telemetry [--quick] [--out results.json]
+    python -m benchmarks.bench_telemetry [--quick] [--detect both] [--out results.json]
 
 Starts ``python -m api serve`` on a free loopback port with a fresh temporary data directory,
 then for each cell (kind x rows per batch x wire compression), in a workspace of its own with
@@ -22,6 +22,13 @@ every node in time order, rows named by ``node`` UUID or by ``node_ip``:
 5. **Parquet ceiling**: pyarrow writing the same kind of rows to Parquet with the lake's codec,
    level and dictionary choice (one core), in a process of its own right after the cell, so that
    both ceilings see the machine as the cell did.
+
+With ``--detect both`` every cell runs twice, on two servers started side by side: one with
+``[detect] enabled = false`` and one with ``true`` (the default), each cell on the detection-off
+server first and then at once on the other, so both see the machine alike. The report's
+"Detection" table gives, per cell, the ratio of rows/s with detection on to rows/s with it off.
+``--detect off`` / ``on`` runs the cells on one server with that setting; without the flag the
+server keeps its default (on).
 
 Peak RSS is the server's VmHWM, reset through /proc/<pid>/clear_refs before each measured phase.
 
@@ -61,6 +68,8 @@ TARGET_E2E_ROWS_PER_S = 2_000_000
 TARGET_COLLECTOR_E2E_ROWS_PER_S = 1_000_000  # every collector-shape cell
 TARGET_P99_SECS = 0.100
 TARGET_RSS_BYTES = GIB
+TARGET_DETECT_RATIO = 0.9  # rows/s with detection on ÷ rows/s with it off, same cell, same run
+DETECT_MODES = ("default", "off", "on", "both")
 # Memory the server accounts for itself, sampled during the max-rate and 3x phases.
 _GAUGES = ("floodwatch_buffer_bytes", "floodwatch_buffer_rows", "floodwatch_wal_pending_bytes")
 
@@ -83,6 +92,9 @@ class Plan:
     seed: int = 20_251_128
     flush_age_secs: float = 1.0
     lake_timeout_secs: float = 120.0
+    # "default" (the server's own setting), "off", "on", or "both" (every cell on a server with
+    # detection off, then on one with it on)
+    detect: str = "default"
 
 
 def _grid(
@@ -197,12 +209,16 @@ class _Cell:
         rows: int,
         compression: str,
         shape: str = "node-key",
+        detect: str = "default",
     ) -> None:
         self.server, self.gen, self.bare, self.plan = server, gen, bare, plan
         self.kind, self.rows, self.compression, self.shape = kind, rows, compression, shape
+        self.detect = detect
         self.name = f"c{index}-{kind}-{rows}-{compression}"
         if shape != "node-key":
             self.name += f"-{shape.replace('_', '')}"
+        if detect != "default":
+            self.name += f"-detect{detect}"
         self.acked = 0
         self.keys: tuple[str, ...] = ()
         self.lake: LakeCounter | None = None
@@ -255,6 +271,7 @@ class _Cell:
             "rows_per_batch": self.rows,
             "compression": self.compression,
             "shape": self.shape,
+            "detect": self.detect,
             "nodes": p.nodes if self.shape == "node-key" else p.fleet_nodes,
             "body_bytes": round(built["mean_bytes"]),
             "distinct_bodies": built["bodies"],
@@ -432,30 +449,48 @@ def run(plan: Plan, keep_data: bool = False, log: Any = None) -> dict[str, Any]:
     }
     tmp = Path(tempfile.mkdtemp(prefix="floodwatch-bench-"))
     (tmp / "cache").mkdir()
-    server = ServerProcess(tmp / "data", env=report["settings_changed"])
-    report["data_dir"] = str(tmp / "data") if keep_data else None
+    modes = ("off", "on") if plan.detect == "both" else (plan.detect,)
+    servers: dict[str, ServerProcess] = {}
+    for mode in modes:
+        env = dict(report["settings_changed"])
+        if mode != "default":
+            env["FLOODWATCH_DETECT__ENABLED"] = "true" if mode == "on" else "false"
+        # one directory per server: each logs beside its data directory
+        home = tmp if mode == "default" else tmp / f"detect-{mode}"
+        servers[mode] = ServerProcess(home / "data", env=env)
+    report["detect_modes"] = {
+        m: srv.env.get("FLOODWATCH_DETECT__ENABLED") for m, srv in servers.items()
+    }
+    report["data_dir"] = str(tmp) if keep_data else None
     cells: list[dict[str, Any]] = []
     try:
-        server.start()
-        report["server_idle_rss_bytes"] = _rss(server.pid)
+        for srv in servers.values():
+            srv.start()
+        report["server_idle_rss_bytes"] = max(_rss(srv.pid) for srv in servers.values())
         with BareServer() as bare, LoadGenerator() as gen:
             for i, (kind, rows, comp, shape) in enumerate(plan.cells):
-                say(f"cell {i + 1}/{len(plan.cells)}: {kind} {rows} rows {comp} {shape}")
-                runner = _Cell(server, gen, bare, plan, i, kind, rows, comp, shape)
-                runner.cache = tmp / "cache"
-                cell = runner.run()
-                _ratios(cell)
-                cells.append(cell)
-                say(_cell_line(cell))
+                for mode, srv in servers.items():
+                    tag = "" if mode == "default" else f", detection {mode}"
+                    say(f"cell {i + 1}/{len(plan.cells)}: {kind} {rows} rows {comp} {shape}{tag}")
+                    runner = _Cell(srv, gen, bare, plan, i, kind, rows, comp, shape, mode)
+                    runner.cache = tmp / "cache"
+                    cell = runner.run()
+                    _ratios(cell)
+                    cells.append(cell)
+                    say(_cell_line(cell))
             report["loadgen_pid_cpu_secs"] = round(cpu_secs(gen.pid), 2)
     finally:
-        server.stop()
-        report["server_log_tail"] = server.stderr_tail(5).splitlines()
+        for srv in servers.values():
+            srv.stop()
+        report["server_log_tail"] = {
+            m: srv.stderr_tail(5).splitlines() for m, srv in servers.items()
+        }
         if not keep_data:
             shutil.rmtree(tmp, ignore_errors=True)
     report["cells"] = cells
     report["parquet_ceiling"] = _parquet_summary(cells)
     report["targets"] = _targets(cells)
+    report["detection"] = _detection_ratios(cells)
     report["machine"]["load_average_end"] = os.getloadavg()
     report["elapsed_secs"] = round(time.monotonic() - started, 1)
     return report
@@ -473,6 +508,45 @@ def _ratios(cell: dict[str, Any]) -> None:
     parquet = cell["parquet_ceiling"]["rows_per_s"]
     cell["ratio_to_http_ceiling"] = round(e2e / http, 3) if e2e and http else None
     cell["ratio_to_parquet_ceiling"] = round(e2e / parquet, 3) if e2e and parquet else None
+
+
+def _detection_ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per cell run with detection off and on (``--detect both``): each one's rows/s and the
+    ratio on ÷ off, end to end and acknowledged, and server CPU per row."""
+    by_spec: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for c in cells:
+        spec = (c["kind"], c["rows_per_batch"], c["compression"], c.get("shape", "node-key"))
+        by_spec.setdefault(spec, {})[c.get("detect", "default")] = c
+    out = []
+    for (kind, rows, comp, shape), pair in by_spec.items():
+        off, on = pair.get("off"), pair.get("on")
+        if off is None or on is None:
+            continue
+
+        def ratio(a: float | None, b: float | None) -> float | None:
+            return round(a / b, 3) if a and b else None
+
+        e2e_off, e2e_on = off["max"]["e2e_rows_per_s"], on["max"]["e2e_rows_per_s"]
+        ack_off, ack_on = off["max"]["ack_rows_per_s"], on["max"]["ack_rows_per_s"]
+        out.append(
+            {
+                "cell": f"{kind}:{rows}:{comp}:{shape}",
+                "e2e_off": e2e_off,
+                "e2e_on": e2e_on,
+                "e2e_ratio": ratio(e2e_on, e2e_off),
+                "ack_off": ack_off,
+                "ack_on": ack_on,
+                "ack_ratio": ratio(ack_on, ack_off),
+                "cpu_us_per_row_off": off["max"]["server_cpu_us_per_row"],
+                "cpu_us_per_row_on": on["max"]["server_cpu_us_per_row"],
+                "reasons_503_on": on["max"]["reasons_503"],
+                "met": bool(
+                    ratio(e2e_on, e2e_off) is not None
+                    and (ratio(e2e_on, e2e_off) or 0) >= TARGET_DETECT_RATIO
+                ),
+            }
+        )
+    return out
 
 
 def _median(values: list[float]) -> float | None:
@@ -514,6 +588,8 @@ def _cell_line(c: dict[str, Any]) -> str:
 
 
 def _targets(cells: list[dict[str, Any]]) -> dict[str, Any]:
+    # judged on the server as configured by default (detection on) when the run had both
+    cells = [c for c in cells if c.get("detect", "default") != "off"] or cells
     m10k = [
         c
         for c in cells
@@ -571,9 +647,11 @@ def _mib(v: float | None) -> str:
 
 def _sender(c: dict[str, Any]) -> str:
     shape = c.get("shape", "node-key")
+    detect = c.get("detect", "default")
+    tag = "" if detect == "default" else f", detection {detect}"
     if shape == "node-key":
-        return f"node keys ({c.get('nodes', '-')} nodes)"
-    return f"collector, {shape.split('-', 1)[1]} ({c['nodes']} nodes, time order)"
+        return f"node keys ({c.get('nodes', '-')} nodes{tag})"
+    return f"collector, {shape.split('-', 1)[1]} ({c['nodes']} nodes, time order{tag})"
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -636,6 +714,23 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {'yes' if c['lake']['all_acked_rows_readable'] else 'NO'} "
             f"| {c['max']['statuses'].get('503', 0)} |"
         )
+    if report.get("detection"):
+        lines += [
+            "",
+            "Detection on vs off (same cell, same run; max-rate phase):",
+            "",
+            "| cell | e2e off | e2e on | on ÷ off | ack off | ack on | on ÷ off "
+            "| server µs/row off | on | 503 reasons (on) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for d in report["detection"]:
+            reasons = ", ".join(f"{k}: {v}" for k, v in d["reasons_503_on"].items()) or "-"
+            lines.append(
+                f"| {d['cell']} | {_n(d['e2e_off'])} | {_n(d['e2e_on'])} "
+                f"| {_n(d['e2e_ratio'], 2)} | {_n(d['ack_off'])} | {_n(d['ack_on'])} "
+                f"| {_n(d['ack_ratio'], 2)} | {_n(d['cpu_us_per_row_off'], 2)} "
+                f"| {_n(d['cpu_us_per_row_on'], 2)} | {reasons} |"
+            )
     t = report["targets"]
     e, p, r = t["e2e_metrics_10k_rows_per_s"], t["p99_ack_half_load_ms"], t["peak_rss_3x_bytes"]
 
@@ -670,6 +765,12 @@ def markdown(report: dict[str, Any]) -> str:
         f"- peak RSS < 1 GiB at 3x the maximum rate: {verdict(r['met'])} "
         f"(worst {_mib(r['worst'])} MiB)",
     ]
+    ratios = [d["e2e_ratio"] for d in report.get("detection") or [] if d["e2e_ratio"]]
+    if ratios:
+        lines.append(
+            f"- e2e rows/s with detection on >= {TARGET_DETECT_RATIO}x with it off: "
+            f"{verdict(min(ratios) >= TARGET_DETECT_RATIO)} (worst {min(ratios):.2f})"
+        )
     return "\n".join(lines)
 
 
@@ -686,6 +787,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--connections", type=int, help="closed-loop connections (default 8)")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directory")
+    parser.add_argument(
+        "--detect",
+        choices=DETECT_MODES,
+        default="default",
+        help="[detect] enabled for the run: off, on, or both (every cell on a server with "
+        "detection off, then on one with it on; the report gives the ratio). default: the "
+        "server's own setting",
+    )
     parser.add_argument(
         "--flush-age-secs",
         type=float,
@@ -716,6 +825,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = Plan(**{**asdict(plan), "flush_age_secs": args.flush_age_secs})
     if args.max_secs:
         plan = Plan(**{**asdict(plan), "max_secs": args.max_secs})
+    if args.detect != "default":
+        plan = Plan(**{**asdict(plan), "detect": args.detect})
     report = run(plan, keep_data=args.keep_data, log=sys.stderr)
     print(markdown(report))
     if args.out:

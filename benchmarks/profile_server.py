@@ -2,6 +2,8 @@
 
     .venv/bin/pip install py-spy          # not a project dependency; remove it afterwards
     python -m benchmarks.profile_server --cell metrics:10000:lz4 --secs 15
+    python -m benchmarks.profile_server --cell metrics:10000:lz4:collector-node \
+        --env FLOODWATCH_DETECT__ENABLED=false
 
 Starts the server as the scenario does, drives it with the closed-loop load generator, samples
 every thread of the server with ``py-spy record --threads --format raw`` and prints, per thread,
@@ -20,7 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .bench_telemetry import QUICK
+from .batches import DISTINCT_ROWS, SHAPES
+from .bench_telemetry import QUICK, _create_fleet
 from .harness import ServerProcess
 from .loadgen import LoadGenerator, Phase
 
@@ -60,7 +63,12 @@ def summarize(raw: Path, top: int = 12, rate: int = 100, secs: float = 1.0) -> s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile_server")
-    parser.add_argument("--cell", default="metrics:10000:lz4", metavar="KIND:ROWS:WIRE")
+    parser.add_argument(
+        "--cell",
+        default="metrics:10000:lz4",
+        metavar="KIND:ROWS:WIRE[:SENDER]",
+        help=f"as bench_telemetry's --cell; SENDER one of {', '.join(SHAPES)}",
+    )
     parser.add_argument("--secs", type=float, default=15)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--connections", type=int, default=QUICK.connections)
@@ -82,7 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(spy).exists():
         print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
         return 2
-    kind, rows, comp = args.cell.split(":")
+    kind, rows, comp, *rest = args.cell.split(":")
+    shape = rest[0] if rest else "node-key"
+    if shape not in SHAPES or len(rest) > 1:
+        parser.error(f"--cell {args.cell}: sender must be one of {', '.join(SHAPES)}")
     tmp = Path(tempfile.mkdtemp(prefix="floodwatch-profile-"))
     raw = args.raw or tmp / "pyspy.txt"
     env = {
@@ -97,10 +108,25 @@ def main(argv: list[str] | None = None) -> int:
     server = ServerProcess(tmp / "data", env=env)
     try:
         server.start()
-        _, token = server.create_workspace("profile")
-        keys = tuple(server.create_nodes(token, QUICK.nodes, "profile"))
+        ws, token = server.create_workspace("profile")
         with LoadGenerator() as gen:
-            gen.build(kind, int(rows), comp, QUICK.seed)
+            if shape == "node-key":
+                keys = tuple(server.create_nodes(token, QUICK.nodes, "profile"))
+                gen.build(kind, int(rows), comp, QUICK.seed)
+            else:
+                nodes = _create_fleet(server, token, QUICK.fleet_nodes, "profile")
+                info = server.cli_json("collector", "create", "--workspace", ws, "--name", "p")
+                keys = (str(info["key"]),)
+                arg = {
+                    "kind": kind,
+                    "rows": int(rows),
+                    "compression": comp,
+                    "seed": QUICK.seed,
+                    "distinct_rows": DISTINCT_ROWS,
+                    "shape": shape,
+                    "nodes": nodes,
+                }
+                gen._call("build", arg, timeout=300)
             cmd = [spy, "record", "-p", str(server.pid), "-d", str(int(args.secs))]
             cmd += ["-r", str(args.rate), "--threads", "--nonblocking", "--format", "raw"]
             if args.gil:
