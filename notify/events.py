@@ -193,7 +193,9 @@ def passes_filters(config: Mapping[str, Any], event: AlertEvent, now: datetime) 
       rises, so the first message a channel gets about an incident may be an update.
     - ``mute``: nothing is sent while ``now`` is in the daily window, except an ``attack_end``
       whose incident started outside the window: its start was sent, so people (and PagerDuty,
-      Opsgenie, Alertmanager) are told it is over rather than left with an open alert.
+      Opsgenie, Alertmanager) are told it is over rather than left with an open alert. (The
+      outbox goes further: it sends the end to every channel that got the start, whatever the
+      mute, severity and node filters say; only ``events`` can stop it.)
     """
     if event.kind == "test":
         return True
