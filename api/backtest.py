@@ -65,6 +65,9 @@ __all__ = [
 
 # a very busy hour of flows is read in slices of about this many rows (bounded memory)
 FLOWS_SLICE_ROWS = 2_000_000
+# node-seconds handed to the detector at once (its working memory grows with the batch; the
+# server's passes are smaller still)
+DETECT_SLICE_ROWS = 50_000
 # the progress bar shows for ranges of at least this many hours (and only on a terminal)
 PROGRESS_MIN_HOURS = 3
 
@@ -321,6 +324,22 @@ class LakeReader:
         return frame.sort("node_uuid", "time")
 
 
+def _time_slices(frame: pl.DataFrame, rows: int) -> list[pl.DataFrame]:
+    """``frame`` (sorted by time) cut at whole seconds into pieces of about ``rows`` rows."""
+    if frame.height <= rows:
+        return [frame]
+    secs = frame.get_column("time").dt.epoch("s")
+    epoch = pl.col("time").dt.epoch("s")
+    lo, hi = frame.select(epoch.min().alias("lo"), epoch.max().alias("hi")).row(0)
+    first = int(lo)
+    span = int(hi) - first + 1
+    per_sec = max(1.0, frame.height / span)
+    width = max(1, int(rows / per_sec))
+    bucket = ((secs - first) // width).alias("_slice")
+    parts = frame.with_columns(bucket).partition_by("_slice", maintain_order=True)
+    return [p.drop("_slice") for p in parts]
+
+
 def _rows_of(files: list[Path]) -> int:
     total = 0
     for f in files:
@@ -528,11 +547,15 @@ def run_backtest(
     transitions = 0
 
     def feed(frame: pl.DataFrame) -> None:
-        nonlocal transitions
         if not frame.height:
             return
         stats["node_seconds"] += frame.height
-        for t in detector.process(frame.sort("time")):
+        for piece in _time_slices(frame.sort("time"), DETECT_SLICE_ROWS):
+            fold(detector.process(piece))
+
+    def fold(found: list[Any]) -> None:
+        nonlocal transitions
+        for t in found:
             if t.kind not in ("open", "update", "resolve") or t.incident is None:
                 continue
             transitions += 1
