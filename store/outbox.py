@@ -162,6 +162,19 @@ def _changes(incident: Mapping[str, Any], st: Mapping[str, Any]) -> tuple[str, .
     return tuple(out)
 
 
+def _owed(st: Mapping[str, Any] | None, raw: Mapping[str, Any], now: datetime) -> bool:
+    """Whether the channel may be owed an event (before its filters are asked)."""
+    if st is None or st["started_event"] is None:
+        return True
+    if st["ended_event"] is not None:
+        return False
+    if raw["status"] != "active":
+        return True
+    last = st["last_update_at"]
+    due = last is None or now - last >= timedelta(seconds=_settings.update_interval_secs)
+    return due and bool(_changes(raw, st))
+
+
 def _end_filter(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a channel's filters that still applies to the end of an incident whose
     start it got: only the ``events`` list."""
@@ -192,7 +205,6 @@ def incident_changed(con: Connection, inc_uuid: str | uuid.UUID, now: datetime) 
     )
     if not channels:
         return 0
-    incident = _rendered(con, uuid.UUID(ws), inc, now)
     states = {
         int(r["channel_id"]): r
         for r in rows_as_dicts(
@@ -204,6 +216,16 @@ def incident_changed(con: Connection, inc_uuid: str | uuid.UUID, now: datetime) 
             )
         )
     }
+    raw = rows_as_dicts(
+        con.execute(
+            "SELECT status, peak_pps, peak_bps, attack_family, severity FROM incidents "
+            "WHERE uuid = ?",
+            [inc],
+        )
+    )[0]
+    if not any(_owed(states.get(int(ch["id"])), raw, now) for ch in channels):
+        return 0  # the common agent update: nothing new to tell anyone, nothing rendered
+    incident = _rendered(con, uuid.UUID(ws), inc, now)
     ws_row = con.execute(
         "SELECT CAST(uuid AS VARCHAR), name FROM workspaces WHERE uuid = ?", [ws]
     ).fetchone()
