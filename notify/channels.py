@@ -273,8 +273,10 @@ def _sid(prefix: str) -> Check:
 
 
 def _severity_map(key: str, value: Any) -> str:
-    """``low=info,medium=warning,high=error,critical=critical`` (any subset)."""
+    """``low=info,medium=warning,high=error,critical=critical`` (any subset), or ``default``."""
     text = _text(key, value)
+    if text == "default":
+        return text
     for pair in text.split(","):
         ours, _, theirs = pair.partition("=")
         if ours.strip() not in SEVERITIES or theirs.strip() not in (
