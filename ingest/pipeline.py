@@ -93,10 +93,17 @@ class PipelineSettings:
 class WireBatch:
     """A batch as it arrived, logged in the WAL instead of its lake form (no re-encoding).
 
-    ``payload`` is the request body (``wire_len`` bytes) followed, for a collector key, by an
-    Arrow IPC stream of the routed ``node_uuid`` column; with a node key ``node`` names the node
-    of every row and ``payload`` is the body itself. Replay decodes the body again (without the
-    time window, which it passed on arrival) and routes it the same way, giving the same rows.
+    ``payload`` is the request body (``wire_len`` bytes) followed, for a collector key, by how
+    its rows were routed; with a node key ``node`` names the node of every row and ``payload`` is
+    the body itself. Replay decodes the body again (without the time window, which it passed on
+    arrival) and routes it the same way, giving the same rows, whatever happened to the
+    workspace's nodes since.
+
+    A collector batch's routing is logged as a JSON object ``{"routes": {...}}``: the entries of
+    the workspace's node index that routing used (``<uuid>`` and ``ip:<address>`` keys, a few per
+    node named in the batch), from which routing the body again gives the same ``node_uuid`` of
+    every row. Entries written before (and batches made without ``routes``) carry an Arrow IPC
+    stream of the routed ``node_uuid`` column instead; both replay.
 
     ``crc`` is ``zlib.crc32(payload)``, computed where the batch is made (a decode thread) so
     that the WAL's one thread only hashes the entry's small header (``Wal.append``)."""
@@ -108,13 +115,26 @@ class WireBatch:
     crc: int | None = None
 
     @classmethod
-    def of(cls, body: bytes, source: str, node: str | None, lake: pa.Table) -> WireBatch:
-        """For a node key (``node``) the body alone; else the body and ``lake``'s node column."""
+    def of(
+        cls,
+        body: bytes,
+        source: str,
+        node: str | None,
+        lake: pa.Table | None = None,
+        routes: dict[str, str] | None = None,
+    ) -> WireBatch:
+        """For a node key (``node``) the body alone; else the body and its ``routes`` (the
+        index entries ``to_lake_table`` used), or without them ``lake``'s node column."""
         if node is not None:
             return cls(body, len(body), source, node, zlib.crc32(body))
-        nodes = pa.table({"node_uuid": pc.dictionary_encode(lake.column("node_uuid"))})
-        payload = body + encode_ipc(nodes, None)
-        return cls(payload, len(body), source, None, zlib.crc32(payload))
+        if routes is not None:
+            trailer = orjson.dumps({"routes": routes})
+        else:
+            assert lake is not None, "a collector batch needs its routes or its lake rows"
+            nodes = pa.table({"node_uuid": pc.dictionary_encode(lake.column("node_uuid"))})
+            trailer = encode_ipc(nodes, None)
+        payload = body + trailer
+        return cls(payload, len(body), source, None, zlib.crc32(trailer, zlib.crc32(body)))
 
 
 def lake_table_of(kind: str, header: dict[str, Any], payload: bytes) -> pa.Table:
@@ -129,7 +149,11 @@ def lake_table_of(kind: str, header: dict[str, Any], payload: bytes) -> pa.Table
     node = header.get("node")
     if node is not None:
         return to_lake_table(k, decoded.table, source=header["src"], node=node)
-    nodes = decode_ipc(payload[n:]).column("node_uuid").cast(pa.string())
+    trailer = memoryview(payload)[n:]
+    if payload[n : n + 1] == b"{":  # the index entries routing used on arrival
+        routes = orjson.loads(trailer)["routes"]
+        return to_lake_table(k, decoded.table, source=header["src"], index=routes)
+    nodes = decode_ipc(bytes(trailer)).column("node_uuid").cast(pa.string())
     wire = decoded.table
     wire = wire.drop_columns([c for c in wire.column_names if c in ROUTING_COLUMNS])
     # routed on arrival: any node will do here, its column is replaced by the logged one
@@ -331,11 +355,19 @@ class Pipeline:
     # --- accepting -----------------------------------------------------------------------------
 
     def has_room(self, incoming_bytes: int = 0) -> bool:
-        return (
-            self.accepting
-            and self.buffer.has_room(incoming_bytes + self._reserved)
-            and not any(behind() for behind in self.pressure)
-        )
+        return self.refusal(incoming_bytes) is None
+
+    def refusal(self, incoming_bytes: int = 0) -> str | None:
+        """Why a batch of ``incoming_bytes`` would be refused now (the 503's message), or None
+        when there is room: the buffer and the consumers of durable batches are told apart, so
+        that a sender (and the benchmark) sees which one is behind."""
+        if not self.accepting:
+            return "the server is starting or stopping"
+        if not self.buffer.has_room(incoming_bytes + self._reserved):
+            return "ingest buffer is full"
+        if any(behind() for behind in self.pressure):
+            return "detection is catching up"
+        return None
 
     async def submit(
         self,

@@ -23,10 +23,12 @@ def _canonical_ip(text: str) -> str | None:
 # Both lookups work on the column's distinct values (a batch names a few dozen nodes in tens of
 # thousands of rows) and map them back with one vectorized pass. Each returns the node UUIDs
 # (null where the row names no node of the workspace) and whether every non-null value named
-# one.
+# one, and adds each index entry it used to ``used`` (if given).
 
 
-def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> tuple[pa.ChunkedArray, bool]:
+def _lookup_ips(
+    column: pa.ChunkedArray, index: dict[str, str], used: dict[str, str] | None = None
+) -> tuple[pa.ChunkedArray, bool]:
     """Node UUIDs for an address column (null where no node has that address)."""
     uniques = pc.unique(column).to_pylist()
     keys, values = [], []
@@ -39,6 +41,8 @@ def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> tuple[pa.Chun
         if node is not None:
             keys.append(ip)
             values.append(node)
+            if used is not None:
+                used["ip:" + str(canonical)] = node
         else:
             every = False
     if not keys:
@@ -47,9 +51,13 @@ def _lookup_ips(column: pa.ChunkedArray, index: dict[str, str]) -> tuple[pa.Chun
     return pc.take(pa.array(values, pa.string()), positions), every
 
 
-def _lookup_uuids(column: pa.ChunkedArray, index: dict[str, str]) -> tuple[pa.ChunkedArray, bool]:
+def _lookup_uuids(
+    column: pa.ChunkedArray, index: dict[str, str], used: dict[str, str] | None = None
+) -> tuple[pa.ChunkedArray, bool]:
     uniques = [u for u in pc.unique(column).to_pylist() if u is not None]
     known = [u for u in uniques if u in index]
+    if used is not None:
+        used.update((u, index[u]) for u in known)
     if len(known) == len(uniques):  # every row names a node (or none): the column as it is
         return column, True
     if not known:
@@ -66,12 +74,17 @@ def to_lake_table(
     node: str | None = None,
     index: dict[str, str] | None = None,
     drop_unrouted: bool = False,
+    routes: dict[str, str] | None = None,
 ) -> pa.Table:
     """Lake form of a checked wire table.
 
     With ``node`` (a node key), every row is that node's and a ``node`` column must agree. With
     ``index`` (a collector key: ``workspace_node_index``), rows are routed by ``node``, then
-    ``node_ip``, then (flows) ``dst_ip``; an unroutable row fails the batch."""
+    ``node_ip``, then (flows) ``dst_ip``; an unroutable row fails the batch.
+
+    ``routes``, if given, receives every entry of ``index`` the routing used (a few per node of
+    the batch): routing the same table again with ``index=routes`` gives the same rows, which is
+    how WAL replay routes a collector's batch without the node index of its arrival."""
     n = table.num_rows
     names = table.column_names
     if node is not None:
@@ -90,7 +103,7 @@ def to_lake_table(
         for name, lookup in (("node", _lookup_uuids), ("node_ip", _lookup_ips)):
             if name in names:
                 tried.append(name)
-                found, every = lookup(table.column(name), index)
+                found, every = lookup(table.column(name), index, routes)
                 routed = found if routed is None else pc.coalesce(routed, found)
                 # a node or node_ip value that names no node of this workspace is an error
                 if not every:
@@ -100,7 +113,7 @@ def to_lake_table(
                     )
         if kind.name == "flows" and "dst_ip" in names:
             tried.append("dst_ip")
-            found, _ = _lookup_ips(table.column("dst_ip"), index)
+            found, _ = _lookup_ips(table.column("dst_ip"), index, routes)
             routed = found if routed is None else pc.coalesce(routed, found)
         if not tried:
             raise DecodeError(

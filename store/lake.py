@@ -140,23 +140,41 @@ def sort_by_node_time(table: pa.Table) -> pa.Table:
     Rather than sorting on a string column, each row gets one int64 key: the rank of its node
     among the table's distinct nodes (few) in the high bits, its time relative to the earliest
     one in the low 32 bits (a partition spans one hour, 3.6e9 us). One integer sort and one
-    ``take`` are about three times as fast as a two-column sort of the rows."""
+    ``take`` are about three times as fast as a two-column sort of the rows.
+
+    Rows that arrive in time order (a collector's history: every node's second t, then every
+    node's t + 1) need even less: a stable sort on the node rank alone (a counting sort, a
+    tenth of the cost of sorting the key) already leaves each node's rows in time order. That
+    is checked on the result's keys; when it does not hold, the key is sorted."""
     if table.num_rows <= 1:
         return table
     nodes = table.column("node_uuid")
     times = table.column("time").cast(pa.int64())
     lo, hi = pc.min_max(times).values()
-    names = pc.unique(nodes)
-    if (
-        nodes.null_count
-        or times.null_count
-        or hi.as_py() - lo.as_py() >= _SPAN
-        or len(names) >= _SPAN >> 1
-    ):
+    if nodes.null_count or times.null_count or hi.as_py() - lo.as_py() >= _SPAN:
         return table.sort_by([("node_uuid", "ascending"), ("time", "ascending")])
-    ranks = pc.index_in(nodes, value_set=names.sort()).cast(pa.int64())
-    key = pc.add(pc.shift_left(ranks, _SHIFT), pc.subtract(times, lo))
-    return table.take(pc.sort_indices(key))
+    # one hash pass: the chunks of a dictionary-encoded chunked array share one dictionary
+    encoded = pc.dictionary_encode(nodes)
+    names = max((c.dictionary for c in encoded.chunks), key=len)
+    rank_of = pc.sort_indices(pc.sort_indices(names)).cast(pa.int32())  # name index -> rank
+    indices = pa.chunked_array([c.indices for c in encoded.chunks], pa.int32())
+    ranks = pc.take(rank_of, indices)
+    key = pc.add(pc.shift_left(ranks.cast(pa.int64()), _SHIFT), pc.subtract(times, lo))
+    order = pc.sort_indices(ranks)  # stable: each node's rows stay in arrival order
+    if not _non_decreasing(pc.take(key, order)):
+        order = pc.sort_indices(key)
+    # the node column is rebuilt from the few names by rank, a third of the cost of moving
+    # every row's string
+    by_rank = names.take(pc.sort_indices(names))
+    node_col = by_rank.take(pc.take(ranks, order))
+    i = table.schema.get_field_index("node_uuid")
+    columns = [node_col if j == i else col.take(order) for j, col in enumerate(table.columns)]
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _non_decreasing(values: pa.ChunkedArray | pa.Array) -> bool:
+    n = len(values)
+    return n < 2 or bool(pc.all(pc.less_equal(values.slice(0, n - 1), values.slice(1))).as_py())
 
 
 def _run_of(table: pa.Table) -> tuple[str, int, int] | None:
