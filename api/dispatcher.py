@@ -19,11 +19,13 @@ never wait for it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -100,10 +102,15 @@ class Dispatcher:
         self._task: asyncio.Task[None] | None = None
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._per_channel: dict[int, int] = {}
+        self._queues: dict[int, collections.deque[dict[str, Any]]] = {}
+        self._waiting: set[str] = set()
         self._scan = 0
         # delivery id -> the scan during which its attempt finished: that scan's read may
         # predate the attempt's record and must not start it again
         self._finished: dict[str, int] = {}
+        self._records: list[tuple[outbox.AttemptRecord, asyncio.Future[None]]] = []
+        self._record_wake = asyncio.Event()
+        self._recorder: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -115,17 +122,20 @@ class Dispatcher:
         if self.cfg.enabled:
             outbox.add_listener(self.wake)
             self._task = asyncio.create_task(self._run(), name="alert-dispatcher")
+            self._recorder = asyncio.create_task(self._record_loop(), name="alert-recorder")
 
     async def stop(self) -> None:
         outbox.remove_listener(self.wake)
-        tasks = [t for t in (self._task, *self._inflight.values()) if t is not None]
+        tasks = [t for t in (self._task, self._recorder, *self._inflight.values()) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        self._task = None
+        self._task = self._recorder = None
         self._inflight.clear()
+        self._queues.clear()
+        self._waiting.clear()
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -153,7 +163,9 @@ class Dispatcher:
                 self.metrics.queue_depth.set(depth)
                 for row in rows:
                     if self._finished.get(row["delivery_id"], -1) < scan:
-                        self._maybe_start(row)
+                        self._enqueue(row)
+                for channel_id in list(self._queues):
+                    self._pump(channel_id)
                 if earliest is not None:
                     ahead = (earliest - now).total_seconds()
                     if ahead > 0:
@@ -166,22 +178,47 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.01, wait))
 
-    def _maybe_start(self, row: dict[str, Any]) -> None:
+    def _enqueue(self, row: dict[str, Any]) -> None:
+        """Due rows wait in their channel's queue for a free slot, so that a slot freed starts
+        the next delivery at once rather than after another read of the outbox."""
         delivery_id = row["delivery_id"]
-        channel_id = int(row["channel_id"])
-        if delivery_id in self._inflight:
+        if delivery_id in self._inflight or delivery_id in self._waiting:
             return
-        if self._per_channel.get(channel_id, 0) >= self.cfg.per_channel_concurrency:
-            return
-        self._per_channel[channel_id] = self._per_channel.get(channel_id, 0) + 1
-        self._inflight[delivery_id] = asyncio.create_task(
-            self._attempt(row), name=f"alert-{delivery_id[:8]}"
-        )
+        self._waiting.add(delivery_id)
+        self._queues.setdefault(int(row["channel_id"]), collections.deque()).append(row)
+
+    def _pump(self, channel_id: int) -> None:
+        queue = self._queues.get(channel_id)
+        while queue and self._per_channel.get(channel_id, 0) < self.cfg.per_channel_concurrency:
+            row = queue.popleft()
+            self._waiting.discard(row["delivery_id"])
+            self._per_channel[channel_id] = self._per_channel.get(channel_id, 0) + 1
+            self._inflight[row["delivery_id"]] = asyncio.create_task(
+                self._attempt(row), name=f"alert-{row['delivery_id'][:8]}"
+            )
+        if not queue:
+            self._queues.pop(channel_id, None)
 
     async def _attempt(self, row: dict[str, Any]) -> None:
         channel_id = int(row["channel_id"])
+        released = False
+
+        def release() -> None:
+            """The channel's slot is free once the service answered (recording the outcome
+            waits for the store's writer, which the service need not wait for)."""
+            nonlocal released
+            if released:
+                return
+            released = True
+            left = self._per_channel.get(channel_id, 1) - 1
+            if left > 0:
+                self._per_channel[channel_id] = left
+            else:
+                self._per_channel.pop(channel_id, None)
+            self._pump(channel_id)
+
         try:
-            await self._attempt_once(row)
+            await self._attempt_once(row, release)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -189,31 +226,63 @@ class Dispatcher:
         finally:
             self._finished[row["delivery_id"]] = self._scan
             self._inflight.pop(row["delivery_id"], None)
-            left = self._per_channel.get(channel_id, 1) - 1
-            if left > 0:
-                self._per_channel[channel_id] = left
-            else:
-                self._per_channel.pop(channel_id, None)
+            release()
             self._wake.set()
 
-    async def _attempt_once(self, row: dict[str, Any]) -> None:
-        channel, remote_ref = await self.store.read(
-            outbox.load_target, int(row["channel_id"]), row["incident_uuid"]
-        )
-        if channel is None or not channel["enabled"]:
-            why = "channel deleted" if channel is None else "channel disabled"
+    async def _record(self, record: outbox.AttemptRecord) -> None:
+        """Hand one attempt's outcome to the recorder and wait until it is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._records.append((record, done))
+        self._record_wake.set()
+        await done
+
+    async def _record_loop(self) -> None:
+        """Writes the outcomes of every attempt that finished meanwhile in one transaction:
+        a burst of deliveries costs a few commits on the store's writer, not one each."""
+        while True:
+            await self._record_wake.wait()
+            self._record_wake.clear()
+            batch, self._records = self._records, []
+            if not batch:
+                continue
+            try:
+                await self.store.run(outbox.record_attempts, [r for r, _ in batch])
+            except asyncio.CancelledError:
+                for _, done in batch:
+                    done.cancel()
+                raise
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+    async def _attempt_once(self, row: dict[str, Any], release: Callable[[], None]) -> None:
+        if not row["channel_exists"] or not row["channel_enabled"]:
+            why = "channel deleted" if not row["channel_exists"] else "channel disabled"
             fields = {"error": why, "latency_ms": 0.0}
-            await self.store.run(outbox.record_attempt, row, fields, "cancelled", datetime.now(UTC))
+            await self._record((row, fields, "cancelled", datetime.now(UTC), None))
             return
+        channel = {
+            "id": row["channel_id"],
+            "uuid": row["channel_uuid"],
+            "name": row["channel_name"],
+            "type": row["channel_type"],
+            "config": row["channel_config"],
+        }
         event = AlertEvent.from_json(row["payload"])
-        attempt = await self._send(channel, event, row["delivery_id"], remote_ref)
+        attempt = await self._send(channel, event, row["delivery_id"], row["remote_ref"])
+        release()
         now = datetime.now(UTC)
         ctype = str(channel["type"])
         outcome, next_at = self._next_step(row, attempt, now)
         fields = _attempt_fields(attempt)
         if outcome == "failed" and attempt.retryable:
             fields["error"] = f"gave up after {int(row['attempts']) + 1} attempts: {attempt.error}"
-        await self.store.run(outbox.record_attempt, row, fields, outcome, now, next_at)
+        await self._record((row, fields, outcome, now, next_at))
         if outcome == "sent":
             self.metrics.sent.inc(1, ctype)
             created: datetime = row["created_at"]

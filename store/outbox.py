@@ -51,9 +51,8 @@ __all__ = [
     "due_deliveries",
     "incident_changed",
     "list_attempts",
-    "load_target",
     "notify_listeners",
-    "record_attempt",
+    "record_attempts",
     "record_test",
     "remove_listener",
     "settings",
@@ -292,31 +291,84 @@ def incident_changed(con: Connection, inc_uuid: str | uuid.UUID, now: datetime) 
                 plan.append((ch, update))
     if not plan:
         return 0
-    written: set[str] = set()
-    for ch, ev in plan:
-        if ev.event_id not in written:
-            written.add(ev.event_id)
-            con.execute(
-                "INSERT INTO alert_events VALUES (?, ?, ?, ?, ?, ?)",
-                [ev.event_id, ws, inc, ev.kind, orjson.dumps(ev.to_json()).decode(), now],
-            )
-        _queue(con, ev, int(ch["id"]), ws, inc, now)
-        _remember(con, int(ch["id"]), inc, ev, incident, now)
+    _write_plan(con, plan, ws, inc, incident, now)
     _queued.set()
     return len(plan)
 
 
-def _queue(
-    con: Connection, ev: AlertEvent, channel_id: int, ws: str, inc: str | None, now: datetime
-) -> str:
-    delivery_id = str(uuid.uuid4())
+def _values(rows: list[list[Any]]) -> tuple[str, list[Any]]:
+    """One multi-row VALUES clause and its flat parameters (a statement per row costs a
+    DuckDB round trip each)."""
+    width = len(rows[0])
+    one = "(" + ", ".join("?" for _ in range(width)) + ")"
+    return ", ".join(one for _ in rows), [v for row in rows for v in row]
+
+
+def _write_plan(
+    con: Connection,
+    plan: list[tuple[dict[str, Any], AlertEvent]],
+    ws: str,
+    inc: str,
+    incident: Mapping[str, Any],
+    now: datetime,
+) -> None:
+    """The events, their deliveries (in plan order: ``seq`` orders a channel's deliveries)
+    and what each channel has now been told (queued counts: delivery is the dispatcher's
+    job)."""
+    events: dict[str, AlertEvent] = {}
+    for _, ev in plan:
+        events.setdefault(ev.event_id, ev)
+    sql, params = _values(
+        [
+            [ev.event_id, ws, inc, ev.kind, orjson.dumps(ev.to_json()).decode(), now]
+            for ev in events.values()
+        ]
+    )
+    con.execute(f"INSERT INTO alert_events VALUES {sql}", params)
+    sql, params = _values(
+        [
+            [str(uuid.uuid4()), ev.event_id, int(ch["id"]), ws, inc, ev.kind, now, now]
+            for ch, ev in plan
+        ]
+    )
     con.execute(
         "INSERT INTO alert_deliveries (delivery_id, event_id, channel_id, workspace_uuid, "
-        "incident_uuid, kind, status, attempts, created_at, next_attempt_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-        [delivery_id, ev.event_id, channel_id, ws, inc, ev.kind, now, now],
+        "incident_uuid, kind, created_at, next_attempt_at, status, attempts) "
+        f"SELECT *, 'pending', 0 FROM (VALUES {sql})",
+        params,
     )
-    return delivery_id
+    told = [
+        float(incident.get("peak_pps") or 0),
+        float(incident.get("peak_bps") or 0),
+        incident.get("attack_family"),
+        incident.get("severity"),
+    ]
+    starts = [
+        [int(ch["id"]), inc, ev.event_id, *told] for ch, ev in plan if ev.kind == "attack_start"
+    ]
+    if starts:
+        sql, params = _values(starts)
+        con.execute(
+            "INSERT INTO alert_channel_incidents (channel_id, incident_uuid, started_event, "
+            f"peak_pps, peak_bps, attack_family, severity) VALUES {sql}",
+            params,
+        )
+    for ev in events.values():
+        ids = [int(ch["id"]) for ch, e in plan if e is ev]
+        marks = ", ".join("?" for _ in ids)
+        if ev.kind == "attack_update":
+            con.execute(
+                "UPDATE alert_channel_incidents SET peak_pps = ?, peak_bps = ?, "
+                "attack_family = ?, severity = ?, last_update_at = ? "
+                f"WHERE incident_uuid = ? AND channel_id IN ({marks})",
+                [*told, now, inc, *ids],
+            )
+        elif ev.kind == "attack_end":
+            con.execute(
+                "UPDATE alert_channel_incidents SET ended_event = ? "
+                f"WHERE incident_uuid = ? AND channel_id IN ({marks})",
+                [ev.event_id, inc, *ids],
+            )
 
 
 def _mark_ended(con: Connection, channel_id: int, inc: str, event_id: str | None) -> None:
@@ -327,41 +379,6 @@ def _mark_ended(con: Connection, channel_id: int, inc: str, event_id: str | None
     )
 
 
-def _remember(
-    con: Connection,
-    channel_id: int,
-    inc: str,
-    ev: AlertEvent,
-    incident: Mapping[str, Any],
-    now: datetime,
-) -> None:
-    """What the channel has now been told (queued counts: delivery is the dispatcher's job)."""
-    values = [
-        float(incident.get("peak_pps") or 0),
-        float(incident.get("peak_bps") or 0),
-        incident.get("attack_family"),
-        incident.get("severity"),
-    ]
-    if ev.kind == "attack_start":
-        con.execute(
-            "INSERT INTO alert_channel_incidents (channel_id, incident_uuid, started_event, "
-            "peak_pps, peak_bps, attack_family, severity) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (channel_id, incident_uuid) DO UPDATE SET "
-            "started_event = excluded.started_event, peak_pps = excluded.peak_pps, "
-            "peak_bps = excluded.peak_bps, attack_family = excluded.attack_family, "
-            "severity = excluded.severity",
-            [channel_id, inc, ev.event_id, *values],
-        )
-    elif ev.kind == "attack_update":
-        con.execute(
-            "UPDATE alert_channel_incidents SET peak_pps = ?, peak_bps = ?, attack_family = ?, "
-            "severity = ?, last_update_at = ? WHERE channel_id = ? AND incident_uuid = ?",
-            [*values, now, channel_id, inc],
-        )
-    elif ev.kind == "attack_end":
-        _mark_ended(con, channel_id, inc, ev.event_id)
-
-
 # ------------------------------------------------------------------------------ dispatcher
 
 
@@ -369,14 +386,22 @@ def due_deliveries(
     con: Connection, now: datetime, limit: int
 ) -> tuple[list[dict[str, Any]], datetime | None, int]:
     """Pending deliveries whose time has come, oldest first, and only the first pending one of
-    each (channel, incident) so that a channel hears of an incident's changes in order; also
-    the earliest ``next_attempt_at`` of all pending ones and how many are pending."""
+    each (channel, incident) so that a channel hears of an incident's changes in order, each
+    with its channel as stored now (``channel_*``) and the ``remote_ref`` an earlier delivery
+    of the incident to that channel returned; also the earliest ``next_attempt_at`` of all
+    pending ones and how many are pending."""
     rows = rows_as_dicts(
         con.execute(
             "SELECT CAST(d.delivery_id AS VARCHAR) AS delivery_id, d.seq, "
             "CAST(d.event_id AS VARCHAR) AS event_id, d.channel_id, d.kind, d.attempts, "
-            "d.created_at, CAST(d.incident_uuid AS VARCHAR) AS incident_uuid, e.payload "
+            "d.created_at, CAST(d.incident_uuid AS VARCHAR) AS incident_uuid, e.payload, "
+            "c.id IS NOT NULL AS channel_exists, coalesce(c.enabled, false) AS channel_enabled, "
+            "CAST(c.uuid AS VARCHAR) AS channel_uuid, c.name AS channel_name, "
+            "c.type AS channel_type, c.config AS channel_config, s.remote_ref "
             "FROM alert_deliveries d JOIN alert_events e ON e.event_id = d.event_id "
+            "LEFT JOIN channels c ON c.id = d.channel_id "
+            "LEFT JOIN alert_channel_incidents s ON s.channel_id = d.channel_id "
+            "AND s.incident_uuid = d.incident_uuid "
             "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND NOT EXISTS ("
             "SELECT 1 FROM alert_deliveries p WHERE p.status = 'pending' "
             "AND p.channel_id = d.channel_id AND p.incident_uuid = d.incident_uuid "
@@ -386,6 +411,8 @@ def due_deliveries(
     )
     for r in rows:
         r["payload"] = orjson.loads(r["payload"])
+        if isinstance(r["channel_config"], str):
+            r["channel_config"] = orjson.loads(r["channel_config"])
     summary = con.execute(
         "SELECT min(next_attempt_at), count(*) FROM alert_deliveries WHERE status = 'pending'"
     ).fetchone()
@@ -394,33 +421,7 @@ def due_deliveries(
     return rows, earliest, depth
 
 
-def load_target(
-    con: Connection, channel_id: int, incident_uuid: str | None
-) -> tuple[dict[str, Any] | None, str | None]:
-    """The channel as stored now (None once deleted) and the ``remote_ref`` an earlier
-    successful delivery of this incident to it returned."""
-    rows = rows_as_dicts(
-        con.execute(
-            "SELECT id, CAST(uuid AS VARCHAR) AS uuid, name, type, config, enabled "
-            "FROM channels WHERE id = ?",
-            [channel_id],
-        )
-    )
-    channel = rows[0] if rows else None
-    if channel is not None and isinstance(channel["config"], str):
-        channel["config"] = orjson.loads(channel["config"])
-    ref = None
-    if incident_uuid is not None:
-        found = con.execute(
-            "SELECT remote_ref FROM alert_channel_incidents WHERE channel_id = ? "
-            "AND incident_uuid = ?",
-            [channel_id, incident_uuid],
-        ).fetchone()
-        ref = found[0] if found else None
-    return channel, ref
-
-
-def record_attempt(
+def _record(
     con: Connection,
     delivery: Mapping[str, Any],
     attempt: Mapping[str, Any],
@@ -428,49 +429,58 @@ def record_attempt(
     now: datetime,
     next_attempt_at: datetime | None = None,
 ) -> None:
-    """Log one attempt of ``delivery`` and move it on: ``sent``, ``failed`` and ``cancelled``
-    are final, ``retry`` keeps it pending until ``next_attempt_at``."""
     number = int(delivery["attempts"]) + 1
     status = "pending" if outcome == "retry" else outcome
+    con.execute(
+        "INSERT INTO alert_attempts (delivery_id, channel_id, workspace_uuid, attempt, "
+        "attempted_at, status, http_status, smtp_reply, error, latency_ms, retry_after) "
+        "SELECT delivery_id, channel_id, workspace_uuid, ?, ?, ?, ?, ?, ?, ?, ? "
+        "FROM alert_deliveries WHERE delivery_id = ?",
+        [
+            number,
+            now,
+            outcome,
+            attempt.get("http_status"),
+            attempt.get("smtp_reply"),
+            attempt.get("error"),
+            attempt.get("latency_ms"),
+            attempt.get("retry_after"),
+            delivery["delivery_id"],
+        ],
+    )
+    con.execute(
+        "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+        "done_at = ?, last_error = ? WHERE delivery_id = ?",
+        [
+            status,
+            number,
+            next_attempt_at or now,
+            None if status == "pending" else now,
+            attempt.get("error"),
+            delivery["delivery_id"],
+        ],
+    )
+    ref = attempt.get("remote_ref")
+    if outcome == "sent" and ref and delivery.get("incident_uuid"):
+        con.execute(
+            "UPDATE alert_channel_incidents SET remote_ref = ? WHERE channel_id = ? "
+            "AND incident_uuid = ?",
+            [str(ref), delivery["channel_id"], delivery["incident_uuid"]],
+        )
+
+
+AttemptRecord = tuple[Mapping[str, Any], Mapping[str, Any], str, datetime, datetime | None]
+"""(delivery, attempt fields, outcome, when, next attempt or None)."""
+
+
+def record_attempts(con: Connection, records: list[AttemptRecord]) -> None:
+    """Log attempts and move their deliveries on, in one transaction (one commit for the many
+    attempts that finish together): ``sent``, ``failed`` and ``cancelled`` are final,
+    ``retry`` keeps a delivery pending until its next attempt's time."""
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(
-            "INSERT INTO alert_attempts (delivery_id, channel_id, workspace_uuid, attempt, "
-            "attempted_at, "
-            "status, http_status, smtp_reply, error, latency_ms, retry_after) "
-            "SELECT delivery_id, channel_id, workspace_uuid, ?, ?, ?, ?, ?, ?, ?, ? "
-            "FROM alert_deliveries WHERE delivery_id = ?",
-            [
-                number,
-                now,
-                outcome,
-                attempt.get("http_status"),
-                attempt.get("smtp_reply"),
-                attempt.get("error"),
-                attempt.get("latency_ms"),
-                attempt.get("retry_after"),
-                delivery["delivery_id"],
-            ],
-        )
-        con.execute(
-            "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
-            "done_at = ?, last_error = ? WHERE delivery_id = ?",
-            [
-                status,
-                number,
-                next_attempt_at or now,
-                None if status == "pending" else now,
-                attempt.get("error"),
-                delivery["delivery_id"],
-            ],
-        )
-        ref = attempt.get("remote_ref")
-        if outcome == "sent" and ref and delivery.get("incident_uuid"):
-            con.execute(
-                "UPDATE alert_channel_incidents SET remote_ref = ? WHERE channel_id = ? "
-                "AND incident_uuid = ?",
-                [str(ref), delivery["channel_id"], delivery["incident_uuid"]],
-            )
+        for delivery, attempt, outcome, now, next_at in records:
+            _record(con, delivery, attempt, outcome, now, next_at)
     except BaseException:
         con.execute("ROLLBACK")
         raise
@@ -504,7 +514,9 @@ def record_test(
         con.execute("ROLLBACK")
         raise
     con.execute("COMMIT")
-    record_attempt(con, {"delivery_id": delivery_id, "attempts": 0}, attempt, outcome, now)
+    record_attempts(
+        con, [({"delivery_id": delivery_id, "attempts": 0}, attempt, outcome, now, None)]
+    )
 
 
 def workspace_ref(con: Connection, ws_uuid: uuid.UUID) -> dict[str, Any]:
