@@ -258,12 +258,13 @@ async def deliver(
             error=f"timed out after {timeout:g} s",
         )
     except (aiohttp.ClientError, OSError) as exc:
-        from .http import describe_error, secret_values
+        from .http import describe_error, is_tls_error, secret_values
 
         return Attempt(
             ok=False,
             latency_ms=(time.perf_counter() - started) * 1000,
             error=describe_error(exc, secret_values(channel.type, channel.config)),
+            retryable=not is_tls_error(exc),
         )
     return replace(attempt, latency_ms=(time.perf_counter() - started) * 1000)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import math
+import ssl
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -27,6 +28,7 @@ __all__ = [
     "HttpResult",
     "describe_error",
     "dumps",
+    "is_tls_error",
     "parse_retry_after",
     "redact",
     "request",
@@ -100,8 +102,19 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+def is_tls_error(exc: BaseException) -> bool:
+    """Whether a failure is the server's certificate or TLS setup: no retry fixes that."""
+    return isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError))
+
+
 def describe_error(exc: BaseException, secrets: Iterable[str]) -> str:
     """A short, secret-free text for a network-level failure."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return redact(f"the TLS certificate of {exc.host}:{exc.port} is not trusted", secrets)
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return redact(f"TLS with {exc.host}:{exc.port} failed", secrets)
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed ({exc.reason or 'handshake'})"
     if isinstance(exc, aiohttp.ClientConnectorError):
         os_error = exc.os_error
         reason = "connection refused" if os_error.errno == errno.ECONNREFUSED else "cannot connect"

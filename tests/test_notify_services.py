@@ -1278,6 +1278,47 @@ def test_refused_connection_is_retryable_without_the_url() -> None:
     assert_no_secret(attempt, secret_path, "DiscordSecretToken_refused")
 
 
+def test_untrusted_https_certificate_is_not_retried(certs: Any) -> None:
+    import ssl
+
+    _, cert = certs
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_ctx)
+
+    async def scenario() -> tuple[Attempt, int]:
+        app = web.Application()
+        seen: list[int] = []
+
+        async def any_request(request: web.Request) -> web.Response:
+            seen.append(1)
+            return web.Response()
+
+        app.router.add_route("*", "/{tail:.*}", any_request)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession() as s:
+                # the session trusts only the system's CAs, not the test CA
+                attempt = await deliver(
+                    s,
+                    target("webhook", {"url": f"https://127.0.0.1:{port}/h/SecretPath0001"}),
+                    event(),
+                    delivery_id="d",
+                    timeout=5,
+                )
+        finally:
+            await runner.cleanup()
+        return attempt, len(seen)
+
+    attempt, requests_seen = run(scenario())
+    assert requests_seen == 0 and not attempt.ok and not attempt.retryable
+    assert attempt.error is not None and "certificate" in attempt.error
+    assert_no_secret(attempt, "SecretPath0001")
+
+
 def test_redirect_is_not_followed() -> None:
     attempt, seen = run(
         send_to(
