@@ -48,17 +48,16 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {_json_safe(str(k)): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
-    if isinstance(value, str):
-        return value
-    return str(value)
+    # lone surrogates are no UTF-8: replaced rather than refused
+    return str(value).encode("utf-8", "replace").decode("utf-8")
 
 
 def dumps(body: Any) -> bytes:
     """``body`` as JSON bytes, whatever an incident holds (integers past 64 bits become
-    strings, non-finite floats null, unknown objects their text)."""
+    strings, non-finite floats null, lone surrogates ``?``, unknown objects their text)."""
     try:
         return orjson.dumps(body)
     except TypeError:

@@ -1628,6 +1628,7 @@ _LONGEST = event(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ev=_events)
 @example(ev=_LONGEST)
+@example(ev=event(incident=incident(title="\ud800", summary="\udfff" * 3, x={"\ud801": 1})))
 def test_payloads_stay_within_service_limits(ev: AlertEvent) -> None:
     from notify.http import dumps
     from notify.message import short_text
