@@ -11,8 +11,11 @@ Fleet
     about half of TCP pure ACK, SYN a few percent, service port 443/80; ``game``: UDP-heavy, small
     packets, one game port; ``dns``: UDP to port 53, small packets; ``mixed``: TCP and UDP), a
     typical rate drawn log-uniformly between 1,000 and 2,000,000 pps, a local timezone offset
-    (-10 h .. +10 h), and about half of the nodes "have flows" (their rows are ``source="flows"``
-    and carry the flow-only columns; the others are metrics rows, ``source="arrow"``).
+    (-10 h .. +10 h), and a feed: a third of the nodes send ``metrics`` only (rows with
+    ``source="arrow"``), a third ``flows`` only (``source="flows"``, with the flow-only columns:
+    GRE/ESP/DNS rates, top ports, PSH/URG) and a third ``both`` (two rows per second, a metrics
+    row and a flows row with the same counters, as a node with an agent behind a router that
+    exports flows sends them).
 
 Benign traffic of one node at second t (all rates per second)
     ``expected(t) = base * daily(t) * weekly(t)`` where ``daily`` is a log-cosine with its peak at
@@ -197,6 +200,7 @@ class NodeProfile:
     peak_hour: float
     weekend_factor: float
     has_flows: bool
+    feed: str  # metrics | flows | both
     noise_slow: float
     noise_mid: float
     noise_white: float
@@ -281,6 +285,7 @@ class NodeLabel:
     observed_secs: int  # seconds with rows (2-s random gaps not subtracted)
     attack_secs: int  # seconds from onset to end + 130 s of every attack
     benign_node_days: float
+    feed: str = "metrics"  # metrics | flows | both
 
 
 @dataclass
@@ -321,6 +326,7 @@ class Scenario:
                     observed,
                     att,
                     max(0, observed - att) / 86400,
+                    p.feed,
                 )
             )
         return out
@@ -466,7 +472,9 @@ def _profile(rng: random.Random, seed: int, index: int, workspace: str) -> NodeP
         pps_src = rng.uniform(20, 300)
         weekend = rng.uniform(0.6, 1.2)
     udp = max(0.0, 1.0 - tcp - icmp - other)
-    has_flows = rng.random() < 0.5
+    rng.random()  # (the draw that once chose flows or metrics; kept so profiles stay put)
+    feed = ("metrics", "flows", "both")[int(random.Random(f"feed:{seed}:{index}").random() * 3)]
+    has_flows = feed != "metrics"
     return NodeProfile(
         workspace=workspace,
         node=node,
@@ -478,6 +486,7 @@ def _profile(rng: random.Random, seed: int, index: int, workspace: str) -> NodeP
         peak_hour=rng.uniform(13.0, 22.0),
         weekend_factor=weekend,
         has_flows=has_flows,
+        feed=feed,
         noise_slow=rng.uniform(0.03, 0.12),
         noise_mid=rng.uniform(0.02, 0.08),
         noise_white=rng.uniform(0.02, 0.1),
@@ -981,7 +990,15 @@ def _node_block(scen: Scenario, p: NodeProfile, t_lo: int, t_hi: int) -> pl.Data
             ]
         }
     del start_epoch
-    return df.select(**{c: out[c].cast(SCHEMA[c]) for c in SCHEMA})
+    block = df.select(**{c: out[c].cast(SCHEMA[c]) for c in SCHEMA})
+    if p.feed != "both":
+        return block
+    detail = [*FLOW_FLOAT_COLUMNS, "top_src_port", "top_src_port_share"]
+    detail += ["top_dst_port", "top_dst_port_share"]
+    metrics = block.with_columns(
+        pl.lit("arrow").alias("source"), *(pl.lit(None, SCHEMA[c]).alias(c) for c in detail)
+    )
+    return pl.concat([metrics, block]).sort("time", "source")
 
 
 def _top(cands: list[tuple[pl.Expr, pl.Expr]]) -> tuple[pl.Expr, pl.Expr]:
@@ -1002,12 +1019,16 @@ def wire_tables(frame: pl.DataFrame, sampling_rate: int = 1000) -> tuple[pa.Tabl
     and a ``flows`` table of sampled records (one record per traffic class and second) for the
     flow nodes of ``frame``. Flow records' ``packets``/``bytes`` stand for traffic before
     sampling, so summing them per second gives back the frame's rates."""
-    metrics = frame.select(
-        "time",
-        "node",
-        *FLOAT_COLUMNS,
-        pl.col("distinct_sources").cast(pl.Int64),
-    ).to_arrow()
+    metrics = (
+        frame.unique(["node", "time"], keep="first", maintain_order=True)
+        .select(
+            "time",
+            "node",
+            *FLOAT_COLUMNS,
+            pl.col("distinct_sources").cast(pl.Int64),
+        )
+        .to_arrow()
+    )
     flows = frame.filter(pl.col("source") == "flows")
     parts: list[pl.DataFrame] = []
     common = [

@@ -247,9 +247,16 @@ def update(
     folds: list[pl.DataFrame] = []
     node_hours = rows.select("node", "hour").unique()
     hours = node_hours.get_column("hour").unique().sort().to_list()
-    done_all = rows.join(last, on="node", how="left").filter(
-        pl.col("minute") < pl.col("last_minute")
-    )
+    ends = last.get_column("last_minute").unique()
+    if ends.len() == 1:  # the usual case: every node's rows end in the same minute
+        end = int(ends[0])
+        done_all = rows.filter(pl.col("minute") < end)
+        pending = rows.filter(pl.col("minute") == end)
+    else:
+        marked = rows.join(last, on="node", how="left")
+        done_all = marked.filter(pl.col("minute") < pl.col("last_minute"))
+        pending = marked.filter(pl.col("minute") == pl.col("last_minute")).drop("last_minute")
+    pending = pending.drop("minute", "hour")
     for h in hours:
         chunk_nodes = node_hours.filter(pl.col("hour") == h).select("node")
         stored = nodes.filter(pl.col("ref_hour") == h).select("node", *(f"{s}_ref" for s in SERIES))
@@ -319,11 +326,6 @@ def update(
     hist = full.with_columns(
         *(pl.col(c).list.tail(w) for c in _hist_schema() if c != "node")
     ).select(list(_hist_schema()))
-    pending = (
-        rows.join(last, on="node", how="left")
-        .filter(pl.col("minute") == pl.col("last_minute"))
-        .drop("minute", "hour", "last_minute")
-    )
     return BaselineState(hist, nodes, profile), out, pending
 
 

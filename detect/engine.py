@@ -142,6 +142,8 @@ class _Incident:
     src_ports: dict[str, float] = field(default_factory=dict)
     dst_ports: dict[str, float] = field(default_factory=dict)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    # recent attack seconds counted without flow detail (a late flows row may complete them)
+    flowless: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -189,6 +191,7 @@ class Detector:
         self._lookup: SettingsLookup = settings_lookup or (lambda _w, _n: DetectionSettings())
         self._settings: dict[str, DetectionSettings] = {}
         self._params: pl.DataFrame | None = None
+        self._params_uniform = False
         self.baseline = BaselineState.empty()
         self._pending = pl.DataFrame(schema=NODE_SECOND_SCHEMA)
         self._nodes: dict[str, _NodeState] = {}
@@ -253,6 +256,11 @@ class Detector:
                     row[f"en_{name}"] = s.series_enabled(name)
                 rows.append(row)
             self._params = pl.DataFrame(rows)
+            cols = [c for c in self._params.columns if c != "node"]
+            self._params_uniform = (
+                self._params.height > 0
+                and self._params.select(pl.struct(cols).n_unique()).item() <= 1
+            )
         return self._params
 
     # ------------------------------------------------------------------ processing
@@ -263,33 +271,44 @@ class Detector:
         if df.height == 0:
             return out
         df = df.with_columns(pl.col("time").dt.epoch("s").alias("t"))
-        pairs = df.select("workspace", "node").unique().rows()
-        params = self._param_frame([(w, n) for w, n in pairs])
-        if params.get_column("p_on").all():
-            pass
-        else:
+        spans = (
+            df.group_by("workspace", "node")
+            .agg(pl.col("t").min().alias("lo"), pl.col("t").max().alias("hi"))
+            .rows()
+        )
+        params = self._param_frame([(w, n) for w, n, _, _ in spans])
+        if not params.get_column("p_on").all():
             off = params.filter(~pl.col("p_on")).get_column("node")
             df = df.filter(~pl.col("node").is_in(off.implode()))
+            off_set = set(off.to_list())
+            spans = [sp for sp in spans if sp[1] not in off_set]
         if df.height == 0:
             return out
-        for w, n in pairs:
+        for w, n, _, _ in spans:
             if n not in self._nodes:
                 self._nodes[n] = _NodeState(workspace=w)
-        newest = pl.DataFrame(
-            {
-                "node": list(self._nodes),
-                "_newest": [st.newest for st in self._nodes.values()],
-            },
-            schema={"node": pl.String(), "_newest": pl.Int64()},
-        )
-        df = df.join(newest, on="node", how="left")
-        is_new = pl.col("_newest").is_null() | (pl.col("t") > pl.col("_newest"))
-        late = df.filter(~is_new)
-        new = df.filter(is_new).drop("_newest", "t")
+        if any((nw := self._nodes[n].newest) is not None and lo <= nw for _, n, lo, _ in spans):
+            newest = pl.DataFrame(
+                {
+                    "node": list(self._nodes),
+                    "_newest": [st.newest for st in self._nodes.values()],
+                },
+                schema={"node": pl.String(), "_newest": pl.Int64()},
+            )
+            df = df.join(newest, on="node", how="left")
+            is_new = pl.col("_newest").is_null() | (pl.col("t") > pl.col("_newest"))
+            late = df.filter(~is_new)
+            new = df.filter(is_new).drop("_newest", "t")
+        else:  # the usual case: every row is newer than its node's newest second
+            late = df.head(0)
+            new = df.drop("t")
         # baselines: kept rows of the open minute plus the new rows
         self.baseline, leveled, self._pending = update(self.baseline, self._pending, new)
-        feats = _features(_with_params(leveled, params))
-        out.extend(self._run_nodes(feats, late))
+        feats = _features(_with_params(leveled, params, self._params_uniform))
+        out.extend(self._run_nodes(feats, late, [(n, hi) for _, n, _, hi in spans]))
+        # silence expiry, measured on each workspace's newest row
+        for ws, _, _, t in spans:
+            self._ws_newest[ws] = max(self._ws_newest.get(ws, t), t)
         # silence expiry, measured on each workspace's newest row
         for ws, t in df.group_by("workspace").agg(pl.col("t").max()).rows():
             self._ws_newest[ws] = max(self._ws_newest.get(ws, t), t)
@@ -304,13 +323,14 @@ class Detector:
         out.sort(key=lambda tr: (tr.at, tr.node))
         return out
 
-    def _run_nodes(self, feats: pl.DataFrame, late: pl.DataFrame) -> list[Transition]:
+    def _run_nodes(
+        self, feats: pl.DataFrame, late: pl.DataFrame, last: list[tuple[str, int]]
+    ) -> list[Transition]:
         out: list[Transition] = []
         busy_state = [n for n, st in self._nodes.items() if _busy(st)]
         hot = feats.filter(pl.col("trig") | pl.col("elev")).get_column("node").unique().to_list()
         feats = feats.select("node", "t", "ex_pps", *_DETAIL_INPUT, *_FEAT_OUT)
         active = set(hot) | set(busy_state)
-        last = feats.group_by("node").agg(pl.col("t").max()).rows()
         if active:
             sel = feats.filter(pl.col("node").is_in(pl.Series(list(active)).implode()))
             sel = _details(sel).sort("node", "t")
@@ -330,16 +350,30 @@ class Detector:
         return out
 
     def _fold_late(self, late: pl.DataFrame) -> None:
-        for node, t, pps, bps in late.select("node", "t", "pps", "bps").iter_rows():
-            st = self._nodes.get(node)
-            if st is None or st.incident is None or st.newest is None:
+        """Late rows (at or before the node's newest second) never open or close anything.
+        Within ``late_window_secs`` they may raise an open incident's peaks, and a flows row
+        for an attack second that was counted from metrics alone adds the detail only flows
+        carry (DNS, GRE/ESP, PSH/URG, top ports) to the incident's evidence, once: a node that
+        sends both metrics and flows gets its flow records a little after its metrics."""
+        open_nodes = [n for n, st in self._nodes.items() if st.incident is not None]
+        if not open_nodes:
+            return
+        late = late.filter(pl.col("node").is_in(pl.Series(open_nodes, dtype=pl.String()).implode()))
+        cols = ("node", "t", "pps", "bps", "source", *_LATE_DETAIL)
+        for row in late.select(cols).iter_rows(named=True):
+            node, t = row["node"], int(row["t"])
+            st = self._nodes[node]
+            inc = st.incident
+            if inc is None or st.newest is None:
                 continue
             s = self.settings_for(st.workspace, node)
-            if t < st.newest - s.late_window_secs or t < st.incident.onset:
+            if t < st.newest - s.late_window_secs or t < inc.onset:
                 continue
-            inc = st.incident
-            inc.peak_pps = max(inc.peak_pps, pps)
-            inc.peak_bps = max(inc.peak_bps, bps)
+            inc.peak_pps = max(inc.peak_pps, float(row["pps"]))
+            inc.peak_bps = max(inc.peak_bps, float(row["bps"]))
+            if row["source"] == "flows" and t in inc.flowless:
+                inc.flowless.remove(t)
+                _add_flow_detail(inc, row, float(row["pps"]) - inc.expected_pps)
 
     # ------------------------------------------------------------------ state machine
     def _step(
@@ -640,15 +674,50 @@ def _accumulate(inc: _Incident, r: dict[str, Any], attack: bool) -> None:
         if v is not None:
             inc.obs[k] = inc.obs.get(k, 0.0) + float(v)
     if r.get("has_flows"):
-        inc.ev["flows"] = inc.ev.get("flows", 0.0) + 1.0
-        ex = float(r.get("ex_pps") or 0.0)
-        for key, target in (("src", inc.src_ports), ("dst", inc.dst_ports)):
-            port = r.get(f"top_{key}_port")
-            share = r.get(f"top_{key}_port_share")
-            if port is not None and share is not None:
-                # the top port's packets, attributed to the excess as far as they reach
-                amount = min(float(share) * pps, ex) if ex > 0 else 0.0
-                target[str(int(port))] = target.get(str(int(port)), 0.0) + amount
+        _add_ports(inc, r, pps, float(r.get("ex_pps") or 0.0))
+    else:
+        inc.flowless.append(t)
+        if len(inc.flowless) > _FLOWLESS_KEEP:
+            del inc.flowless[: len(inc.flowless) - _FLOWLESS_KEEP]
+
+
+_FLOWLESS_KEEP = 120
+_LATE_DETAIL = (
+    "dns_pps",
+    "gre_pps",
+    "esp_pps",
+    "psh_pps",
+    "urg_pps",
+    "top_src_port",
+    "top_src_port_share",
+    "top_dst_port",
+    "top_dst_port_share",
+)
+
+
+def _add_ports(inc: _Incident, r: dict[str, Any], pps: float, ex: float) -> None:
+    inc.ev["flows"] = inc.ev.get("flows", 0.0) + 1.0
+    for key, target in (("src", inc.src_ports), ("dst", inc.dst_ports)):
+        port = r.get(f"top_{key}_port")
+        share = r.get(f"top_{key}_port_share")
+        if port is not None and share is not None:
+            # the top port's packets, attributed to the excess as far as they reach
+            amount = min(float(share) * pps, ex) if ex > 0 else 0.0
+            target[str(int(port))] = target.get(str(int(port)), 0.0) + amount
+
+
+def _add_flow_detail(inc: _Incident, r: dict[str, Any], ex: float) -> None:
+    """The flow-only detail of a late flows row, for an attack second already counted from
+    metrics (whose counters stay: metrics win over flow-made counters)."""
+    for k in ("dns", "gre", "esp", "psh", "urg"):
+        v = r.get(f"{k}_pps")
+        if v is not None:
+            inc.ev[k] = inc.ev.get(k, 0.0) + max(0.0, float(v))
+    for k in ("psh", "urg"):
+        v = r.get(f"{k}_pps")
+        if v is not None:
+            inc.obs[k] = inc.obs.get(k, 0.0) + float(v)
+    _add_ports(inc, r, float(r["pps"]), ex)
 
 
 def _top_port(ports: dict[str, float], total: float) -> tuple[int | None, float]:
@@ -708,11 +777,11 @@ def _node_from_json(d: dict[str, Any]) -> _NodeState:
     return st
 
 
-def _with_params(df: pl.DataFrame, params: pl.DataFrame) -> pl.DataFrame:
+def _with_params(df: pl.DataFrame, params: pl.DataFrame, uniform: bool) -> pl.DataFrame:
     """Per-node settings as columns: literals when every node has the same settings (the usual
     case, no join), else a join."""
     cols = [c for c in params.columns if c != "node"]
-    if params.select(pl.struct(cols).n_unique()).item() <= 1 and params.height:
+    if uniform:
         first = params.row(0, named=True)
         return df.with_columns(pl.lit(first[c]).alias(c) for c in cols)
     return df.join(params, on="node", how="left")
@@ -734,6 +803,14 @@ _FEAT_OUT = ("trig", "elev", "need", "m_pps", "thr_pps", "metric", "mix")
 
 
 _FEAT_COLS = ("node", "t", "ex_pps", *_DETAIL_INPUT, *_FEAT_OUT)
+
+
+#: smallest share distance that counts as one unit of traffic-mix change
+_SHARE_FLOOR = 0.10
+#: mix evidence from which two triggering seconds confirm, whatever the rate
+_NEED2_MIX = math.inf
+_NEED2_COL = "mix_pkt"
+_BULK_TCP = 0.7
 
 
 def _features(df: pl.DataFrame) -> pl.DataFrame:
@@ -821,30 +898,20 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     dfrag = pl.when(both).then(xs["frag"] / pps - e["frag"] / e_pps).otherwise(0.0)
     dlen = (pl.col("avg_pkt_len") + 1.0).log() - pl.col("L_avg_pkt_len")
     lx = pl.col("lx")
-    lb = pl.col("lb")
     dsrc = (
         (pl.col("distinct_sources") + c["distinct_sources"]).log() - pl.col("L_distinct_sources")
     ) - lx
     src_on = pl.col("en_distinct_sources")
-    q_tcp = pl.max_horizontal(pl.lit(0.10), 2.0 * pl.col("Q_tcp").fill_null(0.0))
-    q_ack = pl.max_horizontal(pl.lit(0.10), 2.0 * pl.col("Q_ack").fill_null(0.0))
-    mix_pkt = pl.max_horizontal(
-        tvd / q_tcp,
-        tvdf / q_ack,
-        dfrag / 0.08,
-        pl.when(src_on).then(-dsrc / math.log(1.6)).otherwise(0.0).fill_null(0.0),
-        pl.lit(0.0),
-    ).fill_nan(0.0)
-    mix = pl.max_horizontal(
-        mix_pkt,
-        pl.when(pl.col("en_avg_pkt_len")).then(dlen.abs() / 0.3).otherwise(0.0).fill_null(0.0),
-    ).fill_nan(0.0)
     ex_pps = pl.col("ex_pps")
     ex = {k: (xs[k] - e[k]).clip(0.0) for k in ("tcp", "syn")}
     ex_proto = pl.col("_ex_proto")
     ex_bytes = pl.col("_ex_bytes")
-    ex_len = ex_bytes / ex_pps.clip(1.0)
-    bulk_pkts = (ex["tcp"] > 0.7 * ex_proto) & (ex_len > 900.0) & (ex["syn"] < 0.1 * ex["tcp"])
+    # the extra bytes per extra TCP packet: a backup's packets are large, a TCP flood's small
+    # (per TCP packet rather than per packet, so the noise of other protocols does not hide it)
+    ex_len = ex_bytes / ex["tcp"].clip(1.0)
+    bulk_pkts = (
+        (ex["tcp"] > _BULK_TCP * ex_proto) & (ex_len > 900.0) & (ex["syn"] < 0.1 * ex["tcp"])
+    )
     # the same seen from the bytes, for a transfer that adds few packets: extra bytes in big
     # packets while the TCP share holds and the SYN share does not rise
     bulk_bytes = (
@@ -854,15 +921,34 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     )
     bulk = (bulk_pkts.fill_null(False) | bulk_bytes.fill_null(False)).fill_null(False)
     non_tcp = (ex["tcp"] <= 0.5 * ex_proto).fill_null(False)
+    # materialized in stages (small expression graphs plan much faster than one big one)
     df = df.with_columns(
-        lx.alias("lx"),
-        lb.alias("lb"),
-        mix.alias("mix"),
-        mix_pkt.alias("mix_pkt"),
-        ex_pps.alias("ex_pps"),
+        tvd.alias("_tvd"),
+        tvdf.alias("_tvdf"),
+        dfrag.alias("_dfrag"),
+        dlen.alias("_dlen"),
+        dsrc.alias("_dsrc"),
         bulk.alias("bulk"),
         non_tcp.alias("non_tcp"),
     )
+    q_tcp = pl.max_horizontal(pl.lit(_SHARE_FLOOR), 2.0 * pl.col("Q_tcp").fill_null(0.0))
+    q_ack = pl.max_horizontal(pl.lit(_SHARE_FLOOR), 2.0 * pl.col("Q_ack").fill_null(0.0))
+    mix_pkt = pl.max_horizontal(
+        pl.col("_tvd") / q_tcp,
+        pl.col("_tvdf") / q_ack,
+        pl.col("_dfrag") / 0.08,
+        pl.when(src_on).then(-pl.col("_dsrc") / math.log(1.6)).otherwise(0.0).fill_null(0.0),
+        pl.lit(0.0),
+    ).fill_nan(0.0)
+    df = df.with_columns(mix_pkt.alias("mix_pkt"))
+    mix = pl.max_horizontal(
+        pl.col("mix_pkt"),
+        pl.when(pl.col("en_avg_pkt_len"))
+        .then(pl.col("_dlen").abs() / 0.3)
+        .otherwise(0.0)
+        .fill_null(0.0),
+    ).fill_nan(0.0)
+    df = df.with_columns(mix.alias("mix"))
     bulk_c = pl.col("bulk")
     learned = pl.col("learned")
     warm = 1.0 + ((60 - learned).clip(0) / 60.0)
@@ -918,7 +1004,7 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     need = (
         pl.when(((m >= 5.0) & (mixv >= 2.0)) | (m >= 12.0))
         .then(1)
-        .when(m >= 2.5)
+        .when((m >= 2.5) | (pl.col(_NEED2_COL) >= _NEED2_MIX))
         .then(2)
         .otherwise(pl.col("p_confirm"))
     )

@@ -474,3 +474,40 @@ def test_known_nodes_and_open_incident_nodes() -> None:
     assert det.open_incident_nodes() == set() and det.open_incident_ids() == set()
     again = Detector.from_state(det.state_bytes())
     assert again.known_nodes() == {NODE, "node-b"}
+
+
+@pytest.mark.parametrize(
+    ("attack", "family", "subtype"),
+    [
+        ("dns_query_flood", "dns_flood", "dns_query_flood"),
+        ("ntp_amplification", "udp_flood", "ntp_amplification"),
+        ("esp_flood", "protocol_flood", "esp_flood"),
+    ],
+)
+def test_flows_arriving_after_metrics_add_their_detail(
+    attack: str, family: str, subtype: str
+) -> None:
+    """A node sending both: each second's metrics row first, its flows row two seconds later
+    (late). Metrics decide when the incident opens; flows complete the family and subtype."""
+    kw: dict[str, Any] = {"attack": attack, "attack_from": WARM, "attack_secs": 120}
+    metrics = rows_for(START, WARM + 320, **kw)
+    flows = rows_for(START, WARM + 320, flows=True, **kw)
+    det = Detector()
+    trs = run(metrics[:WARM], det)
+    for i in range(WARM, WARM + 320):
+        trs += det.process(frame([metrics[i], *([flows[i - 2]] if i - 2 >= WARM else [])]))
+    assert len(opens(trs)) == 1
+    last = trs[-1]
+    assert last.kind == "resolve"
+    assert (last.attack_family, last.attack_subtype) == (family, subtype)
+    # the same flows row again (a retried batch) adds nothing more
+    again = Detector()
+    run(metrics[:WARM], again)
+    twice: list[Transition] = []
+    for i in range(WARM, WARM + 320):
+        extra = [flows[i - 2], flows[i - 2]] if i - 2 >= WARM else []
+        twice += again.process(frame([metrics[i]]))
+        if extra:
+            twice += again.process(frame(extra[:1]))
+            twice += again.process(frame(extra[1:]))
+    assert twice == trs

@@ -206,7 +206,8 @@ def test_generator_is_deterministic(small_frame: tuple[Any, pl.DataFrame]) -> No
 def test_frames_schema_order_and_chunks(small_frame: tuple[Any, pl.DataFrame]) -> None:
     scen, frame = small_frame
     assert dict(frame.schema) == SCHEMA
-    assert frame.select(pl.struct("node", "time").is_unique().all()).item()
+    assert frame.select(pl.struct("node", "time", "source").is_unique().all()).item()
+
     chunks = list(scen.frames())
     assert all(c["workspace"].n_unique() == 1 for c in chunks)
     ends = [c["time"].max() for c in chunks]
@@ -233,6 +234,24 @@ def test_frames_schema_order_and_chunks(small_frame: tuple[Any, pl.DataFrame]) -
         .to_series()
         .all()
     )
+
+
+def test_both_feed_nodes_send_metrics_and_flows_rows() -> None:
+    scen = generate(seed=1, nodes=12, days=0.02)
+    feeds = {p.node: p.feed for p in scen.profiles}
+    assert set(feeds.values()) == {"metrics", "flows", "both"}
+    frame = pl.concat(list(scen.frames()))
+    per_node = frame.group_by("node").agg(pl.col("source").unique().sort().alias("sources"))
+    expect = {"metrics": ["arrow"], "flows": ["flows"], "both": ["arrow", "flows"]}
+    for node, sources in per_node.iter_rows():
+        assert sources == expect[feeds[node]]
+    both = frame.filter(pl.col("node").is_in([n for n, f in feeds.items() if f == "both"]))
+    pairs = both.group_by("node", "time").agg(
+        pl.len().alias("n"), (pl.col("pps").max() - pl.col("pps").min()).alias("d")
+    )
+    assert pairs["n"].to_list() == [2] * pairs.height and pairs["d"].max() == 0.0
+    detail = both.filter(pl.col("source") == "arrow")["top_dst_port"]
+    assert detail.null_count() == detail.len()
 
 
 def _expected(scen: Any, frame: pl.DataFrame) -> pl.DataFrame:
@@ -278,7 +297,7 @@ def test_wire_tables_add_up() -> None:
     scen = generate(seed=5, nodes=4, days=0.01)
     frame = next(iter(scen.frames()))
     metrics, flows = wire_tables(frame)
-    assert metrics.num_rows == frame.height
+    assert metrics.num_rows == frame.select("node", "time").unique().height
     assert {"time", "node", "pps", "bps", "distinct_sources"} <= set(metrics.column_names)
     flow_nodes = frame.filter(pl.col("source") == "flows")
     if flow_nodes.height:
