@@ -207,7 +207,7 @@ def passes_filters(config: Mapping[str, Any], event: AlertEvent, now: datetime) 
         node_uuid = (event.node or {}).get("uuid")
         if node_uuid is None and event.incident is not None:
             node_uuid = event.incident.get("node_uuid")
-        if str(node_uuid) not in {str(n) for n in nodes}:
+        if str(node_uuid).lower() not in {str(n).lower() for n in nodes}:
             return False
     minimum = config.get("min_severity")
     if minimum in SEVERITY_ORDER:

@@ -8,6 +8,7 @@ same thread id so mail clients group them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import ssl
 from collections.abc import Mapping
@@ -98,7 +99,8 @@ async def send_email(
         )
     security = str(config.get("security") or "starttls")
     port = int(config.get("smtp_port") or _DEFAULT_PORTS[security])
-    message = build_message(event, config, delivery_id)
+    # the standard library's header handling takes milliseconds: off the event loop
+    message = await asyncio.to_thread(build_message, event, config, delivery_id)
     client = aiosmtplib.SMTP(
         hostname=str(host),
         port=port,
