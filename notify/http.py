@@ -38,6 +38,7 @@ __all__ = [
 USER_AGENT = "Floodwatch-Alerts/1.0"
 _RETRYABLE_4XX = frozenset({408, 425, 429})
 _ERROR_TEXT_MAX = 300
+_BODY_MAX = 65536
 
 
 def _json_safe(value: Any) -> Any:
@@ -224,7 +225,9 @@ async def request(
         params=params,
         allow_redirects=False,
     ) as resp:
-        raw = await resp.read()
+        # only the start of an answer matters (an id, an error message); a service sending
+        # megabytes cannot make an attempt hold them
+        raw = await resp.content.read(_BODY_MAX)
         status = resp.status
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     ok = (status in success) if success is not None else 200 <= status < 300

@@ -1319,6 +1319,14 @@ def test_untrusted_https_certificate_is_not_retried(certs: Any) -> None:
     assert_no_secret(attempt, "SecretPath0001")
 
 
+def test_huge_error_answer_is_cut() -> None:
+    attempt, _ = run(
+        send_to(answer(500, {"message": "x" * 5_000_000}), "webhook", lambda b: {"url": b + "/h"})
+    )
+    assert not attempt.ok and attempt.retryable and attempt.http_status == 500
+    assert attempt.error is not None and len(attempt.error) <= 320
+
+
 def test_redirect_is_not_followed() -> None:
     attempt, seen = run(
         send_to(
