@@ -238,9 +238,20 @@ def test_query_parameters_are_enforced_as_documented(
 ) -> None:
     """Every documented bound, enum value and default of every query parameter, probed live."""
     client = new_workspace(server).client
+    made = client.post(
+        "/api/v1/channels",
+        json={"name": "probe", "type": "webhook", "config": {"url": "http://127.0.0.1:9/x"}},
+    )
+    assert made.status_code == 201, made.text
+    # a real entity of this workspace for every path parameter of an operation with queries
+    path_values = {"id": str(made.json()["channel"]["id"])}
     probed = 0
-    for path, method, _ in _operations(served_doc):
-        for param in _query_parameters(served_doc, path, method):
+    for template, method, _ in _operations(served_doc):
+        path = template
+        for key, value in path_values.items():
+            path = path.replace("{" + key + "}", value)
+        for param in _query_parameters(served_doc, template, method):
+            assert "{" not in path, f"no example value for a parameter of {template}"
             name, schema = param["name"], param["schema"]
             good: list[str] = []
             bad: list[str] = []
