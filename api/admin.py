@@ -234,6 +234,10 @@ OPS: dict[str, Callable[[Connection, Config, dict[str, Any]], dict[str, Any]]] =
 }
 
 
+# operations that change nothing, so the hot path's cached answers stay
+READ_ONLY_OPS = frozenset({"workspace.list", "token.list", "collector.list", "backtest.context"})
+
+
 def run_op(con: Connection, cfg: Config, op: str, args: dict[str, Any]) -> dict[str, Any]:
     fn = OPS.get(op)
     if fn is None:
@@ -265,8 +269,10 @@ async def _admin_call(request: web.Request) -> web.Response:
     from .state import STATE
 
     st = request.app[STATE]
-    result = await st.store.run(run_op, st.config, str(body.get("op")), body.get("args", {}))
-    st.control_changed()
+    op = str(body.get("op"))
+    result = await st.store.run(run_op, st.config, op, body.get("args", {}))
+    if op not in READ_ONLY_OPS:
+        st.control_changed()
     return json_response({"ok": True, "result": result})
 
 

@@ -117,17 +117,19 @@ def load_settings_file(path: str) -> dict[str, Any]:
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise BacktestError(f"cannot read {path}: {exc.strerror or exc}", "config") from None
+        raise BacktestError(
+            f"--config: cannot read {path}: {exc.strerror or exc}", "config"
+        ) from None
     except UnicodeDecodeError:
-        raise BacktestError(f"{path} is not UTF-8 text", "config") from None
+        raise BacktestError(f"--config: {path} is not UTF-8 text", "config") from None
     as_json = p.suffix.lower() == ".json" or text.lstrip().startswith("{")
     try:
         data: Any = json.loads(text) if as_json else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         kind = "JSON" if as_json else "TOML"
-        raise BacktestError(f"{path} is not valid {kind}: {exc}", "config") from None
+        raise BacktestError(f"--config: {path} is not valid {kind}: {exc}", "config") from None
     if not isinstance(data, dict):
-        raise BacktestError(f"{path} must hold an object of detection settings", "config")
+        raise BacktestError(f"--config: {path} must hold an object of detection settings", "config")
     # a TOML file may put the settings under [detection], like the REST answer's key
     if set(data) == {"detection"} and isinstance(data["detection"], dict):
         data = data["detection"]
@@ -510,7 +512,7 @@ def workspace_settings(
         base = DetectionSettings().to_dict()
         new, effective = patch_overrides(base, stored, patch)
     except SettingsError as exc:
-        raise BacktestError(exc.message, exc.field) from None
+        raise BacktestError(f"{exc.field}: {exc.message}", exc.field) from None
     return new, effective
 
 

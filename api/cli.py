@@ -8,11 +8,12 @@ stdout with --json), 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -44,11 +45,17 @@ def _node_limit(value: str) -> str:
     return value
 
 
+@functools.cache
+def _cli_now() -> datetime:
+    """One "now" per run, so that ``--from -2h --to -90m`` spans exactly 30 minutes."""
+    return datetime.now(UTC)
+
+
 def _when(value: str) -> datetime:
     from .backtest import parse_time
 
     try:
-        return parse_time(value)
+        return parse_time(value, _cli_now())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -183,8 +190,7 @@ def _fail(args: argparse.Namespace, code: str, message: str, field: str | None =
         if field is not None:
             error["field"] = field
         sys.stdout.write(orjson.dumps({"ok": False, "error": error}).decode() + "\n")
-    where = f" ({field})" if field is not None else ""
-    sys.stderr.write(f"floodwatch: error: {message}{where}\n")
+    sys.stderr.write(f"floodwatch: error: {message}\n")
     return 1
 
 

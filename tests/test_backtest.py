@@ -366,6 +366,30 @@ def test_unknown_node_and_ambiguous_workspace(scenario: Scenario) -> None:
     assert json.loads(proc.stdout)["error"]["field"] == "workspace"
 
 
+def test_help_lists_the_flags(tmp_path: Path) -> None:
+    proc = run_cli(tmp_path / "data", "backtest", "--help")
+    flags = ("--from", "--to", "--node", "--workspace", "--config", "--server-config", "--json")
+    for flag in flags:
+        assert flag in proc.stdout, proc.stdout
+
+
+def test_relative_times_need_no_equals_sign(scenario: Scenario) -> None:
+    proc = run_cli(
+        scenario.server.data_dir,
+        "backtest",
+        "--workspace",
+        scenario.ws.id,
+        "--from",
+        "-2h",
+        "--to",
+        "-90m",
+        "--json",
+    )
+    body = json.loads(proc.stdout)
+    span = datetime.fromisoformat(body["to"]) - datetime.fromisoformat(body["from"])
+    assert span == timedelta(minutes=30)
+
+
 def _run_with_tty_stderr(data_dir: Path, args: list[str]) -> tuple[int, str, str]:
     """Run the CLI with stderr on a pseudo-terminal; returns (status, stdout, terminal text)."""
     master, slave = pty.openpty()
