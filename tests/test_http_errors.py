@@ -73,7 +73,7 @@ def test_unknown_path_is_404_envelope(
         ("POST", "/api/v1/incidents", {"GET"}),
         ("DELETE", "/api/v1/incidents/1", {"GET"}),
         ("PUT", "/api/v1/channels", {"GET", "POST"}),
-        ("PUT", "/api/v1/channels/1", {"GET", "DELETE"}),
+        ("PUT", "/api/v1/channels/1", {"GET", "PATCH", "DELETE"}),
         ("PATCH", "/api/v1/workspaces/00000000-0000-0000-0000-000000000000", {"GET", "DELETE"}),
         ("POST", "/api/v1/analytics/summary", {"GET"}),
         ("POST", "/api/v1/status", {"GET"}),
