@@ -23,10 +23,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pyarrow as pa
+import pyarrow.parquet
 import pytest
 
 from api.backtest import Progress, hours_of, match_incidents, parse_time
+from store.lake import Lake
 
 from .conftest import FLOODWATCH, Client, Server, Workspace, new_workspace, run_cli, start_server
 from .telemetry import ipc_bytes, post_batch, wait_for
@@ -535,3 +538,82 @@ def test_progress_draws_only_on_a_terminal_and_long_ranges() -> None:
         quiet.update(1, "x", force=True)
         quiet.close()
         assert stream.text == ""
+
+
+# ------------------------------------------------------------ seeding from rollups (no server)
+
+
+def _lake_with_history(root: Path, ws: str, node: str, start: datetime, hours: int) -> None:
+    """``hours`` of normal seconds of one node written as the lake holds them: raw parts in
+    each hour's generation directory and the hour's rollups, with the project's own Lake."""
+    from ingest.schema import KINDS
+    from ingest.schema import METRICS as METRICS_KIND
+    from store.lake import PartitionKey
+
+    floats = tuple(c.name for c in METRICS_KIND.columns if c.kind == "float")
+    ints = tuple(c.name for c in METRICS_KIND.columns if c.kind == "int")
+    lake = Lake(root, {k.name: k.lake_schema for k in KINDS.values()}, "metrics", floats, ints)
+    lake.prepare()
+    schema = METRICS_KIND.lake_schema
+    for h in range(hours):
+        hour = start + timedelta(hours=h)
+        cols = _rows("192.0.2.1", hour, 3600, 2000.0, 0.05)
+        del cols["node_ip"]
+        cols["node_uuid"] = [node] * 3600
+        cols["source"] = ["arrow"] * 3600
+        # optional columns this node does not send stay null
+        table = pa.table(
+            {f.name: pa.array(cols.get(f.name, [None] * 3600), f.type) for f in schema}
+        )
+        key = PartitionKey("metrics", ws, hour.date(), hour.hour)
+        lake.write_part(key, table, lake.new_part_path(key, h), [h])
+        lake.write_rollups(key, table)
+
+
+def test_baselines_before_from_are_seeded_from_rollups(tmp_path: Path) -> None:
+    from api.backtest import run_backtest
+    from api.config import apply_overrides, load_config
+
+    ws, node = str(uuid.uuid4()), str(uuid.uuid4())
+    start = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    data = tmp_path / "data"
+    _lake_with_history(data / "lake", ws, node, start, 3)
+    # the last hour's raw seconds: a UDP flood from its first minute on (35 kpps, ~17x)
+    flood_at = start + timedelta(hours=2, seconds=40)
+    path = next((data / "lake" / "metrics").glob(f"workspace={ws}/date=*/hour=12/g0/*.parquet"))
+    table = pa.parquet.read_table(path)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    attack = (pl.col("time") >= flood_at) & (pl.col("time") < flood_at + timedelta(seconds=30))
+    frame = frame.with_columns(
+        *(
+            pl.when(attack).then(pl.lit(v)).otherwise(pl.col(c)).alias(c)
+            for c, v in (("pps", 35_000.0), ("udp_pps", 34_000.0), ("tcp_pps", 1_000.0))
+        ),
+        pl.when(attack).then(35_000.0 * 8 * 1200).otherwise(pl.col("bps")).alias("bps"),
+        pl.when(attack).then(1200.0).otherwise(pl.col("avg_pkt_len")).alias("avg_pkt_len"),
+    )
+    pa.parquet.write_table(frame.to_arrow().cast(table.schema), path)
+    ctx: dict[str, Any] = {
+        "workspace_id": ws,
+        "node": None,
+        "nodes": [{"uuid": node, "name": "seeded", "deleted": False}],
+        "overrides": {"workspace": {}, "nodes": {}},
+        "recorded": [],
+    }
+    cfg = apply_overrides(load_config(None, environ={}), "server", data_dir=str(data))
+    t1 = start + timedelta(hours=2)  # the flood starts 40 s after --from
+    seeded = run_backtest(cfg, ctx, t1, t1 + timedelta(hours=1), {})
+    assert seeded["stats"]["seeded_nodes"] == 1
+    assert seeded["stats"]["node_seconds"] == 3600
+    [inc] = seeded["backtest_only"]
+    assert inc["onset_at"] == _z(flood_at) and inc["attack_family"] == "udp_flood"
+    assert 1500 <= inc["baseline"] <= 2600, inc  # the rollups' level, not learned from zero
+    # without seeding, a node with 40 s of history is still warming up: nothing opens
+    unseeded_cfg = apply_overrides(cfg, "detect", seed_days=0)
+    unseeded = run_backtest(unseeded_cfg, ctx, t1, t1 + timedelta(hours=1), {})
+    assert unseeded["stats"]["seeded_nodes"] == 0
+    assert unseeded["totals"]["backtest"] == 0
+    # replaying from the start of the history learns the baseline from the seconds instead
+    full = run_backtest(unseeded_cfg, ctx, start, t1 + timedelta(hours=1), {})
+    assert [i["onset_at"] for i in full["backtest_only"]] == [_z(flood_at)]
