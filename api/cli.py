@@ -48,7 +48,7 @@ def _node_limit(value: str) -> str:
 @functools.cache
 def _cli_now() -> datetime:
     """One "now" per run, so that ``--from -2h --to -90m`` spans exactly 30 minutes."""
-    return datetime.now(UTC)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _when(value: str) -> datetime:
