@@ -250,7 +250,7 @@ class DetectionService:
             f"SELECT * FROM read_parquet({listed}, union_by_name = true, hive_partitioning = true) "
             "WHERE time >= ? ORDER BY node_uuid, time",
             [since],
-        ).arrow()
+        ).to_arrow_table()
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         if known:

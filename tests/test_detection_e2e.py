@@ -242,3 +242,34 @@ def test_a_configured_model_writes_the_summary(tmp_path_factory: pytest.TempPath
         assert "sk-test-secret" not in srv.stderr() + srv.stdout()
     finally:
         srv.stop()
+
+
+def test_baselines_are_rebuilt_from_rollups_when_the_state_is_lost(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A node's detector baseline comes back at start from the lake's 1-minute rollups when the
+    saved state does not know it (here: the state file is gone), before any new telemetry."""
+    data = tmp_path_factory.mktemp("seed") / "data"
+    env = {"FLOODWATCH_INGEST__FLUSH_AGE_SECS": "0.5"}
+    srv = start_server(data, env=env)
+    try:
+        ws = new_workspace(srv)
+        node = _node(ws.client, "203.0.113.53")
+        key = _collector(ws.client)
+        now = datetime.now(UTC).replace(microsecond=0)
+        _send(srv, key, _rows(node["ip"], now - timedelta(hours=1, minutes=40), 5400, 3000.0, 0.05))
+        rollups = data / "lake" / "metrics_1m" / f"workspace={ws.id}"
+        assert wait_for(lambda: any(rollups.glob("date=*/hour=*/rollup.parquet")), timeout=60)
+    finally:
+        srv.stop()
+    (data / "detect" / "state.bin").unlink()
+    srv = start_server(data, env=env)
+    try:
+        base = Client(srv, ws.token).get(f"/api/v1/nodes/{node['uuid']}")
+        assert base.status_code == 200, base.text
+        baseline = base.json()["node"]["baseline"]
+        assert baseline["expected_pps"] is not None, baseline
+        assert 2400 <= baseline["expected_pps"] <= 3600, baseline
+        assert "seeding from rollups failed" not in srv.stderr() + srv.stdout()
+    finally:
+        srv.stop()
