@@ -92,7 +92,7 @@ def _stop_leftover_servers() -> Iterator[None]:
             srv.stop(signal.SIGKILL)
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 30) -> Server:
+def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     out = data_dir.parent / f"{data_dir.name}.stdout"
@@ -112,11 +112,11 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: flo
         if proc.poll() is not None:
             raise RuntimeError(f"server exited early: {err.read_text()}")
         try:
-            healthy = requests.get(server.url("/api/health"), timeout=1).status_code == 200
+            healthy = requests.get(server.url("/api/health"), timeout=5).status_code == 200
             if healthy and (data_dir / "admin.sock").exists():
                 return server
-        except requests.ConnectionError:
-            pass
+        except (requests.ConnectionError, requests.Timeout):
+            pass  # not listening yet, or slow to answer on a loaded machine
         time.sleep(0.05)
     server.stop(signal.SIGKILL)
     raise RuntimeError(f"server did not become ready: {err.read_text()}")
