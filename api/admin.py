@@ -15,14 +15,13 @@ import struct
 import tempfile
 import uuid
 from collections.abc import Callable
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from store import Connection, Store, collectors
+from store import Connection, Store, collectors, iso_utc
 from store import workspaces as repo
 from store.errors import InvalidValue, NotFound, StoreError
 
@@ -58,7 +57,7 @@ def _iso(when: Any) -> str | None:
     """UTC time as the HTTP API writes it: ISO 8601, seconds, Z."""
     if when is None:
         return None
-    text: str = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    text: str = iso_utc(when)
     return text
 
 

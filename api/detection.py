@@ -45,7 +45,7 @@ from detect import frames
 from detect.settings import DetectionSettings, SettingsError, validate_patch
 from ingest.pipeline import Pipeline
 from ingest.wal import write_atomic
-from store import Store
+from store import Store, iso_utc
 from store import detections as repo
 
 from .activity import ActivityTracker
@@ -516,7 +516,7 @@ class DetectionService:
 def _plain_json(value: Any) -> Any:
     """``value`` with datetimes as ISO strings (for a JSON request body)."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_utc(value)
     if isinstance(value, dict):
         return {str(k): _plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -21,7 +21,7 @@ import duckdb
 from .errors import DatabaseLocked, StoreError
 from .migrations import MIGRATIONS
 
-__all__ = ["Connection", "Store", "transaction", "utcnow"]
+__all__ = ["Connection", "Store", "iso_utc", "transaction", "utcnow"]
 
 Connection = duckdb.DuckDBPyConnection
 P = ParamSpec("P")
@@ -30,6 +30,11 @@ T = TypeVar("T")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def iso_utc(value: datetime) -> str:
+    """``value`` as the API writes every time: ISO 8601 in UTC to the second, with ``Z``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @contextlib.contextmanager

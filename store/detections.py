@@ -28,13 +28,13 @@ hex digits), the one already given to any of them, else a new one.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
 from . import outbox
-from .db import Connection, rows_as_dicts, transaction, utcnow
+from .db import Connection, iso_utc, rows_as_dicts, transaction, utcnow
 from .incidents import SEVERITIES
 
 __all__ = [
@@ -140,7 +140,7 @@ def _iso_detection(detection: dict[str, Any]) -> dict[str, Any]:
     for key in ("onset_at", "fired_at"):
         v = out.get(key)
         if isinstance(v, datetime):
-            out[key] = v.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            out[key] = iso_utc(v)
     return out
 
 
@@ -303,7 +303,7 @@ def _update(con: Connection, t: dict[str, Any], now: datetime) -> tuple[str, str
         fw["breakdown"] = t["breakdown"]
     resolving = t["kind"] == "resolve"
     if resolving:
-        fw["resolved_at"] = _when(t["at"]).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        fw["resolved_at"] = iso_utc(_when(t["at"]))
         fw["ended_reason"] = t.get("ended_reason") or "normal"
     peak_pps, peak_bps = float(t.get("peak_pps") or 0.0), float(t.get("peak_bps") or 0.0)
     has_agent = row["agent_ref"] is not None or row["source"] == "ftagent"

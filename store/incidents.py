@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from .db import Connection, rows_as_dicts, utcnow
+from .db import Connection, iso_utc, rows_as_dicts, utcnow
 from .errors import InvalidValue, NotFound
 
 __all__ = [
@@ -44,7 +44,7 @@ _FROM = "FROM incidents i JOIN nodes n ON n.uuid = i.node_uuid WHERE i.workspace
 
 def _iso(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return iso_utc(value)
     return value
 
 
