@@ -20,10 +20,15 @@ rates are fine and tiny series are not noisy):
    value is within 1.8x of its own snapshot. Anything resembling an attack (or a flash crowd
    beyond 1.8x) therefore never enters the baseline, and a minute without learnable seconds
    leaves the history untouched: during a long attack the level is frozen at the last normal
-   15 minutes. The snapshot (not the running level) is what breaks the circularity "the
-   baseline decides what is learnable, what is learnable makes the baseline": within an hour
-   everything is vectorized; only hours are processed in sequence. A lasting step up of more
-   than 1.8x is learned anyway, one hour later, through the next snapshot.
+   15 minutes. A series held out for a whole minute while the packet rate was learnable (a
+   backup's bytes, a flash crowd's sources) repeats its previous minute's value, so its level
+   freezes too instead of running empty. The snapshot (not the running level) is what breaks
+   the circularity "the baseline decides what is learnable, what is learnable makes the
+   baseline": within an hour everything is vectorized; only hours are processed in sequence.
+   A node that had rows during a whole clock hour but learned nothing in it gets no snapshot
+   for the next hour (everything learnable, as for a new node): a lasting step up of more than
+   1.8x, or an attack that fills a whole clock hour, becomes the new normal one to two hours
+   after it began.
 4. **Hour-of-day profile.** Each node also keeps, per clock hour of the day (UTC), the level
    seen at the end of that hour on earlier days (an exponential average across days). Where a
    profile hour is known, the expected packet and bit rates are raised to it when it is higher
@@ -165,15 +170,17 @@ def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
     joined = hist.join(new, on="node", how="full", coalesce=True, suffix="_new")
     empty_i = pl.lit([], pl.List(pl.Int64()))
     empty_f = pl.lit([], pl.List(pl.Float64()))
+    # a series whose every second in a minute was held out (a backup's bytes, a flash crowd's
+    # sources) keeps its previous value for that minute: its level freezes instead of emptying
     return joined.select(
         "node",
         pl.concat_list(
             pl.col("minutes").fill_null(empty_i), pl.col("minutes_new").fill_null(empty_i)
         ).alias("minutes"),
         *(
-            pl.concat_list(
-                pl.col(c).fill_null(empty_f), pl.col(f"{c}_new").fill_null(empty_f)
-            ).alias(c)
+            pl.concat_list(pl.col(c).fill_null(empty_f), pl.col(f"{c}_new").fill_null(empty_f))
+            .list.eval(pl.element().forward_fill())
+            .alias(c)
             for c in cols
         ),
     )
@@ -266,6 +273,7 @@ def update(
             looked = _levels_for(
                 full, missing.with_columns(pl.lit(h * 60, pl.Int64()).alias("_at")), "_at"
             ).select("node", *(pl.col(f"L_{s}").alias(f"{s}_ref") for s in SERIES))
+            looked = _relearn(looked, full, nodes, h)
             refs = pl.concat([stored, looked], how="vertical")
             nodes = _upsert_refs(nodes, looked, h)
             folds.append(
@@ -366,6 +374,31 @@ def _summarize(done: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
         .agg(aggs)
         .filter(pl.col("_n") >= MIN_SECONDS)
         .select(list(_mins_schema()))
+    )
+
+
+def _relearn(looked: pl.DataFrame, full: pl.DataFrame, nodes: pl.DataFrame, h: int) -> pl.DataFrame:
+    """No snapshot (everything learnable, as for a new node) for nodes that had rows in the
+    previous clock hour but learned nothing in it: a change that held a whole hour (a new
+    service, a lasting step up of more than ``CUT``) becomes the new normal instead of being
+    held out for ever."""
+    prev = nodes.filter(pl.col("ref_hour") == h - 1).select("node")
+    if prev.height == 0:
+        return looked
+    start = (h - 1) * 60
+    last = full.join(prev, on="node", how="semi").select(
+        "node",
+        pl.col("minutes")
+        .list.eval(pl.element().filter(pl.element() < h * 60))
+        .list.max()
+        .alias("_last"),
+    )
+    stale = last.filter(pl.col("_last").is_null() | (pl.col("_last") < start)).select("node")
+    if stale.height == 0:
+        return looked
+    hit = pl.col("node").is_in(stale.get_column("node").implode())
+    return looked.with_columns(
+        pl.when(hit).then(None).otherwise(pl.col(f"{s}_ref")).alias(f"{s}_ref") for s in SERIES
     )
 
 

@@ -26,15 +26,18 @@ The threshold on ``lx`` therefore falls as the mix evidence grows (``m`` is the
 ``max(4 ln m, 2.2 noise)`` (about 8x) when the mix did not change. It is scaled by the
 sensitivity factor and, while a node has learned less than an hour, by up to 2x (warm-up; no
 detection at all before 3 learned minutes). The bit rate triggers on its own only for a non-TCP
-excess with a changed packet mix. Bulk TCP transfers (backups: extra bytes in packets over
-900 B while the TCP share holds and SYNs do not rise) are never attack evidence. The excess
+excess with a changed packet mix. Bulk TCP transfers (backups: the excess is mostly TCP with
+over 900 extra bytes per extra TCP packet, or extra bytes in big packets while the TCP share
+holds, and SYNs do not rise) are never attack evidence. The excess
 must also be at least ``floor_pps`` (or ``floor_bps``), so a 50 pps node never opens an
 incident at 500 pps.
 
 State machine per node (plain Python, only for nodes with something going on):
 
 - **confirmation**: consecutive triggering seconds; 1 when the rate is 5x or more with a
-  strongly changed mix (or 12x whatever the mix), 2 from 2.5x, else ``confirm_seconds`` (3). After a
+  strongly changed mix (or 12x whatever the mix), 2 from 2.5x or with a strongly changed mix
+  (``mix >= 2``: the mix is evidence of its own, and a ramp is caught a second earlier), else
+  ``confirm_seconds`` (3). After a
   resolve, during ``cooldown_secs``, small excesses need the full ``confirm_seconds``.
 - **open** at the confirming second; ``onset_at`` is the first second of the run.
 - while open, a second counts as attack when it triggers or is merely elevated (hysteresis);
@@ -808,9 +811,9 @@ _FEAT_COLS = ("node", "t", "ex_pps", *_DETAIL_INPUT, *_FEAT_OUT)
 #: smallest share distance that counts as one unit of traffic-mix change
 _SHARE_FLOOR = 0.10
 #: mix evidence from which two triggering seconds confirm, whatever the rate
-_NEED2_MIX = math.inf
-_NEED2_COL = "mix_pkt"
-_BULK_TCP = 0.7
+_NEED2_MIX = 2.0
+#: share of the excess packets that must be TCP for the bulk-transfer exemption
+_BULK_TCP = 0.5
 
 
 def _features(df: pl.DataFrame) -> pl.DataFrame:
@@ -1004,7 +1007,7 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     need = (
         pl.when(((m >= 5.0) & (mixv >= 2.0)) | (m >= 12.0))
         .then(1)
-        .when((m >= 2.5) | (pl.col(_NEED2_COL) >= _NEED2_MIX))
+        .when((m >= 2.5) | (mixv >= _NEED2_MIX))
         .then(2)
         .otherwise(pl.col("p_confirm"))
     )

@@ -511,3 +511,40 @@ def test_flows_arriving_after_metrics_add_their_detail(
             twice += again.process(frame(extra[:1]))
             twice += again.process(frame(extra[1:]))
     assert twice == trs
+
+
+def test_long_backup_on_a_udp_node_is_not_an_incident() -> None:
+    """A 50-minute bulk TCP transfer on a UDP-heavy node: its bytes are held out of the bit-rate
+    baseline minute after minute, which must freeze that baseline (not empty it), so the
+    transfer is still recognized as one after the first 15 minutes."""
+    game = {**WEB, "tcp": 0.05, "udp": 0.93, "ack": 0.02, "syn": 0.005, "len": 110.0}
+    begin = 3900  # 01:05, in the node's second clock hour (the first one learns everything)
+    rows = rows_for(START, begin + 3300, 20_000.0, mix=game, noise=0.1)
+    for r in rows[begin : begin + 3000]:
+        extra = 12_000.0  # 1400-byte TCP ACK/PSH packets: bytes x8, packets x1.6
+        r["pps"] += extra
+        r["tcp_pps"] += extra
+        r["ack_pps"] += extra
+        r["bps"] += extra * 1400 * 8
+        r["avg_pkt_len"] = r["bps"] / 8 / r["pps"]
+        r["distinct_sources"] += 1
+    det = Detector()
+    # 30 minutes into the transfer, before the next clock hour takes a new snapshot
+    assert opens(run(rows[: begin + 1800], det, step=600)) == []
+    now = det.baseline_now(NODE)["series"]
+    normal_bps = 20_000.0 * 110 * 8
+    assert 0.7 * normal_bps < now["bps"]["expected"] < 1.4 * normal_bps
+    assert 0.5 * 1000.0 < now["tcp_pps"]["expected"] < 2.0 * 1000.0
+    assert opens(run(rows[begin + 1800 :], det, step=600)) == []
+
+
+def test_lasting_step_up_becomes_the_new_normal() -> None:
+    """2.4x more of the same traffic for good: elevated at first, then learned (one to two clock
+    hours later) and normal again; the same whatever the batch boundaries."""
+    rows = rows_for(START, 5 * 3600, lambda i: 5000.0 if i < 7200 else 12000.0)
+    det = Detector()
+    trs = run(rows, det, step=3600)
+    assert [t.kind for t in trs] == ["elevated", "normal"]
+    assert trs[1].at < START + timedelta(hours=4)
+    assert 0.8 * 12000 < det.baseline_now(NODE)["series"]["pps"]["expected"] < 1.25 * 12000
+    assert run(rows, Detector(), step=397) == trs
