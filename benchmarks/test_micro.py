@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from ingest.buffer import split_by_hour
@@ -174,6 +175,23 @@ def test_order_by_node_time_8_nodes_250k(measure: Any) -> None:
     assert out.num_rows == 250_000 and out.column("pps").num_chunks == 25
 
 
+def test_order_by_node_time_collector_60_nodes_250k(measure: Any) -> None:
+    """A collector's history as a lake write gets it: 25 batches of 10k rows, each holding 60
+    nodes' seconds in time order (every node's second t, then t + 1, ...): the counting sort on
+    the node rank, then one take of every column but the node's."""
+    nodes = pa.array([str(uuid.UUID(int=SEED + 100 + i)) for i in range(60)])
+    pool = _lake_table("metrics", 250_000)
+    second = pc.divide(pa.array(range(250_000), pa.int64()), 60)
+    start = int(_END.timestamp()) - 250_000 // 60
+    times = pc.cast(pc.multiply(pc.add(second, start), 1_000_000), pa.timestamp("us", tz="UTC"))
+    which = pc.subtract(pa.array(range(250_000), pa.int64()), pc.multiply(second, 60))
+    pool = pool.set_column(0, "node_uuid", pc.take(nodes, which))
+    pool = pool.set_column(pool.schema.get_field_index("time"), "time", times)
+    parts = [pool.slice(i * 10_000, 10_000) for i in range(25)]
+    out = measure(order_by_node_time, parts, rows=250_000)
+    assert out.column("node_uuid").to_pylist() == sorted(pool.column("node_uuid").to_pylist())
+
+
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     lk = Lake(
@@ -204,7 +222,8 @@ def test_lake_write_part_100k(measure: Any, lake: Lake, kind: str) -> None:
         lake.write_part(key, table, lake.new_part_path(key, seq), [seq])
 
     measure(write, rows=100_000)
-    assert list((lake.root / key.relpath()).glob("part-*.parquet"))
+    # parts go into the hour's current generation directory (g0 for a new hour)
+    assert list((lake.root / key.relpath()).glob("g*/part-*.parquet"))
 
 
 # --- WAL group commit ----------------------------------------------------------------------------
