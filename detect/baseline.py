@@ -224,6 +224,10 @@ def _levels_for(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFr
     return t.select("node", at, "_k", *exprs)
 
 
+_ROW_LEVELS = ("pps", "bps", "distinct_sources", "avg_pkt_len")
+_ROW_E = tuple(s for s in SERIES if s.endswith("pps") or s == "bps")
+
+
 def _minute_hour(rows: pl.DataFrame) -> pl.DataFrame:
     epoch = pl.col("time").dt.epoch("s")
     return rows.with_columns((epoch // 60).alias("minute"), (epoch // 3600).alias("hour"))
@@ -233,18 +237,20 @@ def update(
     state: BaselineState, kept: pl.DataFrame, new: pl.DataFrame
 ) -> tuple[BaselineState, pl.DataFrame, pl.DataFrame]:
     """Learn from the open minutes' ``kept`` rows plus the ``new`` rows (no duplicates, any
-    order) and return (new state, ``new`` with ``level_columns()`` and ``E_<s>`` (the expected
-    rate, ``exp(L_<s>) - c``, floored at 0), the rows of each node's still open minute, to keep
-    for the next call).
+    order) and return (new state, ``new`` with ``L_<s>`` for pps, bps, distinct sources and
+    packet length, ``N_pps``, ``N_bps``, ``Q_tcp``, ``Q_ack``, ``learned`` and ``E_<s>`` (the
+    expected rate, ``exp(L_<s>) - c``, floored at 0) for bps and every packet rate, the rows of
+    each node's still open minute, to keep for the next call).
 
     Only rows of minutes that complete here are summarized, and only the new rows get levels,
     so the kept rows of an open minute cost nothing until their minute completes."""
     new = _minute_hour(new)
     if new.height == 0:
         empty = new.with_columns(
-            *(pl.lit(None, pl.Float64()).alias(c) for c in level_columns()[:-1]),
+            *(pl.lit(None, pl.Float64()).alias(f"L_{s}") for s in _ROW_LEVELS),
+            *(pl.lit(None, pl.Float64()).alias(c) for c in ("N_pps", "N_bps", "Q_tcp", "Q_ack")),
             pl.lit(0, pl.Int64()).alias("learned"),
-            *(pl.lit(None, pl.Float64()).alias(f"E_{s}") for s in SERIES),
+            *(pl.lit(None, pl.Float64()).alias(f"E_{s}") for s in _ROW_E),
         )
         return state, empty, kept
     rows = pl.concat([_minute_hour(kept), new], how="vertical") if kept.height else new
@@ -325,9 +331,18 @@ def update(
     for fold in folds:
         profile = _fold_profile(profile, fold)
     lv = _apply_profile(profile, lv)
-    # expected rates once per node-minute rather than once per row
-    lv = lv.with_columns(
-        ((pl.col(f"L_{s}").exp() - LOG_OFFSET[s]).clip(0.0)).alias(f"E_{s}") for s in SERIES
+    # expected rates once per node-minute rather than once per row; the rows get the levels the
+    # detector reads (logs where it compares in log space, expected rates for the counters)
+    lv = lv.select(
+        "node",
+        "minute",
+        *(f"L_{s}" for s in _ROW_LEVELS),
+        "N_pps",
+        "N_bps",
+        "Q_tcp",
+        "Q_ack",
+        "learned",
+        *(((pl.col(f"L_{s}").exp() - LOG_OFFSET[s]).clip(0.0)).alias(f"E_{s}") for s in _ROW_E),
     )
     out = new.join(lv, on=["node", "minute"], how="left")
     w = HIST_MINUTES

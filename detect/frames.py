@@ -230,8 +230,11 @@ def normalize(frame: pl.DataFrame) -> pl.DataFrame:
     df = df.select(list(NODE_SECOND_SCHEMA))
     df = df.filter(pl.col("node").is_not_null() & pl.col("time").is_not_null())
     df = df.with_columns(pl.col("pps").fill_null(0.0), pl.col("bps").fill_null(0.0))
-    if df.height and df.select(pl.struct("node", "time").is_duplicated().any()).item():
-        df = _merge_duplicates(df)
+    if df.height:
+        dup = df.select(pl.struct("node", "time").is_duplicated()).to_series()
+        if dup.any():
+            # only the duplicated seconds go through the (slower) merge
+            df = pl.concat([df.filter(~dup), _merge_duplicates(df.filter(dup))], how="vertical")
     return df
 
 
