@@ -204,11 +204,10 @@ def op_collector_list(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[s
 
 def op_collector_revoke(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:
     ws_uuid = _ws_ref(con, a.get("workspace"))
-    try:
-        key_id = uuid.UUID(str(a.get("key_id")))
-    except ValueError:
-        raise NotFound("collector key not found") from None
-    return _collector_out(collectors.revoke_collector(con, ws_uuid, key_id), ws_uuid)
+    ref = a.get("key_id")
+    if not isinstance(ref, str):
+        raise InvalidValue("key_id must be a string", "key_id")
+    return _collector_out(collectors.revoke_collector(con, ws_uuid, ref), ws_uuid)
 
 
 def op_backtest_context(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str, Any]:

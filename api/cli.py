@@ -83,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p = ws_sub.add_parser("update", help="change a workspace's plan, limit or subscription")
     p.add_argument("workspace", nargs="?", help="id, id prefix or name (default: the only one)")
+    p.add_argument("--workspace", dest="workspace_opt", metavar="WS", help="the same, as elsewhere")
     p.add_argument("--name")
     p.add_argument("--plan", choices=list(PLANS))
     p.add_argument("--node-limit", type=_node_limit, metavar="N")
@@ -115,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
     _common(p)
     p = col_sub.add_parser("revoke", help="revoke a collector key")
-    p.add_argument("key_id", help="the key's id")
+    p.add_argument("key_id", help="the key's id, or a unique prefix of it (4+ characters)")
     p.add_argument("--workspace", help="id, id prefix or name (default: the only one)")
     _common(p)
 
@@ -206,8 +207,10 @@ def _cmd_admin(args: argparse.Namespace, cfg: Config) -> int:
     if key == "workspace.create":
         a = {"name": args.name, "plan": args.plan, "node_limit": args.node_limit}
     elif key == "workspace.update":
+        if args.workspace and args.workspace_opt and args.workspace != args.workspace_opt:
+            return _fail(args, "invalid_parameter", "two different workspaces given", "workspace")
         a = {
-            "workspace": args.workspace,
+            "workspace": args.workspace or args.workspace_opt,
             "name": args.name,
             "plan": args.plan,
             "node_limit": args.node_limit,

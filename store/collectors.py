@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from .db import Connection, rows_as_dicts, utcnow
-from .errors import NotFound
+from .errors import Conflict, InvalidValue, NotFound
 from .secrets import hash_secret, new_secret, secret_prefix, secrets_equal
 from .validate import check_text
 
@@ -47,21 +47,29 @@ def list_collectors(con: Connection, ws_uuid: uuid.UUID) -> list[dict[str, Any]]
     )
 
 
-def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_id: uuid.UUID) -> dict[str, Any]:
+def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_ref: str) -> dict[str, Any]:
+    """Revoke a collector key of the workspace named by its id or a unique prefix of it (4+
+    characters, like ``token revoke``)."""
+    ref = key_ref.strip().lower()
+    if len(ref) < 4:
+        raise InvalidValue("collector key id must be at least 4 characters", "key_id")
     rows = rows_as_dicts(
         con.execute(
-            f"SELECT {_COLUMNS} FROM collector_keys WHERE workspace_uuid = ? AND id = ?",
-            [str(ws_uuid), str(key_id)],
+            f"SELECT {_COLUMNS} FROM collector_keys WHERE workspace_uuid = ? "
+            "AND CAST(id AS VARCHAR) LIKE ?",
+            [str(ws_uuid), ref.replace("%", "").replace("_", "") + "%"],
         )
     )
     if not rows:
         raise NotFound("collector key not found")
+    if len(rows) > 1:
+        raise Conflict(f"{ref} matches {len(rows)} collector keys; give more of the id")
     row = rows[0]
     if row["revoked_at"] is None:
         row["revoked_at"] = utcnow()
         con.execute(
             "UPDATE collector_keys SET revoked_at = ? WHERE id = ?",
-            [row["revoked_at"], str(key_id)],
+            [row["revoked_at"], str(row["id"])],
         )
     return row
 

@@ -225,6 +225,13 @@ def test_workspace_update(env: Env) -> None:
 
     human = env.cli("workspace", "update", "renamed", "--subscription-status", "canceled").stdout
     assert ws["workspace_id"] in human and "canceled" in human
+    # --workspace, as the other commands take it
+    out = env.js(
+        "workspace", "update", "--workspace", "renamed", "--subscription-status", "canceled"
+    )
+    assert out["workspace_id"] == ws["workspace_id"]
+    clash = env.fail("workspace", "update", "renamed", "--workspace", "other", "--plan", "pro")
+    assert clash["code"] == "invalid_parameter", clash
 
     listed = {w["workspace_id"]: w for w in env.js("workspace", "list")["workspaces"]}
     mine = listed[ws["workspace_id"]]
@@ -562,3 +569,20 @@ def test_stale_admin_socket_falls_back_to_the_database(tmp_path: Path) -> None:
         assert workspace_of(srv2, created["deploy_token"])["name"] == "before"
     finally:
         assert srv2.stop() == 0
+
+
+def test_collector_revoke_by_unique_prefix(env: Env) -> None:
+    env.js("workspace", "create", "collectors")
+    keys = [env.js("collector", "create", "--name", f"c{i}") for i in range(3)]
+    target = keys[0]
+    out = env.js("collector", "revoke", target["key_id"][:10])
+    assert out["key_id"] == target["key_id"] and out["revoked_at"] is not None
+    # the full id still works, and revoking twice keeps the first time
+    again = env.js("collector", "revoke", target["key_id"].upper())
+    assert again["revoked_at"] == out["revoked_at"]
+    too_short = env.fail("collector", "revoke", target["key_id"][:3])
+    assert too_short["code"] == "invalid_parameter" and too_short.get("field") == "key_id"
+    assert env.fail("collector", "revoke", "ffffffff-0000")["code"] == "not_found"
+    listed = {c["name"]: c for c in env.js("collector", "list")["collectors"]}
+    assert listed["c0"]["revoked_at"] is not None
+    assert listed["c1"]["revoked_at"] is None and listed["c2"]["revoked_at"] is None

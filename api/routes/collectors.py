@@ -38,6 +38,6 @@ async def revoke_collector(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     key_id = path_uuid(request, "id", "collector key")
     st = state(request)
-    row = await st.store.run(repo.revoke_collector, caller.ws_uuid, key_id)
+    row = await st.store.run(repo.revoke_collector, caller.ws_uuid, str(key_id))
     st.credentials.clear()
     return json_response({"ok": True, "collector": row})
