@@ -45,6 +45,11 @@ log = logging.getLogger("floodwatch.alerts")
 POLL_SECS = 5.0
 """Longest sleep between two reads of the outbox (a missed wake-up costs at most this)."""
 SCAN_LIMIT = 1000
+SCAN_PER_CHANNEL = 50
+"""Most rows of one channel a read takes (at least ``per_channel_concurrency`` of them): a
+channel's backlog is read a slice at a time, and the next slice after a slot frees (each
+finished attempt wakes the loop), so a hanging channel's backlog never crowds the others out
+of a read."""
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
@@ -157,8 +162,9 @@ class Dispatcher:
             self._finished = {k: v for k, v in self._finished.items() if v >= scan}
             try:
                 now = datetime.now(UTC)
+                per_channel = max(SCAN_PER_CHANNEL, self.cfg.per_channel_concurrency)
                 rows, earliest, depth = await self.store.read(
-                    outbox.due_deliveries, now, SCAN_LIMIT
+                    outbox.due_deliveries, now, SCAN_LIMIT, per_channel
                 )
                 self.metrics.queue_depth.set(depth)
                 for row in rows:

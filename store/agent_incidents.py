@@ -268,14 +268,27 @@ def _js(value: Any) -> str | None:
 
 
 def _load(
-    con: Connection, where: str, params: list[Any], *, unique: bool = False
+    con: Connection,
+    where: str,
+    params: list[Any],
+    *,
+    unique: bool = False,
+    rule: tuple[str, list[Any]] | None = None,
 ) -> dict[str, Any] | None:
     """The earliest incident matching ``where``; ``unique`` when at most one can (half the
-    cost of a query that has to order)."""
-    order = "" if unique else " ORDER BY started_at LIMIT 1"
-    rows = rows_as_dicts(
-        con.execute(f"SELECT {_STATE_COLUMNS} FROM incidents WHERE {where}{order}", params)
-    )
+    cost of a query that has to order). With ``rule`` (a SQL expression ranking the rows, and
+    its parameters), ``where`` may name it as ``rule``: the row of the lowest rank wins, then
+    the earliest, and it carries its rank as ``rule``."""
+    if rule is None:
+        order = "" if unique else " ORDER BY started_at LIMIT 1"
+        sql = f"SELECT {_STATE_COLUMNS} FROM incidents WHERE {where}{order}"
+    else:
+        sql = (
+            f"SELECT {_STATE_COLUMNS}, rule FROM (SELECT *, {rule[0]} AS rule FROM incidents) "
+            f"WHERE {where} ORDER BY rule, started_at LIMIT 1"
+        )
+        params = [*rule[1], *params]
+    rows = rows_as_dicts(con.execute(sql, params))
     if not rows:
         return None
     row = rows[0]
@@ -288,7 +301,12 @@ def _load(
 
 
 def _save(
-    con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, state: dict[str, Any], now: datetime
+    con: Connection,
+    ws_uuid: uuid.UUID,
+    node_uuid: uuid.UUID,
+    state: dict[str, Any],
+    now: datetime,
+    fresh: uuid.UUID | None = None,
 ) -> uuid.UUID:
     values = [
         state["status"],
@@ -319,7 +337,7 @@ def _save(
             [*values, str(state["uuid"])],
         )
         return uuid.UUID(str(state["uuid"]))
-    inc_uuid = _fresh_uuid(con, state["agent_ref"])
+    inc_uuid = fresh or _fresh_uuid(con, state["agent_ref"])
     con.execute(
         "INSERT INTO incidents (status, severity, attack_family, attack_subtype, title, "
         "started_at, updated_at, resolved_at, peak_pps, peak_bps, source_ip_count, confidence, "
@@ -440,51 +458,59 @@ def open_incident(
     inner_ip = _text(body.get("inner_ip")) or ""
     with transaction(con):
         expire_stale_incidents(con, now, node_uuid=node_uuid, idle_secs=idle_secs)
+        # the three merge rules below in one scan of the node's incidents: the first rule
+        # that matches wins, the earliest incident within it (a query each cost three)
+        r_lo, r_hi = REPLAYED_OPEN_WINDOW
+        d_lo, d_hi = DETECTED_OPEN_WINDOW
         state = _load(
             con,
-            "node_uuid = ? AND source = 'ftagent' AND started_at = ? AND attack_family = ? "
-            "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "
-            "AND json_extract_string(detail, '$.open') IS NOT NULL",
-            [str(node_uuid), started, family, inner_ip],
-        )
-        if state is None:
-            # a replayed open (§3.3) of an attack the agent went on reporting under a UUID of
-            # its own: fold it into the incident those updates built
-            lo, hi = REPLAYED_OPEN_WINDOW
-            state = _load(
-                con,
-                "node_uuid = ? AND source = 'ftagent' "
-                "AND json_extract_string(detail, '$.open') IS NULL "
+            "node_uuid = ? AND coalesce(rule, 0) > 0",
+            [str(node_uuid)],
+            rule=(
+                "CASE WHEN source = 'ftagent' AND started_at = ? AND attack_family = ? "
                 "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "
-                "AND (attack_family = 'http_flood') = ? AND started_at BETWEEN ? AND ?",
-                [str(node_uuid), inner_ip, family == "http_flood", started + lo, started + hi],
-            )
-            if state is not None:
-                state["started_at"] = min(state["started_at"], started)
-        if state is None:
-            # Floodwatch's own detector saw this attack first: one attack, one incident
-            # (merge rule in store/detections.py)
-            lo, hi = DETECTED_OPEN_WINDOW
-            state = _load(
-                con,
-                "node_uuid = ? AND source = 'floodwatch' AND status = 'active' "
-                "AND agent_ref IS NULL AND started_at BETWEEN ? AND ?",
-                [str(node_uuid), started + lo, started + hi],
-            )
-            if state is not None:
-                own = str(state["uuid"])
-                state["detail"] = {**_blank(own, state["started_at"])["detail"], **state["detail"]}
-                state["agent_ref"] = own
-                state["started_at"] = min(state["started_at"], started)
+                "AND json_extract_string(detail, '$.open') IS NOT NULL THEN 1 "
+                # a replayed open (§3.3) of an attack the agent went on reporting under a
+                # UUID of its own: fold it into the incident those updates built
+                "WHEN source = 'ftagent' AND json_extract_string(detail, '$.open') IS NULL "
+                "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "
+                "AND (attack_family = 'http_flood') = ? AND started_at BETWEEN ? AND ? THEN 2 "
+                # Floodwatch's own detector saw this attack first: one attack, one incident
+                # (merge rule in store/detections.py)
+                "WHEN source = 'floodwatch' AND status = 'active' AND agent_ref IS NULL "
+                "AND started_at BETWEEN ? AND ? THEN 3 END",
+                [
+                    started,
+                    family,
+                    inner_ip,
+                    inner_ip,
+                    family == "http_flood",
+                    started + r_lo,
+                    started + r_hi,
+                    started + d_lo,
+                    started + d_hi,
+                ],
+            ),
+        )
+        rank = state.pop("rule") if state is not None else None
+        if state is not None and rank == 2:
+            state["started_at"] = min(state["started_at"], started)
+        elif state is not None and rank == 3:
+            own = str(state["uuid"])
+            state["detail"] = {**_blank(own, state["started_at"])["detail"], **state["detail"]}
+            state["agent_ref"] = own
+            state["started_at"] = min(state["started_at"], started)
         merged = state is not None
+        fresh: uuid.UUID | None = None
         if state is None:
             state = _blank("", started)
             state["attack_family"] = family
-            new_uuid = uuid.uuid4()
-            state["agent_ref"] = str(new_uuid)
-            state["detail"]["agent_ref"] = str(new_uuid)
+            fresh = uuid.uuid4()
+            state["agent_ref"] = str(fresh)
+            state["detail"]["agent_ref"] = str(fresh)
         _apply(state, "open", body, now)
-        inc_uuid = _save(con, ws_uuid, node_uuid, state, now)
+        # a uuid of our own making needs no check that it is free (the key refuses a clash)
+        inc_uuid = _save(con, ws_uuid, node_uuid, state, now, fresh=fresh)
         outbox.incident_changed(con, inc_uuid, now)
     outbox.notify_listeners()
     return inc_uuid, merged

@@ -187,56 +187,44 @@ def incident_changed(con: Connection, inc_uuid: str | uuid.UUID, now: datetime) 
     if not _settings.enabled:
         return 0
     inc = str(inc_uuid)
+    # the incident, its workspace's name, then the enabled channels with what each was last
+    # told about it: two statements (one each cost six, on the store's single writer)
     found = con.execute(
-        "SELECT CAST(workspace_uuid AS VARCHAR), CAST(node_uuid AS VARCHAR) FROM incidents "
-        "WHERE uuid = ?",
+        "SELECT CAST(i.workspace_uuid AS VARCHAR), i.status, i.peak_pps, i.peak_bps, "
+        "i.attack_family, i.severity, w.name FROM incidents i "
+        "LEFT JOIN workspaces w ON w.uuid = i.workspace_uuid WHERE i.uuid = ?",
         [inc],
     ).fetchone()
     if found is None:
         return 0
-    ws, node_uuid = str(found[0]), str(found[1])
+    ws, ws_name = str(found[0]), found[6]
+    names = ("status", "peak_pps", "peak_bps", "attack_family", "severity")
+    raw = dict(zip(names, found[1:6], strict=True))
     channels = rows_as_dicts(
         con.execute(
-            "SELECT id, CAST(uuid AS VARCHAR) AS uuid, name, type, config FROM channels "
-            "WHERE workspace_uuid = ? AND enabled ORDER BY id",
-            [ws],
+            "SELECT c.id, CAST(c.uuid AS VARCHAR) AS uuid, c.name, c.type, c.config, "
+            "s.channel_id AS st_channel, s.started_event, s.ended_event, s.peak_pps, "
+            "s.peak_bps, s.attack_family, s.severity, s.last_update_at "
+            "FROM channels c LEFT JOIN alert_channel_incidents s "
+            "ON s.channel_id = c.id AND s.incident_uuid = ? "
+            "WHERE c.workspace_uuid = ? AND c.enabled ORDER BY c.id",
+            [inc, ws],
         )
     )
     if not channels:
         return 0
-    states = {
-        int(r["channel_id"]): r
-        for r in rows_as_dicts(
-            con.execute(
-                "SELECT channel_id, started_event, ended_event, peak_pps, peak_bps, "
-                "attack_family, severity, last_update_at FROM alert_channel_incidents "
-                "WHERE incident_uuid = ?",
-                [inc],
-            )
-        )
-    }
-    raw = rows_as_dicts(
-        con.execute(
-            "SELECT status, peak_pps, peak_bps, attack_family, severity FROM incidents "
-            "WHERE uuid = ?",
-            [inc],
-        )
-    )[0]
+    states = {int(ch["id"]): ch for ch in channels if ch["st_channel"] is not None}
     if not any(_owed(states.get(int(ch["id"])), raw, now) for ch in channels):
         return 0  # the common agent update: nothing new to tell anyone, nothing rendered
     incident = _rendered(con, uuid.UUID(ws), inc, now)
-    ws_row = con.execute(
-        "SELECT CAST(uuid AS VARCHAR), name FROM workspaces WHERE uuid = ?", [ws]
-    ).fetchone()
-    node_row = con.execute(
-        "SELECT CAST(uuid AS VARCHAR), name, ip FROM nodes WHERE uuid = ?", [node_uuid]
-    ).fetchone()
-    workspace = {"uuid": ws, "name": ws_row[1] if ws_row else None}
-    node = (
-        {"id": None, "uuid": node_row[0], "name": node_row[1], "ip": node_row[2]}
-        if node_row
-        else None
-    )
+    workspace = {"uuid": ws, "name": ws_name}
+    # the rendering joins the node: it is there, with its name and address
+    node = {
+        "id": None,
+        "uuid": str(incident["node_uuid"]),
+        "name": incident.get("node_name"),
+        "ip": incident.get("node_ip"),
+    }
     active = incident.get("status") == "active"
     end_reason = None if active else _end_reason(incident)
     events: dict[tuple[str, tuple[str, ...]], AlertEvent] = {}
@@ -383,13 +371,15 @@ def _mark_ended(con: Connection, channel_id: int, inc: str, event_id: str | None
 
 
 def due_deliveries(
-    con: Connection, now: datetime, limit: int
+    con: Connection, now: datetime, limit: int, per_channel: int | None = None
 ) -> tuple[list[dict[str, Any]], datetime | None, int]:
     """Pending deliveries whose time has come, oldest first, and only the first pending one of
     each (channel, incident) so that a channel hears of an incident's changes in order, each
     with its channel as stored now (``channel_*``) and the ``remote_ref`` an earlier delivery
     of the incident to that channel returned; also the earliest ``next_attempt_at`` of all
-    pending ones and how many are pending."""
+    pending ones and how many are pending. ``per_channel`` caps the rows of any one channel
+    (the oldest ones), so that a channel with a long backlog (a hanging service) cannot fill
+    the ``limit`` and hide the other channels' deliveries."""
     rows = rows_as_dicts(
         con.execute(
             "SELECT CAST(d.delivery_id AS VARCHAR) AS delivery_id, d.seq, "
@@ -405,8 +395,10 @@ def due_deliveries(
             "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND NOT EXISTS ("
             "SELECT 1 FROM alert_deliveries p WHERE p.status = 'pending' "
             "AND p.channel_id = d.channel_id AND p.incident_uuid = d.incident_uuid "
-            "AND p.seq < d.seq) ORDER BY d.seq LIMIT ?",
-            [now, limit],
+            "AND p.seq < d.seq) "
+            "QUALIFY row_number() OVER (PARTITION BY d.channel_id ORDER BY d.seq) <= ? "
+            "ORDER BY d.seq LIMIT ?",
+            [now, per_channel if per_channel is not None else limit, limit],
         )
     )
     for r in rows:
@@ -421,54 +413,6 @@ def due_deliveries(
     return rows, earliest, depth
 
 
-def _record(
-    con: Connection,
-    delivery: Mapping[str, Any],
-    attempt: Mapping[str, Any],
-    outcome: str,
-    now: datetime,
-    next_attempt_at: datetime | None = None,
-) -> None:
-    number = int(delivery["attempts"]) + 1
-    status = "pending" if outcome == "retry" else outcome
-    con.execute(
-        "INSERT INTO alert_attempts (delivery_id, channel_id, workspace_uuid, attempt, "
-        "attempted_at, status, http_status, smtp_reply, error, latency_ms, retry_after) "
-        "SELECT delivery_id, channel_id, workspace_uuid, ?, ?, ?, ?, ?, ?, ?, ? "
-        "FROM alert_deliveries WHERE delivery_id = ?",
-        [
-            number,
-            now,
-            outcome,
-            attempt.get("http_status"),
-            attempt.get("smtp_reply"),
-            attempt.get("error"),
-            attempt.get("latency_ms"),
-            attempt.get("retry_after"),
-            delivery["delivery_id"],
-        ],
-    )
-    con.execute(
-        "UPDATE alert_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
-        "done_at = ?, last_error = ? WHERE delivery_id = ?",
-        [
-            status,
-            number,
-            next_attempt_at or now,
-            None if status == "pending" else now,
-            attempt.get("error"),
-            delivery["delivery_id"],
-        ],
-    )
-    ref = attempt.get("remote_ref")
-    if outcome == "sent" and ref and delivery.get("incident_uuid"):
-        con.execute(
-            "UPDATE alert_channel_incidents SET remote_ref = ? WHERE channel_id = ? "
-            "AND incident_uuid = ?",
-            [str(ref), delivery["channel_id"], delivery["incident_uuid"]],
-        )
-
-
 AttemptRecord = tuple[Mapping[str, Any], Mapping[str, Any], str, datetime, datetime | None]
 """(delivery, attempt fields, outcome, when, next attempt or None)."""
 
@@ -476,11 +420,77 @@ AttemptRecord = tuple[Mapping[str, Any], Mapping[str, Any], str, datetime, datet
 def record_attempts(con: Connection, records: list[AttemptRecord]) -> None:
     """Log attempts and move their deliveries on, in one transaction (one commit for the many
     attempts that finish together): ``sent``, ``failed`` and ``cancelled`` are final,
-    ``retry`` keeps a delivery pending until its next attempt's time."""
+    ``retry`` keeps a delivery pending until its next attempt's time.
+
+    Three statements whatever the number of attempts (a statement per attempt held the
+    store's writer, and every incident change queued behind it, for a second per thousand
+    deliveries). A delivery appears at most once in ``records``: it has one attempt in flight
+    at a time."""
+    if not records:
+        return
+    rows: list[list[Any]] = []
+    refs: list[list[Any]] = []
+    for n, (delivery, attempt, outcome, now, next_at) in enumerate(records):
+        status = "pending" if outcome == "retry" else outcome
+        http_status = attempt.get("http_status")
+        latency, retry_after = attempt.get("latency_ms"), attempt.get("retry_after")
+        rows.append(
+            [
+                n,
+                str(delivery["delivery_id"]),
+                int(delivery["attempts"]) + 1,
+                now,
+                outcome,
+                status,
+                None if http_status is None else int(http_status),
+                attempt.get("smtp_reply"),
+                attempt.get("error"),
+                None if latency is None else float(latency),
+                None if retry_after is None else float(retry_after),
+                next_at or now,
+                None if status == "pending" else now,
+            ]
+        )
+        ref = attempt.get("remote_ref")
+        if outcome == "sent" and ref and delivery.get("incident_uuid"):
+            refs.append([int(delivery["channel_id"]), str(delivery["incident_uuid"]), str(ref)])
+    values, params = _values(rows)
+    typed = (
+        "SELECT CAST(c0 AS INTEGER) AS n, CAST(c1 AS UUID) AS delivery_id, "
+        "CAST(c2 AS INTEGER) AS attempt, CAST(c3 AS TIMESTAMPTZ) AS at, "
+        "CAST(c4 AS VARCHAR) AS outcome, CAST(c5 AS VARCHAR) AS status, "
+        "CAST(c6 AS INTEGER) AS http_status, CAST(c7 AS VARCHAR) AS smtp_reply, "
+        "CAST(c8 AS VARCHAR) AS error, CAST(c9 AS DOUBLE) AS latency_ms, "
+        "CAST(c10 AS DOUBLE) AS retry_after, CAST(c11 AS TIMESTAMPTZ) AS next_at, "
+        "CAST(c12 AS TIMESTAMPTZ) AS done_at "
+        f"FROM (VALUES {values}) v(c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12)"
+    )
     con.execute("BEGIN TRANSACTION")
     try:
-        for delivery, attempt, outcome, now, next_at in records:
-            _record(con, delivery, attempt, outcome, now, next_at)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _attempt_batch AS {typed}", params)
+        con.execute(
+            "INSERT INTO alert_attempts (delivery_id, channel_id, workspace_uuid, attempt, "
+            "attempted_at, status, http_status, smtp_reply, error, latency_ms, retry_after) "
+            "SELECT d.delivery_id, d.channel_id, d.workspace_uuid, b.attempt, b.at, b.outcome, "
+            "b.http_status, b.smtp_reply, b.error, b.latency_ms, b.retry_after "
+            "FROM _attempt_batch b JOIN alert_deliveries d ON d.delivery_id = b.delivery_id "
+            "ORDER BY b.n"
+        )
+        con.execute(
+            "UPDATE alert_deliveries SET status = b.status, attempts = b.attempt, "
+            "next_attempt_at = b.next_at, done_at = b.done_at, last_error = b.error "
+            "FROM _attempt_batch b WHERE alert_deliveries.delivery_id = b.delivery_id"
+        )
+        if refs:
+            values, params = _values(refs)
+            con.execute(
+                "UPDATE alert_channel_incidents SET remote_ref = v.ref "
+                f"FROM (VALUES {values}) v(channel_id, incident_uuid, ref) "
+                "WHERE alert_channel_incidents.channel_id = v.channel_id "
+                "AND alert_channel_incidents.incident_uuid = CAST(v.incident_uuid AS UUID)",
+                params,
+            )
+        con.execute("DROP TABLE _attempt_batch")
     except BaseException:
         con.execute("ROLLBACK")
         raise

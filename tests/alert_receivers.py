@@ -59,8 +59,10 @@ class WebhookReceiver:
         self.requests: list[Received] = []
         self.behaviour: dict[str, str] = {}
         self.scripts: dict[str, list[str]] = {}
+        self.prefixes: dict[str, str] = {}
         self.retry_after = "1"
         self.port = 0
+        self._answered = 0
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -77,6 +79,18 @@ class WebhookReceiver:
             self.behaviour["/" + path.lstrip("/")] = behaviour
             if script is not None:
                 self.scripts["/" + path.lstrip("/")] = list(script)
+
+    def set_under(self, path: str, behaviour: str) -> None:
+        """``behaviour`` for every path under ``path`` that has none of its own (a service
+        whose requests add their own suffix to a base URL)."""
+        with self._lock:
+            self.prefixes["/" + path.strip("/") + "/"] = behaviour
+
+    def requests_under(self, path: str) -> list[Received]:
+        """Requests to ``path`` or to any path under it."""
+        base = "/" + path.strip("/")
+        with self._lock:
+            return [r for r in self.requests if r.path == base or r.path.startswith(base + "/")]
 
     def got(self, path: str) -> list[Received]:
         with self._lock:
@@ -103,7 +117,12 @@ class WebhookReceiver:
             script = self.scripts.get(path)
             if script:
                 return script.pop(0)
-            return self.behaviour.get(path, "ok")
+            if path in self.behaviour:
+                return self.behaviour[path]
+            for prefix, behaviour in self.prefixes.items():
+                if path.startswith(prefix):
+                    return behaviour
+            return "ok"
 
     def _serve(self) -> None:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -128,11 +147,16 @@ class WebhookReceiver:
                 return web.Response(status=400, text="bad request")
             if what == "limit":
                 return web.Response(status=429, headers={"Retry-After": self.retry_after})
-            return web.json_response({"ok": True})
+            with self._lock:
+                self._answered += 1
+                number = self._answered
+            # "ok" for Telegram, an "id" for Grafana's annotations; any other service only
+            # looks at the status
+            return web.json_response({"ok": True, "id": number})
 
         async def main() -> None:
             app = web.Application()
-            app.router.add_post("/{tail:.*}", handle)
+            app.router.add_route("*", "/{tail:.*}", handle)
             runner = web.AppRunner(app, shutdown_timeout=0.1)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -146,3 +170,8 @@ class WebhookReceiver:
         self._loop = asyncio.new_event_loop()
         with contextlib.suppress(RuntimeError):
             self._loop.run_until_complete(main())
+            # requests still hanging: end them here rather than leave them to the collector
+            left = asyncio.all_tasks(self._loop)
+            for task in left:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))

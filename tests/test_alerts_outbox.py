@@ -1,0 +1,197 @@
+"""The alert outbox in the database (store/outbox.py), without a server: a burst of attempts
+recorded in one call, the per-channel cap of a read, and the events of agent opens (the merge
+rules that pick the incident an open folds into come first, then the outbox)."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from store import agent_incidents, outbox
+from store import channels as channel_repo
+from store import nodes as node_repo
+from store import workspaces as ws_repo
+from store.db import Connection, Store
+
+from .test_agent_api import OPEN
+
+T0 = datetime(2026, 3, 14, 18, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def con(tmp_path: Path) -> Iterator[Connection]:
+    store = Store(tmp_path / "d.duckdb")
+    store.open()
+    yield store.con
+    store.close()
+
+
+def _setup(con: Connection, channels: int) -> tuple[uuid.UUID, uuid.UUID, list[int]]:
+    ws, _ = ws_repo.create_workspace(con, f"ws-{uuid.uuid4().hex[:6]}", "self-hosted")
+    fields = node_repo.validate_node_fields({"name": "edge-1", "ip": "203.0.113.9"})
+    node, _ = node_repo.create_node(con, ws, fields)
+    ws_uuid = uuid.UUID(str(ws["uuid"]))
+    ids = [
+        int(
+            channel_repo.create_channel(
+                con, ws_uuid, f"c{i}", "webhook", {"url": f"http://127.0.0.1:9/{i}"}
+            )["id"]
+        )
+        for i in range(channels)
+    ]
+    return ws_uuid, uuid.UUID(str(node["uuid"])), ids
+
+
+def _open(con: Connection, ws: uuid.UUID, node: uuid.UUID, k: int) -> uuid.UUID:
+    body = {
+        **copy.deepcopy(OPEN),
+        "started_at": (T0 + timedelta(minutes=10 * k)).isoformat(),
+        "inner_ip": f"10.0.{k}.1",
+    }
+    inc, merged = agent_incidents.open_incident(con, ws, node, body, T0 + timedelta(minutes=k))
+    assert not merged
+    return inc
+
+
+def _due(con: Connection, **kw: Any) -> list[dict[str, Any]]:
+    rows, _, _ = outbox.due_deliveries(con, T0 + timedelta(days=1), 1000, **kw)
+    return rows
+
+
+def test_an_open_queues_one_start_per_channel_naming_the_node(con: Connection) -> None:
+    ws, node, ids = _setup(con, 3)
+    inc = _open(con, ws, node, 0)
+    rows = _due(con)
+    assert sorted(int(r["channel_id"]) for r in rows) == ids
+    assert {r["kind"] for r in rows} == {"attack_start"}
+    assert len({r["event_id"] for r in rows}) == 1  # one event fanned out
+    payload = rows[0]["payload"]
+    assert payload["incident"]["uuid"] == str(inc)
+    assert payload["node"] == {
+        "id": None,
+        "uuid": str(node),
+        "name": "edge-1",
+        "ip": "203.0.113.9",
+    }
+    assert payload["workspace"]["uuid"] == str(ws)
+    assert payload["workspace"]["name"].startswith("ws-")
+
+
+def test_open_merge_rules_still_pick_the_same_incident(con: Connection) -> None:
+    ws, node, _ = _setup(con, 1)
+    first = _open(con, ws, node, 0)
+    # the same open again: the existing incident, no second start
+    body = {**copy.deepcopy(OPEN), "started_at": T0.isoformat(), "inner_ip": "10.0.0.1"}
+    again, merged = agent_incidents.open_incident(con, ws, node, body, T0 + timedelta(seconds=5))
+    assert (again, merged) == (first, True)
+    # an attack reported by updates alone under the agent's own UUID, then its open replayed
+    ref = str(uuid.uuid4())
+    upd = {**copy.deepcopy(OPEN), "inner_ip": "10.9.9.9"}
+    late = T0 + timedelta(hours=5)
+    built, created = agent_incidents.report_incident(con, ws, node, ref, "update", upd, late)
+    assert created
+    replay = {**upd, "started_at": (late - timedelta(seconds=30)).isoformat()}
+    got, merged = agent_incidents.open_incident(con, ws, node, replay, late + timedelta(seconds=1))
+    assert (got, merged) == (built, True)
+    started = con.execute("SELECT started_at FROM incidents WHERE uuid = ?", [str(got)]).fetchone()
+    assert started is not None and started[0] == late - timedelta(seconds=30)
+    starts = con.execute(
+        "SELECT count(*) FROM alert_deliveries WHERE kind = 'attack_start'"
+    ).fetchone()
+    assert starts == (2,)
+
+
+def test_a_read_takes_at_most_per_channel_rows_of_each_channel(con: Connection) -> None:
+    ws, node, ids = _setup(con, 3)
+    for k in range(5):
+        _open(con, ws, node, k)
+    assert len(_due(con)) == 15
+    capped = _due(con, per_channel=2)
+    by_channel = {i: [int(r["seq"]) for r in capped if int(r["channel_id"]) == i] for i in ids}
+    every = {i: [int(r["seq"]) for r in _due(con) if int(r["channel_id"]) == i] for i in ids}
+    # each channel's two oldest, none left out
+    assert by_channel == {i: every[i][:2] for i in ids}
+
+
+def test_a_burst_of_attempts_is_recorded_each_to_its_delivery(con: Connection) -> None:
+    ws, node, ids = _setup(con, 2)
+    for k in range(3):
+        _open(con, ws, node, k)
+    rows = _due(con)
+    assert len(rows) == 6
+    now = T0 + timedelta(hours=1)
+    retry_at = now + timedelta(seconds=30)
+    outcomes = ["sent", "retry", "failed", "sent", "cancelled", "retry"]
+    records: list[outbox.AttemptRecord] = []
+    for i, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+        attempt = {
+            "ok": outcome == "sent",
+            "latency_ms": 10.0 + i,
+            "http_status": 200 if outcome == "sent" else (503 if outcome == "retry" else None),
+            "smtp_reply": None,
+            "error": None if outcome == "sent" else f"error {i}",
+            "retry_after": 30.0 if outcome == "retry" else None,
+            "remote_ref": f"ref-{i}" if outcome == "sent" else None,
+        }
+        records.append((row, attempt, outcome, now, retry_at if outcome == "retry" else None))
+    outbox.record_attempts(con, records)
+    for i, (row, outcome) in enumerate(zip(rows, outcomes, strict=True)):
+        got = con.execute(
+            "SELECT status, attempts, next_attempt_at, done_at, last_error "
+            "FROM alert_deliveries WHERE delivery_id = ?",
+            [row["delivery_id"]],
+        ).fetchone()
+        final = outcome != "retry"
+        assert got == (
+            outcome if final else "pending",
+            1,
+            now if final else retry_at,
+            now if final else None,
+            None if outcome == "sent" else f"error {i}",
+        )
+        logged = con.execute(
+            "SELECT attempt, status, http_status, error, latency_ms, retry_after, channel_id "
+            "FROM alert_attempts WHERE delivery_id = ?",
+            [row["delivery_id"]],
+        ).fetchall()
+        assert logged == [
+            (
+                1,
+                outcome,
+                records[i][1]["http_status"],
+                records[i][1]["error"],
+                10.0 + i,
+                records[i][1]["retry_after"],
+                int(row["channel_id"]),
+            )
+        ]
+        ref = con.execute(
+            "SELECT remote_ref FROM alert_channel_incidents "
+            "WHERE channel_id = ? AND incident_uuid = ?",
+            [row["channel_id"], row["incident_uuid"]],
+        ).fetchone()
+        assert ref == (f"ref-{i}" if outcome == "sent" else None,)
+    # the ones retried come back when due, as their second attempt
+    later, _, _ = outbox.due_deliveries(con, retry_at, 1000)
+    retried = {r["delivery_id"] for r, o in zip(rows, outcomes, strict=True) if o == "retry"}
+    assert {r["delivery_id"] for r in later} == retried
+    assert {int(r["attempts"]) for r in later} == {1}
+    assert sorted(ids) == sorted({int(r["channel_id"]) for r in rows})
+
+
+def test_a_failing_batch_records_nothing(con: Connection) -> None:
+    ws, node, _ = _setup(con, 1)
+    _open(con, ws, node, 0)
+    (row,) = _due(con)
+    good = (row, {"ok": True, "latency_ms": 1.0}, "sent", T0, None)
+    bad = ({"delivery_id": "not-a-uuid", "attempts": 0}, {"ok": True}, "sent", T0, None)
+    with pytest.raises(Exception):  # noqa: B017 - DuckDB's conversion error
+        outbox.record_attempts(con, [good, bad])
+    assert con.execute("SELECT count(*) FROM alert_attempts").fetchone() == (0,)
+    assert len(_due(con)) == 1
