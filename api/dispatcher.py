@@ -45,11 +45,6 @@ log = logging.getLogger("floodwatch.alerts")
 POLL_SECS = 5.0
 """Longest sleep between two reads of the outbox (a missed wake-up costs at most this)."""
 SCAN_LIMIT = 1000
-SCAN_PER_CHANNEL = 50
-"""Most rows of one channel a read takes (at least ``per_channel_concurrency`` of them): a
-channel's backlog is read a slice at a time, and the next slice after a slot frees (each
-finished attempt wakes the loop), so a hanging channel's backlog never crowds the others out
-of a read."""
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
@@ -109,6 +104,8 @@ class Dispatcher:
         self._per_channel: dict[int, int] = {}
         self._queues: dict[int, collections.deque[dict[str, Any]]] = {}
         self._waiting: set[str] = set()
+        # seq of every delivery waiting or in flight: a read leaves them out
+        self._seqs: dict[str, int] = {}
         self._scan = 0
         # delivery id -> the scan during which its attempt finished: that scan's read may
         # predate the attempt's record and must not start it again
@@ -141,6 +138,7 @@ class Dispatcher:
         self._inflight.clear()
         self._queues.clear()
         self._waiting.clear()
+        self._seqs.clear()
         if self.session is not None:
             await self.session.close()
             self.session = None
@@ -162,9 +160,8 @@ class Dispatcher:
             self._finished = {k: v for k, v in self._finished.items() if v >= scan}
             try:
                 now = datetime.now(UTC)
-                per_channel = max(SCAN_PER_CHANNEL, self.cfg.per_channel_concurrency)
                 rows, earliest, depth = await self.store.read(
-                    outbox.due_deliveries, now, SCAN_LIMIT, per_channel
+                    outbox.due_deliveries, now, SCAN_LIMIT, list(self._seqs.values())
                 )
                 self.metrics.queue_depth.set(depth)
                 for row in rows:
@@ -191,6 +188,7 @@ class Dispatcher:
         if delivery_id in self._inflight or delivery_id in self._waiting:
             return
         self._waiting.add(delivery_id)
+        self._seqs[delivery_id] = int(row["seq"])
         self._queues.setdefault(int(row["channel_id"]), collections.deque()).append(row)
 
     def _pump(self, channel_id: int) -> None:
@@ -232,6 +230,7 @@ class Dispatcher:
         finally:
             self._finished[row["delivery_id"]] = self._scan
             self._inflight.pop(row["delivery_id"], None)
+            self._seqs.pop(row["delivery_id"], None)
             release()
             self._wake.set()
 

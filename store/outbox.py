@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -371,15 +371,19 @@ def _mark_ended(con: Connection, channel_id: int, inc: str, event_id: str | None
 
 
 def due_deliveries(
-    con: Connection, now: datetime, limit: int, per_channel: int | None = None
+    con: Connection, now: datetime, limit: int, known: Collection[int] = ()
 ) -> tuple[list[dict[str, Any]], datetime | None, int]:
     """Pending deliveries whose time has come, oldest first, and only the first pending one of
     each (channel, incident) so that a channel hears of an incident's changes in order, each
     with its channel as stored now (``channel_*``) and the ``remote_ref`` an earlier delivery
     of the incident to that channel returned; also the earliest ``next_attempt_at`` of all
-    pending ones and how many are pending. ``per_channel`` caps the rows of any one channel
-    (the oldest ones), so that a channel with a long backlog (a hanging service) cannot fill
-    the ``limit`` and hide the other channels' deliveries."""
+    pending ones and how many are pending. When more than ``limit`` are due, the channels take
+    turns (each one's oldest first, then each one's second...): a channel with a long backlog
+    (a hanging service) cannot fill the read and hide the other channels' deliveries.
+
+    ``known`` lists the ``seq`` of deliveries the caller already holds (in flight, or waiting
+    for a slot): they are left out of the rows (not of the count), so that a read during a
+    burst costs the new rows only, not every pending row again."""
     rows = rows_as_dicts(
         con.execute(
             "SELECT CAST(d.delivery_id AS VARCHAR) AS delivery_id, d.seq, "
@@ -395,10 +399,10 @@ def due_deliveries(
             "WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND NOT EXISTS ("
             "SELECT 1 FROM alert_deliveries p WHERE p.status = 'pending' "
             "AND p.channel_id = d.channel_id AND p.incident_uuid = d.incident_uuid "
-            "AND p.seq < d.seq) "
-            "QUALIFY row_number() OVER (PARTITION BY d.channel_id ORDER BY d.seq) <= ? "
-            "ORDER BY d.seq LIMIT ?",
-            [now, per_channel if per_channel is not None else limit, limit],
+            "AND p.seq < d.seq) AND d.seq NOT IN (SELECT unnest(CAST(? AS BIGINT[]))) "
+            "ORDER BY row_number() OVER (PARTITION BY d.channel_id ORDER BY d.seq), d.seq "
+            "LIMIT ?",
+            [now, list(known), limit],
         )
     )
     for r in rows:
@@ -467,19 +471,19 @@ def record_attempts(con: Connection, records: list[AttemptRecord]) -> None:
     )
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _attempt_batch AS {typed}", params)
         con.execute(
             "INSERT INTO alert_attempts (delivery_id, channel_id, workspace_uuid, attempt, "
             "attempted_at, status, http_status, smtp_reply, error, latency_ms, retry_after) "
             "SELECT d.delivery_id, d.channel_id, d.workspace_uuid, b.attempt, b.at, b.outcome, "
-            "b.http_status, b.smtp_reply, b.error, b.latency_ms, b.retry_after "
-            "FROM _attempt_batch b JOIN alert_deliveries d ON d.delivery_id = b.delivery_id "
-            "ORDER BY b.n"
+            f"b.http_status, b.smtp_reply, b.error, b.latency_ms, b.retry_after FROM ({typed}) b "
+            "JOIN alert_deliveries d ON d.delivery_id = b.delivery_id ORDER BY b.n",
+            params,
         )
         con.execute(
             "UPDATE alert_deliveries SET status = b.status, attempts = b.attempt, "
             "next_attempt_at = b.next_at, done_at = b.done_at, last_error = b.error "
-            "FROM _attempt_batch b WHERE alert_deliveries.delivery_id = b.delivery_id"
+            f"FROM ({typed}) b WHERE alert_deliveries.delivery_id = b.delivery_id",
+            params,
         )
         if refs:
             values, params = _values(refs)
@@ -490,7 +494,6 @@ def record_attempts(con: Connection, records: list[AttemptRecord]) -> None:
                 "AND alert_channel_incidents.incident_uuid = CAST(v.incident_uuid AS UUID)",
                 params,
             )
-        con.execute("DROP TABLE _attempt_batch")
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -107,16 +107,41 @@ def test_open_merge_rules_still_pick_the_same_incident(con: Connection) -> None:
     assert starts == (2,)
 
 
-def test_a_read_takes_at_most_per_channel_rows_of_each_channel(con: Connection) -> None:
+def test_a_full_read_gives_every_channel_its_turn(con: Connection) -> None:
     ws, node, ids = _setup(con, 3)
     for k in range(5):
         _open(con, ws, node, k)
-    assert len(_due(con)) == 15
-    capped = _due(con, per_channel=2)
-    by_channel = {i: [int(r["seq"]) for r in capped if int(r["channel_id"]) == i] for i in ids}
-    every = {i: [int(r["seq"]) for r in _due(con) if int(r["channel_id"]) == i] for i in ids}
-    # each channel's two oldest, none left out
-    assert by_channel == {i: every[i][:2] for i in ids}
+    every = _due(con)
+    assert len(every) == 15
+    oldest = {i: [int(r["seq"]) for r in every if int(r["channel_id"]) == i] for i in ids}
+    # a short read: each channel's two oldest, in their order
+    rows, _, depth = outbox.due_deliveries(con, T0 + timedelta(days=1), 6)
+    got = {i: [int(r["seq"]) for r in rows if int(r["channel_id"]) == i] for i in ids}
+    assert got == {i: oldest[i][:2] for i in ids}
+    assert depth == 15
+    # the first channel has a backlog (six due), the others one new delivery each: a read
+    # shorter than the backlog still holds every channel (oldest first would be only the
+    # first channel's)
+    con.execute(
+        "UPDATE alert_deliveries SET next_attempt_at = ? WHERE channel_id <> ?",
+        [T0 + timedelta(days=2), ids[0]],
+    )
+    _open(con, ws, node, 9)
+    rows, _, _ = outbox.due_deliveries(con, T0 + timedelta(days=1), 4)
+    assert {int(r["channel_id"]) for r in rows} == set(ids)
+
+
+def test_a_read_leaves_out_the_deliveries_the_dispatcher_holds(con: Connection) -> None:
+    ws, node, _ = _setup(con, 2)
+    for k in range(3):
+        _open(con, ws, node, k)
+    every = _due(con)
+    held = [int(r["seq"]) for r in every[::2]]
+    rows, _, depth = outbox.due_deliveries(con, T0 + timedelta(days=1), 1000, held)
+    assert sorted(int(r["seq"]) for r in rows) == sorted(
+        int(r["seq"]) for r in every if int(r["seq"]) not in held
+    )
+    assert depth == len(every) == 6  # still pending, still counted
 
 
 def test_a_burst_of_attempts_is_recorded_each_to_its_delivery(con: Connection) -> None:
