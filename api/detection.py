@@ -244,7 +244,7 @@ class DetectionService:
         files = [f for f in files if _date_of(f) >= since.date().isoformat()]
         if not files:
             return None
-        known = _known_nodes(self.detector)
+        known = self.detector.known_nodes()
         listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
         table = con.execute(
             f"SELECT * FROM read_parquet({listed}, union_by_name = true, hive_partitioning = true) "
@@ -260,7 +260,7 @@ class DetectionService:
     async def _reconcile(self) -> None:
         """Active detector incidents the loaded state does not hold are resolved now."""
         refs = await self.store.read(repo.open_detector_refs)
-        held = _open_incidents(self.detector)
+        held = self.detector.open_incident_ids()
         lost = [ref for ref in refs if ref not in held]
         if not lost:
             return
@@ -547,17 +547,6 @@ def _summary(t: dict[str, Any]) -> str | None:
             f"sent {float(top.get('share') or 0):.0f}% of the sampled packets."
         )
     return text
-
-
-def _known_nodes(detector: Any) -> set[str]:
-    """Nodes the detector has a baseline for."""
-    nodes = detector.baseline.nodes
-    return set(nodes.get_column("node").to_list()) if nodes.height else set()
-
-
-def _open_incidents(detector: Any) -> set[str]:
-    """Refs of the incidents the detector holds open."""
-    return {st.incident.id for st in detector._nodes.values() if st.incident is not None}
 
 
 def _date_of(path: str) -> str:

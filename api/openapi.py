@@ -1784,8 +1784,8 @@ def _paths() -> dict[str, Any]:
 
 def _detection_settings_schema(*, partial: bool) -> Schema:
     from detect.settings import (
-        _FLOAT_BOUNDS,
-        _INT_BOUNDS,
+        FLOAT_BOUNDS,
+        INT_BOUNDS,
         SENSITIVITY,
         SERIES_NAMES,
         DetectionSettings,
@@ -1820,14 +1820,14 @@ def _detection_settings_schema(*, partial: bool) -> Schema:
         "(ended_reason no_data).",
         "update_interval_secs": "Fewest seconds between two updates of one incident.",
     }
-    for name, (lo, hi) in _INT_BOUNDS.items():
+    for name, (lo, hi) in INT_BOUNDS.items():
         props[name] = {
             "type": "integer",
             "minimum": lo,
             "maximum": hi,
             "description": docs.get(name, ""),
         }
-    for name, (flo, fhi) in _FLOAT_BOUNDS.items():
+    for name, (flo, fhi) in FLOAT_BOUNDS.items():
         props[name] = {
             "type": "number",
             "minimum": flo,
