@@ -131,6 +131,32 @@ def test_a_full_read_gives_every_channel_its_turn(con: Connection) -> None:
     assert {int(r["channel_id"]) for r in rows} == set(ids)
 
 
+def test_an_incident_first_seen_resolved_queues_start_before_end(con: Connection) -> None:
+    ws, node, ids = _setup(con, 3)
+    body = {**copy.deepcopy(OPEN), "duration_seconds": 90, "confidence": 80}
+    inc, created = agent_incidents.report_incident(
+        con, ws, node, str(uuid.uuid4()), "resolve", body, T0
+    )
+    assert created
+    got = con.execute(
+        "SELECT channel_id, kind, seq FROM alert_deliveries WHERE incident_uuid = ? ORDER BY seq",
+        [str(inc)],
+    ).fetchall()
+    assert [(c, k) for c, k, _ in got] == [
+        (i, k) for i in ids for k in ("attack_start", "attack_end")
+    ]
+    # only the start is due: a channel hears of the end after it heard of the start
+    assert {(int(r["channel_id"]), r["kind"]) for r in _due(con)} == {
+        (i, "attack_start") for i in ids
+    }
+    told = con.execute(
+        "SELECT channel_id, started_event IS NOT NULL, ended_event IS NOT NULL "
+        "FROM alert_channel_incidents WHERE incident_uuid = ? ORDER BY channel_id",
+        [str(inc)],
+    ).fetchall()
+    assert told == [(i, True, True) for i in ids]
+
+
 def test_a_read_leaves_out_the_deliveries_the_dispatcher_holds(con: Connection) -> None:
     ws, node, _ = _setup(con, 2)
     for k in range(3):
