@@ -80,6 +80,7 @@ from detect.incident import (
     PROTOS,
     IncidentState,
     NodeRows,
+    PassRows,
     add_flow_detail,
     breakdown,
     reclassify,
@@ -93,6 +94,10 @@ DETECTOR_VERSION = "floodwatch-detect/1.0"
 _MAGIC = b"FWDET1\n"
 
 SettingsLookup = Callable[[str, str], DetectionSettings]
+
+#: while an open incident's peak does not grow, its family and severity are classified again
+#: at most this often (an update for a changed family may come this much later)
+RECHECK_SECS = 30
 
 
 @dataclass(frozen=True)
@@ -300,12 +305,10 @@ class Detector:
             sel = feats.filter(pl.col("node").is_in(pl.Series(list(active)).implode()))
             sel = details(sel).sort("node", "t")
             cols = [c for c in _ROW_COLS if c in sel.columns]
-            for (node,), part in sel.partition_by(
-                "node", as_dict=True, maintain_order=True
-            ).items():
-                st = self._nodes[str(node)]
-                s = self.settings_for(st.workspace, str(node))
-                out.extend(self._step_rows(str(node), st, s, NodeRows(part.select(cols))))
+            for node, rows in PassRows(sel.select("node", *cols)).nodes():
+                st = self._nodes[node]
+                s = self.settings_for(st.workspace, node)
+                out.extend(self._step_rows(node, st, s, rows))
         for node, t in last:
             st = self._nodes[node]
             st.newest = t if st.newest is None else max(st.newest, t)
@@ -409,7 +412,8 @@ class Detector:
                 out.append(self._resolve(node, st, t, "normal"))
                 continue
             if t - inc.last_tx >= s.update_interval_secs and (
-                peak > inc.tx_peak * 1.01 or t - inc.last_check >= s.update_interval_secs
+                peak > inc.tx_peak * 1.01
+                or t - inc.last_check >= max(s.update_interval_secs, RECHECK_SECS)
             ):
                 rows.fold(inc, acc, i + 1)
                 acc = i + 1

@@ -28,6 +28,7 @@ __all__ = [
     "PROTOS",
     "IncidentState",
     "NodeRows",
+    "PassRows",
     "add_flow_detail",
     "breakdown",
     "iso",
@@ -105,55 +106,92 @@ class IncidentState:
     last_check: int = 0
 
 
-class NodeRows:
-    """One node's seconds of a pass, ordered by time (see the module docstring)."""
+class PassRows:
+    """The seconds of a pass's active nodes, sorted by node and time, as plain lists for the
+    state machine. What a fold reads (prefix sums over attack seconds per node, and the
+    per-second values of the timeline) is computed for the whole pass at the first fold, in
+    one vectorized step, and read per node only for the seconds folded."""
 
     def __init__(self, df: pl.DataFrame) -> None:
         self.df = df
-        self.n = df.height
-        self.t: list[int] = df.get_column("t").to_list()
-        self.trig: list[bool] = df.get_column("trig").to_list()
-        # a triggering second is also an elevated one
-        self.elev: list[bool] = (df.get_column("elev") | df.get_column("trig")).to_list()
-        self.need: list[int] = df.get_column("need").to_list()
-        self.pps: list[float] = df.get_column("pps").to_list()
-        self._cols: dict[str, list[Any]] | None = None
+        base = df.select(
+            "node", "t", "trig", (pl.col("elev") | pl.col("trig")).alias("elev"), "need", "pps"
+        ).to_dict(as_series=False)
+        self.t: list[int] = base["t"]
+        self.trig: list[bool] = base["trig"]
+        self.elev: list[bool] = base["elev"]  # a triggering second is also an elevated one
+        self.need: list[int] = base["need"]
+        self.pps: list[float] = base["pps"]
+        self._nodes: list[str] = base["node"]
+        self._sums: pl.DataFrame | None = None
+        self._cols: pl.DataFrame | None = None
 
-    def row(self, i: int) -> dict[str, Any]:
-        return self.df.row(i, named=True)
+    def nodes(self) -> list[tuple[str, NodeRows]]:
+        out: list[tuple[str, NodeRows]] = []
+        names = self._nodes
+        lo = 0
+        for i in range(1, len(names) + 1):
+            if i == len(names) or names[i] != names[lo]:
+                out.append((names[lo], NodeRows(self, lo, i)))
+                lo = i
+        return out
 
-    def _columns(self) -> dict[str, list[Any]]:
-        """Per second, as lists: prefix sums over attack seconds (per ``ev`` and ``obs`` key
-        the value and the count of seconds that had one), and the values a fold reads."""
-        if self._cols is None:
-            attack = pl.Series("_a", self.elev, dtype=pl.Boolean())
+    def prepared(self) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(prefix sums per node over attack seconds: the count, then per ``ev`` and ``obs``
+        key the value and the count of seconds that had one; the values a fold reads)."""
+        if self._sums is None or self._cols is None:
+            df = self.df
+            attack = pl.col("elev") | pl.col("trig")
             flows = pl.col("has_flows").fill_null(False)
             thr = pl.col("thr_pps").fill_null(0.0)
-            exprs: list[pl.Expr] = []
+            sums: list[pl.Expr] = [attack.cast(pl.Int64()).cum_sum().over("node").alias("_n")]
             for prefix, keys, clip in (("ex", _EV_KEYS, True), ("x", _OBS_KEYS, False)):
                 for k in keys:
-                    v = _col(self.df, f"{prefix}_{k}")
-                    has = pl.lit(attack) & v.is_not_null()
+                    v = _col(df, f"{prefix}_{k}")
+                    has = attack & v.is_not_null()
                     val = v.clip(0.0) if clip else v
-                    exprs += [
-                        pl.when(has).then(val).otherwise(0.0).cum_sum().alias(f"s_{prefix}_{k}"),
-                        has.cast(pl.Int64()).cum_sum().alias(f"n_{prefix}_{k}"),
+                    sums += [
+                        pl.when(has)
+                        .then(val)
+                        .otherwise(0.0)
+                        .cum_sum()
+                        .over("node")
+                        .alias(f"s_{prefix}_{k}"),
+                        has.cast(pl.Int64()).cum_sum().over("node").alias(f"n_{prefix}_{k}"),
                     ]
-            exprs += [
-                pl.lit(attack).alias("attack"),
-                (pl.lit(attack) & flows).alias("flow_attack"),
-                (pl.lit(attack) & ~flows).alias("flowless"),
-                pl.lit(attack).cast(pl.Int64()).cum_sum().alias("n_attack"),
-                pl.when(pl.lit(attack) & (thr > 0)).then(pl.col("pps") / thr).alias("over"),
-                pl.when(pl.lit(attack)).then(pl.col("mix").fill_null(0.0).fill_nan(0.0)),
+            self._sums = df.select(sums)
+            self._cols = df.select(
+                (attack & flows).alias("flow_attack"),
+                (attack & ~flows).alias("flowless"),
+                pl.when(attack & (thr > 0)).then(pl.col("pps") / thr).alias("over"),
+                pl.when(attack).then(pl.col("mix").fill_null(0.0).fill_nan(0.0)),
                 pl.col("bps"),
                 pl.col("E_pps").fill_null(0.0),
                 thr.alias("thr_pps"),
                 pl.col("ex_pps").fill_null(0.0),
+                pl.from_epoch(pl.col("t")).dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("iso"),
                 *(pl.col(c) for c in _PORT_COLS),
-            ]
-            self._cols = self.df.select(exprs).to_dict(as_series=False)
-        return self._cols
+            )
+        return self._sums, self._cols
+
+
+class NodeRows:
+    """One node's seconds of a pass (rows ``lo`` to ``hi - 1`` of its ``PassRows``), indexed
+    from 0 (see the module docstring)."""
+
+    def __init__(self, rows: PassRows, lo: int, hi: int) -> None:
+        self.rows = rows
+        self.lo = lo
+        self.n = hi - lo
+        self.t = rows.t[lo:hi]
+        self.trig = rows.trig[lo:hi]
+        self.elev = rows.elev[lo:hi]
+        self.need = rows.need[lo:hi]
+        self.pps = rows.pps[lo:hi]
+        self._cols: dict[str, list[Any]] | None = None
+
+    def row(self, i: int) -> dict[str, Any]:
+        return self.rows.df.row(self.lo + i, named=True)
 
     def fold(self, inc: IncidentState, a: int, b: int) -> None:
         """Fold seconds ``a`` to ``b - 1`` into ``inc``: every second adds to the timeline and
@@ -162,41 +200,44 @@ class NodeRows:
         ``flowless``."""
         if b <= a:
             return
-        c = self._columns()
+        sums, cols = self.rows.prepared()
+        if self._cols is None:
+            self._cols = cols.slice(self.lo, self.n).to_dict(as_series=False)
+        c = self._cols
         pps = self.pps[a:b]
         bps = c["bps"][a:b]
         inc.peak_pps = max(inc.peak_pps, *pps)
         inc.peak_bps = max(inc.peak_bps, *bps)
         inc.timeline.extend(
-            {"t": iso(t), "pps": p, "bps": q, "expected_pps": e, "threshold_pps": h}
+            {"t": t, "pps": p, "bps": q, "expected_pps": e, "threshold_pps": h}
             for t, p, q, e, h in zip(
-                self.t[a:b], pps, bps, c["E_pps"][a:b], c["thr_pps"][a:b], strict=True
+                c["iso"][a:b], pps, bps, c["E_pps"][a:b], c["thr_pps"][a:b], strict=True
             )
         )
-
-        def span(col: str) -> Any:
-            vals = c[col]
-            return vals[b - 1] - (vals[a - 1] if a > 0 else 0)
-
-        attack_secs = span("n_attack")
+        hi = sums.row(self.lo + b - 1)
+        span = [x - y for x, y in zip(hi, sums.row(self.lo + a - 1), strict=True)] if a > 0 else hi
+        attack_secs = span[0]
         if attack_secs == 0:
             return
         inc.attack_secs += attack_secs
-        for prefix, keys, target in (("ex", _EV_KEYS, inc.ev), ("x", _OBS_KEYS, inc.obs)):
+        j = 1
+        for keys, target in ((_EV_KEYS, inc.ev), (_OBS_KEYS, inc.obs)):
             for k in keys:
-                if span(f"n_{prefix}_{k}") > 0:
-                    target[k] = target.get(k, 0.0) + float(span(f"s_{prefix}_{k}"))
+                if span[j + 1] > 0:
+                    target[k] = target.get(k, 0.0) + float(span[j])
+                j += 2
         over = [x for x in c["over"][a:b] if x is not None]
         if over:
             inc.peak_over = max(inc.peak_over, *over)
         mix = [x for x in c["mix"][a:b] if x is not None]
         if mix:
             inc.mix_max = max(inc.mix_max, *mix)
+        flow_attack, flowless = c["flow_attack"], c["flowless"]
         for i in range(a, b):
-            if c["flow_attack"][i]:
+            if flow_attack[i]:
                 r = {col: c[col][i] for col in _PORT_COLS}
                 _add_ports(inc, r, float(self.pps[i]), float(c["ex_pps"][i]))
-            elif c["flowless"][i]:
+            elif flowless[i]:
                 inc.flowless.append(self.t[i])
         if len(inc.flowless) > FLOWLESS_KEEP:
             del inc.flowless[: len(inc.flowless) - FLOWLESS_KEEP]
