@@ -58,6 +58,9 @@ log = logging.getLogger("floodwatch.detect")
 FLOWS_HOLD_SECS = 1.5
 FLOWS_RING_SECS = 180
 STATE_FILE = "state.bin"
+PASS_ROWS = 500_000
+"""Rows one detection pass takes from the queue at most (unless one batch alone is larger).
+Past about 100k rows a pass costs the same per row; larger passes only hold more memory."""
 LATEST_COLUMNS = ("pps", "bps", "tcp_pps", "udp_pps", "icmp_pps", "other_pps", "conn_count")
 """The columns of each node's newest metrics second that the service keeps."""
 
@@ -295,8 +298,16 @@ class DetectionService:
                 while not self._queue and not self._controls and not self._stopping:
                     if not self._cv.wait(timeout=0.5):
                         break
-                items = list(self._queue)
-                self._queue.clear()
+                # at most about PASS_ROWS rows a pass (always at least one batch, everything at
+                # stop): a backlog is worked off in passes of bounded memory
+                items: list[tuple[str, str, pa.Table]] = []
+                rows = 0
+                while self._queue and (
+                    not items or self._stopping or rows + self._queue[0][2].num_rows <= PASS_ROWS
+                ):
+                    item = self._queue.popleft()
+                    items.append(item)
+                    rows += item[2].num_rows
                 controls = list(self._controls)
                 self._controls.clear()
                 stopping = self._stopping

@@ -23,6 +23,7 @@ __all__ = [
     "ARROW",
     "COMPRESSIONS",
     "DISTINCT_ROWS",
+    "FLEET_TRAFFIC",
     "KIND_NAMES",
     "SHAPES",
     "BodySet",
@@ -44,6 +45,8 @@ COMPRESSIONS = ("none", "lz4", "zstd")
 # t + 1, ...), posted with the workspace's collector key, rows named by node UUID or by the
 # node's registered address (a collector, or a replay of stored history).
 SHAPES = ("node-key", "collector-node", "collector-node_ip")
+# What a collector shape's rows hold: see ``fleet_metrics_pool``.
+FLEET_TRAFFIC = ("noise", "coherent")
 # The address every flow row is sent to: the node's own (TEST-NET-3; nothing is ever sent there).
 NODE_IP = "203.0.113.10"
 _WINDOW = timedelta(seconds=60)
@@ -141,23 +144,78 @@ def flows_batch(n: int, seed: int, end: datetime | None = None) -> pa.Table:
     return pa.table(cols)
 
 
+def _coherent_metrics(rows: int, seed: int, nodes: int) -> pa.Table:
+    """Rows of ``metrics`` (row ``i`` belongs to node ``i % nodes``) whose counters agree with
+    each other: each node has its own packet rate (20k-300k pps) with ±5% noise per second,
+    split 70/27/2/1% into TCP/UDP/ICMP/other (±2% of the packets moving between TCP and UDP),
+    SYN/ACK/RST/FIN as shares of TCP, 800-byte packets, sources proportional to the rate. The
+    counters of ``noise`` traffic are drawn apart (``tcp_pps`` can exceed ``pps``, every share
+    jumps every second), which a detector reads as a fleet under attack."""
+    rng = random.Random(seed)
+    levels = pa.array([rng.uniform(20_000.0, 300_000.0) for _ in range(nodes)], pa.float64())
+    index = pa.array(range(rows), pa.int64())
+    node = pc.subtract(index, pc.multiply(pc.divide(index, nodes), nodes))
+    level = pc.take(levels, node)
+
+    def jitter(key: int, width: float) -> pa.Array:
+        return pc.add(pc.multiply(pc.subtract(_uniform(rows, seed * 100 + key), 0.5), width), 1.0)
+
+    pps = pc.multiply(level, jitter(1, 0.10))
+    tcp = pc.multiply(pps, pc.multiply(jitter(2, 0.04), 0.70))
+    icmp = pc.multiply(pps, 0.02)
+    other = pc.multiply(pps, 0.01)
+    udp = pc.subtract(pc.subtract(pc.subtract(pps, tcp), icmp), other)
+    length = pc.multiply(jitter(3, 0.06), 800.0)
+    cols: dict[str, pa.Array] = {
+        "time": pa.nulls(rows, pa.timestamp("us", tz="UTC")),
+        "pps": pps,
+        "bps": pc.multiply(pc.multiply(pps, length), 8.0),
+        "tcp_pps": tcp,
+        "udp_pps": udp,
+        "icmp_pps": icmp,
+        "other_pps": other,
+        "syn_pps": pc.multiply(tcp, pc.multiply(jitter(4, 0.2), 0.01)),
+        "ack_pps": pc.multiply(tcp, pc.multiply(jitter(5, 0.04), 0.80)),
+        "rst_pps": pc.multiply(tcp, pc.multiply(jitter(6, 0.4), 0.002)),
+        "fin_pps": pc.multiply(tcp, pc.multiply(jitter(7, 0.2), 0.008)),
+        "frag_pps": pc.multiply(pps, pc.multiply(jitter(8, 0.4), 0.0005)),
+        "drop_pps": pa.array([0.0] * rows, pa.float64()),
+        "tx_pps": pc.multiply(pps, jitter(9, 0.10)),
+        "tx_bps": pc.multiply(pc.multiply(pps, jitter(10, 0.10)), 6000.0),
+        "avg_pkt_len": length,
+        "conn_count": pc.cast(
+            pc.floor(pc.multiply(pps, pc.multiply(jitter(11, 0.1), 0.2))), pa.int64()
+        ),
+        "distinct_sources": pc.cast(
+            pc.floor(pc.multiply(pps, pc.multiply(jitter(12, 0.1), 0.05))), pa.int64()
+        ),
+    }
+    return pa.table(cols)
+
+
 def fleet_metrics_pool(
     rows: int,
     seed: int,
     nodes: tuple[tuple[str, str], ...],
     column: str,
     end: datetime | None = None,
+    traffic: str = "noise",
 ) -> pa.Table:
     """``rows`` wire rows of ``metrics``: the per-second history of ``nodes`` ((uuid, address)
     pairs) in time order, ``len(nodes)`` rows per second, the last second 5 s before ``end``.
     ``column`` is ``node`` (rows name their node by UUID) or ``node_ip`` (by address). The
     history spans ``rows / len(nodes)`` seconds, so batches cross hour partitions as a replay's
-    do."""
-    if column not in ("node", "node_ip") or not nodes:
-        raise ValueError(f"bad fleet pool: column {column!r}, {len(nodes)} nodes")
+    do. ``traffic`` (``FLEET_TRAFFIC``): ``noise`` draws every counter of every row on its own
+    (uniform within ±50% of its level, as ``metrics_batch``), ``coherent`` gives each node
+    traffic a node can have (see ``_coherent_metrics``)."""
+    if column not in ("node", "node_ip") or not nodes or traffic not in FLEET_TRAFFIC:
+        raise ValueError(f"bad fleet pool: column {column!r}, {len(nodes)} nodes, {traffic!r}")
     end = end or datetime.now(UTC) - timedelta(seconds=5)
-    table = metrics_batch(rows, seed, end)
     count = len(nodes)
+    if traffic == "coherent":
+        table = _coherent_metrics(rows, seed, count)
+    else:
+        table = metrics_batch(rows, seed, end)
     seconds = -(-rows // count)
     first = int(end.timestamp()) - seconds + 1
     index = pa.array(range(rows), pa.int64())
@@ -228,6 +286,7 @@ def build_bodies(
     distinct_rows: int = DISTINCT_ROWS,
     shape: str = "node-key",
     nodes: tuple[tuple[str, str], ...] = (),
+    traffic: str = "noise",
 ) -> BodySet:
     """Bodies of ``rows`` rows each, cut from a pool of ``distinct_rows`` distinct rows (at least
     two bodies); senders rotate them. ``shape`` (see ``SHAPES``): for the collector shapes
@@ -238,7 +297,9 @@ def build_bodies(
         pool = row_pool(kind, seed, max(distinct_rows, count * rows))
     elif shape in SHAPES and kind == "metrics":
         column = shape.split("-", 1)[1]
-        pool = fleet_metrics_pool(max(distinct_rows, count * rows), seed, nodes, column)
+        pool = fleet_metrics_pool(
+            max(distinct_rows, count * rows), seed, nodes, column, traffic=traffic
+        )
     else:
         raise ValueError(f"unknown shape {shape!r} for {kind}")
     bodies = tuple(encode(pool.slice(i * rows, rows), compression) for i in range(count))

@@ -56,7 +56,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from .batches import DISTINCT_ROWS, SHAPES
+from .batches import DISTINCT_ROWS, FLEET_TRAFFIC, SHAPES
 from .ceilings import BareServer, lake_settings, run_parquet_ceiling
 from .harness import GaugePeaks, LakeCounter, PeakRss, ServerProcess, cpu_secs
 from .loadgen import LoadGenerator, LoadResult, Phase, percentile
@@ -89,6 +89,7 @@ class Plan:
     over_connections: int = 32
     nodes: int = 8
     fleet_nodes: int = 60  # nodes of a collector-shape cell
+    fleet_traffic: str = "noise"  # what a collector-shape cell's rows hold: FLEET_TRAFFIC
     seed: int = 20_251_128
     flush_age_secs: float = 1.0
     lake_timeout_secs: float = 120.0
@@ -255,6 +256,7 @@ class _Cell:
             "distinct_rows": DISTINCT_ROWS,
             "shape": self.shape,
             "nodes": nodes,
+            "traffic": p.fleet_traffic,
         }
         # LoadGenerator.build() knows only the node-key shape; its child passes every argument
         # on to batches.build_bodies
@@ -271,6 +273,7 @@ class _Cell:
             "rows_per_batch": self.rows,
             "compression": self.compression,
             "shape": self.shape,
+            "fleet_traffic": None if self.shape == "node-key" else p.fleet_traffic,
             "detect": self.detect,
             "nodes": p.nodes if self.shape == "node-key" else p.fleet_nodes,
             "body_bytes": round(built["mean_bytes"]),
@@ -808,8 +811,17 @@ def main(argv: list[str] | None = None) -> int:
         "the last ack (at least the flush age), so a longer phase reads closer to the "
         "steady-state rate",
     )
+    parser.add_argument(
+        "--fleet-traffic",
+        choices=FLEET_TRAFFIC,
+        default="noise",
+        help="what the collector cells' rows hold: noise (every counter drawn on its own, which "
+        "the detector reads as 60 nodes under attack) or coherent (traffic a node can have). "
+        "default: noise",
+    )
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+    plan = Plan(**{**asdict(plan), "fleet_traffic": args.fleet_traffic})
     if args.cell:
         cells = []
         for spec in args.cell:
