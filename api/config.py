@@ -195,7 +195,7 @@ class DetectConfig:
         True, "Run Floodwatch's own detector over every node's telemetry as it is acknowledged."
     )
     max_backlog_rows: int = _setting(
-        4_000_000,
+        1_000_000,
         "Node-seconds and flow rows waiting for the detector beyond which telemetry is refused "
         "with 503 and Retry-After until it catches up.",
     )
