@@ -161,9 +161,11 @@ def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
     if not mins:
         return hist
     cols = [c for c in _hist_schema() if c not in ("node", "minutes")]
+    flat = pl.concat(mins, how="vertical")
+    nulls = flat.select(pl.col(c).null_count() for c in cols).row(0)
+    fill = {c for c, n in zip(cols, nulls, strict=True) if n}
     new = (
-        pl.concat(mins, how="vertical")
-        .sort("node", "minute")
+        flat.sort("node", "minute")
         .group_by("node", maintain_order=True)
         .agg(pl.col("minute").alias("minutes"), *(pl.col(c) for c in cols))
     )
@@ -171,18 +173,19 @@ def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
     empty_i = pl.lit([], pl.List(pl.Int64()))
     empty_f = pl.lit([], pl.List(pl.Float64()))
     # a series whose every second in a minute was held out (a backup's bytes, a flash crowd's
-    # sources) keeps its previous value for that minute: its level freezes instead of emptying
+    # sources) keeps its previous value for that minute: its level freezes instead of emptying.
+    # The stored lists are already filled, so only columns with a null new minute need it.
+
+    def joined_list(c: str) -> pl.Expr:
+        out = pl.concat_list(pl.col(c).fill_null(empty_f), pl.col(f"{c}_new").fill_null(empty_f))
+        return (out.list.eval(pl.element().forward_fill()) if c in fill else out).alias(c)
+
     return joined.select(
         "node",
         pl.concat_list(
             pl.col("minutes").fill_null(empty_i), pl.col("minutes_new").fill_null(empty_i)
         ).alias("minutes"),
-        *(
-            pl.concat_list(pl.col(c).fill_null(empty_f), pl.col(f"{c}_new").fill_null(empty_f))
-            .list.eval(pl.element().forward_fill())
-            .alias(c)
-            for c in cols
-        ),
+        *(joined_list(c) for c in cols),
     )
 
 
@@ -233,8 +236,30 @@ def _minute_hour(rows: pl.DataFrame) -> pl.DataFrame:
     return rows.with_columns((epoch // 60).alias("minute"), (epoch // 3600).alias("hour"))
 
 
+def _last_minutes(
+    rows: pl.DataFrame, kept: pl.DataFrame, newest: pl.DataFrame | None
+) -> pl.DataFrame:
+    """Each node's last minute among ``rows`` (node, ``last_minute``). ``newest`` (node,
+    ``hi``: newest second of the node's new rows, one row per node of ``new``) saves the
+    group-by over all rows: a node's new rows are newer than any row it has kept."""
+    if newest is None:
+        return rows.group_by("node").agg(pl.col("minute").max().alias("last_minute"))
+    last = newest.select("node", (pl.col("hi") // 60).alias("last_minute"))
+    if kept.height:
+        rest = kept.filter(~pl.col("node").is_in(newest.get_column("node").implode()))
+        if rest.height:
+            rest_last = (
+                _minute_hour(rest).group_by("node").agg(pl.col("minute").max().alias("last_minute"))
+            )
+            last = pl.concat([last, rest_last], how="vertical")
+    return last
+
+
 def update(
-    state: BaselineState, kept: pl.DataFrame, new: pl.DataFrame
+    state: BaselineState,
+    kept: pl.DataFrame,
+    new: pl.DataFrame,
+    newest: pl.DataFrame | None = None,
 ) -> tuple[BaselineState, pl.DataFrame, pl.DataFrame]:
     """Learn from the open minutes' ``kept`` rows plus the ``new`` rows (no duplicates, any
     order) and return (new state, ``new`` with ``L_<s>`` for pps, bps, distinct sources and
@@ -243,7 +268,9 @@ def update(
     each node's still open minute, to keep for the next call).
 
     Only rows of minutes that complete here are summarized, and only the new rows get levels,
-    so the kept rows of an open minute cost nothing until their minute completes."""
+    so the kept rows of an open minute cost nothing until their minute completes. ``newest``
+    (optional: node, ``hi``, the newest epoch second of each node's ``new`` rows) spares a
+    group-by the caller has already done."""
     new = _minute_hour(new)
     if new.height == 0:
         empty = new.with_columns(
@@ -254,12 +281,17 @@ def update(
         )
         return state, empty, kept
     rows = pl.concat([_minute_hour(kept), new], how="vertical") if kept.height else new
-    last = rows.group_by("node").agg(pl.col("minute").max().alias("last_minute"))
+    last = _last_minutes(rows, kept, newest)
     nodes = state.nodes
     new_minutes: list[pl.DataFrame] = []
     folds: list[pl.DataFrame] = []
-    node_hours = rows.select("node", "hour").unique()
-    hours = node_hours.get_column("hour").unique().sort().to_list()
+    lo_hour, hi_hour = rows.select(pl.col("hour").min().alias("lo"), pl.col("hour").max()).row(0)
+    if lo_hour == hi_hour:  # the usual case: one clock hour, every node in it
+        node_hours = last.select("node", pl.lit(lo_hour, pl.Int64()).alias("hour"))
+        hours = [lo_hour]
+    else:
+        node_hours = rows.select("node", "hour").unique()
+        hours = node_hours.get_column("hour").unique().sort().to_list()
     ends = last.get_column("last_minute").unique()
     if ends.len() == 1:  # the usual case: every node's rows end in the same minute
         end = int(ends[0])
@@ -355,8 +387,10 @@ def update(
 def _summarize(done: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
     """Minute summaries (``_mins_schema``) of the completed rows of one clock hour, each second
     masked by the hour's reference levels ``refs`` (see the module docstring)."""
-    done = done.join(refs, on="node", how="left").with_columns(
-        (pl.col(s) + LOG_OFFSET[s]).log().alias(_y(s)) for s in SERIES
+    done = (
+        done.select("node", "minute", *SERIES)
+        .join(refs, on="node", how="left")
+        .with_columns((pl.col(s) + LOG_OFFSET[s]).log().alias(_y(s)) for s in SERIES)
     )
     ok_pps = pl.col("pps_ref").is_null() | ((pl.col(_y("pps")) - pl.col("pps_ref")) <= CUT)
     masked: list[pl.Expr] = []

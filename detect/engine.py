@@ -272,11 +272,16 @@ class Detector:
             is_new = pl.col("_newest").is_null() | (pl.col("t") > pl.col("_newest"))
             late = df.filter(~is_new)
             new = df.filter(is_new).drop("_newest", "t")
+            new_hi: pl.DataFrame | None = None
         else:  # the usual case: every row is newer than its node's newest second
             late = df.head(0)
             new = df.drop("t")
+            new_hi = pl.DataFrame(
+                {"node": [n for _, n, _, _ in spans], "hi": [hi for _, _, _, hi in spans]},
+                schema={"node": pl.String(), "hi": pl.Int64()},
+            )
         # baselines: kept rows of the open minute plus the new rows
-        self.baseline, leveled, self._pending = update(self.baseline, self._pending, new)
+        self.baseline, leveled, self._pending = update(self.baseline, self._pending, new, new_hi)
         feats = features(with_params(leveled, params, self._params_uniform))
         out.extend(self._run_nodes(feats, late, [(n, hi) for _, n, _, hi in spans]))
         # silence expiry, measured on each workspace's newest row
