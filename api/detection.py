@@ -10,8 +10,9 @@ runs beside the event loop on the second core.
 Flows are held back until their second is complete: a second of a node's flows is released once
 a row of a later second of that node's workspace has arrived, or once it has waited
 ``FLOWS_HOLD_SECS`` of wall-clock time (a sender that stopped). Released seconds become
-node-seconds; the raw rows stay in a short ring (``FLOWS_RING_SECS`` of event time) from which an
-incident's breakdown, top sources, ports and origin are computed.
+node-seconds; the raw rows stay in a short ring (``FLOWS_RING_SECS`` of event time, at most
+``FLOWS_RING_ROWS`` rows per workspace) from which an incident's breakdown, top sources, ports
+and origin are computed.
 
 State: the detector's whole state is saved every ``detect.snapshot_interval_secs`` and at stop
 to ``<data_dir>/detect/state.bin`` and loaded at start; nodes the saved state does not know get
@@ -57,6 +58,9 @@ log = logging.getLogger("floodwatch.detect")
 
 FLOWS_HOLD_SECS = 1.5
 FLOWS_RING_SECS = 180
+FLOWS_RING_ROWS = 500_000
+"""Raw flow rows kept per workspace at most (the newest): at a router's full rate, or when a
+sender repeats seconds, 180 s of rows would otherwise hold gigabytes."""
 STATE_FILE = "state.bin"
 PASS_ROWS = 500_000
 """Rows one detection pass takes from the queue at most (unless one batch alone is larger).
@@ -419,6 +423,8 @@ class DetectionService:
         newest = ring.select(pl.col("time").max()).item()
         if newest is not None:
             ring = ring.filter(pl.col("time") >= newest - timedelta(seconds=FLOWS_RING_SECS))
+        if ring.height > FLOWS_RING_ROWS:
+            ring = ring.tail(FLOWS_RING_ROWS)
         self._flows_ring[ws] = ring
 
     def _as_dict(self, t: Any) -> dict[str, Any]:
