@@ -178,6 +178,23 @@ def _load(args: argparse.Namespace) -> Config:
     return apply_overrides(cfg, "server", data_dir=args.data)
 
 
+def _creates_data(args: argparse.Namespace) -> bool:
+    """Commands that may make a new data directory: ``serve`` and ``workspace create``."""
+    return args.command == "serve" or (
+        args.command == "workspace" and getattr(args, "action", None) == "create"
+    )
+
+
+def _require_data(args: argparse.Namespace, cfg: Config) -> None:
+    """Every other command works on an existing data directory: a mistyped ``--data`` is an
+    error naming it, not a new empty directory."""
+    if not _creates_data(args) and not cfg.data_path.is_dir():
+        raise ConfigError(
+            f"data directory {cfg.data_path} does not exist (floodwatch serve or "
+            "floodwatch workspace create makes one; check --data or server.data_dir)"
+        )
+
+
 def _out(args: argparse.Namespace, result: dict[str, Any], text: str) -> None:
     if getattr(args, "json", False):
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
@@ -323,6 +340,7 @@ def _cmd_backtest(args: argparse.Namespace) -> int:
 
     patch = bt.load_settings_file(args.config) if args.config else None
     cfg = apply_overrides(load_config(args.server_config), "server", data_dir=args.data)
+    _require_data(args, cfg)
     ctx = call_admin(
         cfg,
         "backtest.context",
@@ -382,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .sql import run_sql
 
         try:
-            return run_sql(_load(args), args.query, args.format)
+            cfg = _load(args)
+            _require_data(args, cfg)
+            return run_sql(cfg, args.query, args.format)
         except ConfigError as exc:
             return _fail(args, "config_error", str(exc))
     try:
@@ -390,7 +410,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_serve(args)
         if args.command == "backtest":
             return _cmd_backtest(args)
-        return _cmd_admin(args, _load(args))
+        cfg = _load(args)
+        _require_data(args, cfg)
+        return _cmd_admin(args, cfg)
     except ConfigError as exc:
         return _fail(args, "config_error", str(exc))
     except DatabaseLocked as exc:

@@ -473,6 +473,35 @@ def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     assert not (tmp_path / "var").exists()  # nothing was created
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["workspace", "list", "--json"],
+        ["token", "list", "--json"],
+        ["collector", "list", "--json"],
+        ["sql", "select 1"],
+        ["backtest", "--from", "-1h", "--to", "-30m", "--json"],
+    ],
+)
+def test_a_missing_data_directory_is_an_error_not_created(tmp_path: Path, args: list[str]) -> None:
+    missing = tmp_path / "mistyped"
+    p = run_cli(missing, *args, check=False)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert f"data directory {missing} does not exist" in p.stderr
+    assert "Traceback" not in p.stderr
+    if "--json" in args:
+        assert one_json(p.stdout)["error"]["code"] == "config_error"
+    assert not missing.exists()
+
+
+def test_workspace_create_makes_a_new_data_directory(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh"
+    info = one_json(run_cli(fresh, "workspace", "create", "acme", "--json").stdout)
+    assert info["name"] == "acme" and fresh.is_dir()
+    listed = one_json(run_cli(fresh, "workspace", "list", "--json").stdout)
+    assert [w["name"] for w in listed["workspaces"]] == ["acme"]
+
+
 def test_version_and_help(tmp_path: Path) -> None:
     p = subprocess.run(
         [*FLOODWATCH, "--version"], check=False, capture_output=True, text=True, timeout=60
