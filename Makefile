@@ -11,7 +11,7 @@ DATA ?= ./var
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test check lint typecheck install lock bench clean
+.PHONY: test-fast run test check lint typecheck install lock bench clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ $(DUCKDB1_STAMP): requirements-duckdb1.lock $(STAMP)
 
 test: $(STAMP) $(DUCKDB1_STAMP)
 	FLOODWATCH_DUCKDB1=$(DUCKDB1) $(BIN)/python -m pytest -n 2 -q
+
+# the suite without the tests marked slow (crash loops, long property runs): for quick
+# iterations; `make test` is still the whole suite and what CI runs
+test-fast: $(STAMP) $(DUCKDB1_STAMP)
+	FLOODWATCH_DUCKDB1=$(DUCKDB1) $(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -108,7 +108,7 @@ class WebhookReceiver:
         return [r.event for r in self.delivered(path)]
 
     def close(self) -> None:
-        if self._loop is not None and self._stop is not None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(10)
 
@@ -168,10 +168,13 @@ class WebhookReceiver:
             await runner.cleanup()
 
         self._loop = asyncio.new_event_loop()
-        with contextlib.suppress(RuntimeError):
-            self._loop.run_until_complete(main())
-            # requests still hanging: end them here rather than leave them to the collector
-            left = asyncio.all_tasks(self._loop)
-            for task in left:
-                task.cancel()
-            self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        try:
+            with contextlib.suppress(RuntimeError):
+                self._loop.run_until_complete(main())
+                # requests still hanging: end them here rather than leave them to the collector
+                left = asyncio.all_tasks(self._loop)
+                for task in left:
+                    task.cancel()
+                self._loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+        finally:
+            self._loop.close()  # its selector and wake-up socket pair, not left to the collector

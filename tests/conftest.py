@@ -98,13 +98,15 @@ def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: flo
     out = data_dir.parent / f"{data_dir.name}.stdout"
     err = data_dir.parent / f"{data_dir.name}.stderr"
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.Popen(
-        [*FLOODWATCH, "serve", "--data", str(data_dir), "--port", str(port)],
-        stdout=out.open("w"),
-        stderr=err.open("w"),
-        text=True,
-        env=full_env,
-    )
+    # the child keeps its own copies of the two descriptors; ours are closed at once
+    with out.open("w") as out_f, err.open("w") as err_f:
+        proc = subprocess.Popen(
+            [*FLOODWATCH, "serve", "--data", str(data_dir), "--port", str(port)],
+            stdout=out_f,
+            stderr=err_f,
+            text=True,
+            env=full_env,
+        )
     server = Server(data_dir, port, proc, out, err, env or {})
     _STARTED.append(server)
     deadline = time.monotonic() + timeout

@@ -67,6 +67,7 @@ def test_a_node_change_reaches_the_cached_config_at_once(hserver: Server) -> Non
     assert sp["ports"] == [{"protocol": "tcp", "port_value": "443"}]
 
 
+@pytest.mark.slow
 def test_an_idle_incident_expires_after_the_configured_time(hserver: Server) -> None:
     client, agent = _setup(hserver)
     inc = _ok(agent.post("/incidents", OPEN))["uuid"]

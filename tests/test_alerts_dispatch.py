@@ -6,6 +6,7 @@ counts."""
 from __future__ import annotations
 
 import copy
+import socket
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +18,6 @@ from .conftest import (
     Client,
     Server,
     Workspace,
-    free_port,
     new_workspace,
     start_server,
 )
@@ -170,15 +170,18 @@ def test_429_retry_after_is_honoured(alert_server: Server, receiver: WebhookRece
 
 def test_refused_connection_retries_then_gives_up(alert_server: Server) -> None:
     ws = new_workspace(alert_server)
-    ch = channel(ws.client, f"http://127.0.0.1:{free_port()}/nobody")
-    agent = agent_for(alert_server, ws)
-    open_incident(agent)
+    # a port bound but not listening refuses connections, and no other test can take it meanwhile
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        ch = channel(ws.client, f"http://127.0.0.1:{taken.getsockname()[1]}/nobody")
+        agent = agent_for(alert_server, ws)
+        open_incident(agent)
 
-    def given_up() -> bool:
-        log = deliveries(ws.client, ch)["deliveries"]
-        return bool(log) and log[0]["delivery_status"] == "failed"
+        def given_up() -> bool:
+            log = deliveries(ws.client, ch)["deliveries"]
+            return bool(log) and log[0]["delivery_status"] == "failed"
 
-    assert wait_until(given_up, timeout=60)
+        assert wait_until(given_up, timeout=60)
     log = deliveries(ws.client, ch)["deliveries"]
     assert len(log) >= 2
     assert log[0]["status"] == "failed" and "gave up" in log[0]["error"]

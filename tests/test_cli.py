@@ -561,13 +561,14 @@ def start_server_no_socket(data: Path, env: dict[str, str]) -> Server:
     port = free_port()
     out = data.parent / "nosock.stdout"
     err = data.parent / "nosock.stderr"
-    proc = subprocess.Popen(
-        [*FLOODWATCH, "serve", "--data", str(data), "--port", str(port)],
-        stdout=out.open("w"),
-        stderr=err.open("w"),
-        text=True,
-        env={**os.environ, **env},
-    )
+    with out.open("w") as out_f, err.open("w") as err_f:
+        proc = subprocess.Popen(
+            [*FLOODWATCH, "serve", "--data", str(data), "--port", str(port)],
+            stdout=out_f,
+            stderr=err_f,
+            text=True,
+            env={**os.environ, **env},
+        )
     srv = Server(data, port, proc, out, err, env)
     for _ in range(600):
         assert proc.poll() is None, err.read_text()

@@ -484,13 +484,23 @@ def serve_with_config(data: Path, config: Path) -> Server:
     port = free_port()
     out, err = data.parent / "cfg.stdout", data.parent / "cfg.stderr"
     base = {k: v for k, v in os.environ.items() if not k.startswith("FLOODWATCH_")}
-    proc = subprocess.Popen(
-        [*FLOODWATCH, "serve", "--config", str(config), "--data", str(data), "--port", str(port)],
-        stdout=out.open("w"),
-        stderr=err.open("w"),
-        text=True,
-        env=base,
-    )
+    with out.open("w") as out_f, err.open("w") as err_f:
+        proc = subprocess.Popen(
+            [
+                *FLOODWATCH,
+                "serve",
+                "--config",
+                str(config),
+                "--data",
+                str(data),
+                "--port",
+                str(port),
+            ],
+            stdout=out_f,
+            stderr=err_f,
+            text=True,
+            env=base,
+        )
     srv = Server(data, port, proc, out, err)
     for _ in range(600):
         assert proc.poll() is None, err.read_text()

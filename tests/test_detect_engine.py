@@ -476,6 +476,7 @@ def test_known_nodes_and_open_incident_nodes() -> None:
     assert again.known_nodes() == {NODE, "node-b"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("attack", "family", "subtype"),
     [

@@ -244,6 +244,7 @@ def test_a_configured_model_writes_the_summary(tmp_path_factory: pytest.TempPath
         srv.stop()
 
 
+@pytest.mark.slow
 def test_baselines_are_rebuilt_from_rollups_when_the_state_is_lost(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:

@@ -88,6 +88,7 @@ def test_auth_by_header_or_query_and_errors(pserver: Server) -> None:
         assert samples[("flowtriq_incidents_active", ())] == 0
 
 
+@pytest.mark.slow
 def test_live_values_baselines_and_workspace_scope(pserver: Server) -> None:
     ws = new_workspace(pserver)
     other = new_workspace(pserver)
