@@ -31,7 +31,6 @@ __all__ = [
     "PassRows",
     "add_flow_detail",
     "breakdown",
-    "iso",
     "reclassify",
     "ts",
 ]
@@ -62,10 +61,6 @@ LATE_DETAIL = (
 
 def ts(sec: int) -> datetime:
     return _EPOCH + timedelta(seconds=sec)
-
-
-def iso(sec: int) -> str:
-    return ts(sec).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
