@@ -292,6 +292,12 @@ async def _agent_housekeeping(
                 )
             except Exception:
                 log.exception("pcap retention failed")
+            try:
+                await store.run(
+                    outbox.purge_log, datetime.now(UTC), cfg.alerts.log_retention_days
+                )
+            except Exception:
+                log.exception("alert log retention failed")
         await asyncio.sleep(every)
 
 

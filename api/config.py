@@ -267,6 +267,11 @@ class AlertsConfig:
         "retry_max_secs, or as long as the service's Retry-After asks.",
     )
     retry_max_secs: float = _setting(300.0, "Longest wait between two attempts of a delivery.")
+    log_retention_days: int = _setting(
+        30,
+        "Days the delivery log (finished deliveries, their attempts and events) is kept; "
+        "deliveries still being tried are never removed.",
+    )
 
 
 @dataclass(frozen=True)
@@ -470,6 +475,8 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("alerts.attempt_timeout_secs: must be from 0.1 to 300")
     if not 1 <= al.per_channel_concurrency <= 64:
         raise ConfigError("alerts.per_channel_concurrency: must be from 1 to 64")
+    if al.log_retention_days < 1:
+        raise ConfigError("alerts.log_retention_days: must be at least 1")
     if not 0.01 <= al.retry_base_secs <= al.retry_max_secs <= 86400:
         raise ConfigError(
             "alerts.retry_base_secs and retry_max_secs: need 0.01 <= base <= max <= 86400"

@@ -40,7 +40,7 @@ import orjson
 
 from notify.events import AlertEvent, passes_filters
 
-from .db import Connection, rows_as_dicts
+from .db import Connection, rows_as_dicts, transaction
 from .errors import NotFound
 from .incidents import SEVERITIES, get_incident
 
@@ -576,3 +576,30 @@ def list_attempts(
     for r in rows:
         r["at"] = r["at"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return rows, int(total[0]) if total else 0
+
+
+def purge_log(con: Connection, now: datetime, days: int) -> int:
+    """Remove deliveries finished (delivered or failed) more than ``days`` ago, their attempts,
+    and the events left without any delivery; returns the deliveries removed. A delivery still
+    pending is kept whatever its age. The per-channel incident state (which start and end went
+    out) stays: it is what keeps a late change of an old incident from alerting twice."""
+    cutoff = now - timedelta(days=days)
+    done = "status <> 'pending' AND done_at < ?"
+    with transaction(con):
+        sql = f"SELECT count(*) FROM alert_deliveries WHERE {done}"
+        row = con.execute(sql, [cutoff]).fetchone()
+        count = int(row[0]) if row else 0
+        if count == 0:
+            return 0
+        con.execute(
+            "DELETE FROM alert_attempts WHERE delivery_id IN "
+            f"(SELECT delivery_id FROM alert_deliveries WHERE {done})",
+            [cutoff],
+        )
+        con.execute(f"DELETE FROM alert_deliveries WHERE {done}", [cutoff])
+        con.execute(
+            "DELETE FROM alert_events WHERE created_at < ? "
+            "AND event_id NOT IN (SELECT event_id FROM alert_deliveries)",
+            [cutoff],
+        )
+    return count

@@ -246,3 +246,38 @@ def test_a_failing_batch_records_nothing(con: Connection) -> None:
         outbox.record_attempts(con, [good, bad])
     assert con.execute("SELECT count(*) FROM alert_attempts").fetchone() == (0,)
     assert len(_due(con)) == 1
+
+
+def test_purge_removes_only_old_finished_deliveries(con: Connection) -> None:
+    ws, node, _ = _setup(con, 2)
+    for k in range(3):
+        _open(con, ws, node, k)
+    rows = _due(con)
+    assert len(rows) == 6
+    old, recent = T0 + timedelta(hours=1), T0 + timedelta(days=40)
+    attempt = {"ok": True, "latency_ms": 5.0, "http_status": 200, "error": None}
+    # two finished long ago, one failed long ago, one retrying since long ago, two finished lately
+    plan = [("sent", old), ("sent", old), ("failed", old), ("retry", old), ("sent", recent)]
+    records: list[outbox.AttemptRecord] = [
+        (row, attempt, outcome, when, when + timedelta(days=60) if outcome == "retry" else None)
+        for row, (outcome, when) in zip(rows, plan, strict=False)
+    ]
+    outbox.record_attempts(con, records)
+    now = T0 + timedelta(days=45)
+    assert outbox.purge_log(con, now, 30) == 3
+    kept = {
+        str(r[0]): r[1]
+        for r in con.execute("SELECT delivery_id, status FROM alert_deliveries").fetchall()
+    }
+    expect = {str(rows[i]["delivery_id"]) for i in (3, 4, 5)}
+    assert set(kept) == expect  # the pending one (whatever its age) and the recent ones
+    attempts = {str(r[0]) for r in con.execute("SELECT delivery_id FROM alert_attempts").fetchall()}
+    assert attempts == {str(rows[i]["delivery_id"]) for i in (3, 4)}
+    # every event still has a delivery, or is younger than the cut-off
+    orphans = con.execute(
+        "SELECT count(*) FROM alert_events WHERE event_id NOT IN "
+        "(SELECT event_id FROM alert_deliveries)"
+    ).fetchone()
+    assert orphans == (0,)
+    assert outbox.purge_log(con, now, 30) == 0  # nothing more to remove
+    assert outbox.purge_log(con, now + timedelta(days=60), 30) == 1  # the recent one, later on
