@@ -42,7 +42,9 @@ State machine per node (plain Python, only for nodes with something going on):
 - **open** at the confirming second; ``onset_at`` is the first second of the run.
 - while open, a second counts as attack when it triggers or is merely elevated (hysteresis);
   **update** at most every ``update_interval_secs`` when the peak grew, the family/subtype
-  changed or the severity rose.
+  changed or the severity rose (while the peak holds, family and severity are looked at again
+  at most every ``RECHECK_SECS``). The seconds of an open incident are folded into it in
+  ranges (``detect.incident.NodeRows.fold``), not one by one.
 - **resolve** after ``hold_down_secs`` observed normal seconds *and* ``bridge_secs`` since the
   last attack second: pulsed attacks with off phases up to ``bridge_secs`` stay one incident.
   No data for ``silence_expiry_secs`` (measured on the workspace's newest row) resolves with
