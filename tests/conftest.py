@@ -92,22 +92,36 @@ def _stop_leftover_servers() -> Iterator[None]:
             srv.stop(signal.SIGKILL)
 
 
-def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Server:
-    data_dir.mkdir(parents=True, exist_ok=True)
+def spawn_server(
+    data_dir: Path,
+    full_env: dict[str, str],
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    name: str | None = None,
+) -> Server:
+    """Start ``floodwatch serve`` on a free port with ``full_env`` as its whole environment
+    (``env``: the overrides to remember on the Server), its output in ``<name>.stdout`` and
+    ``.stderr`` beside the data directory; does not wait for it."""
     port = free_port()
-    out = data_dir.parent / f"{data_dir.name}.stdout"
-    err = data_dir.parent / f"{data_dir.name}.stderr"
-    full_env = {**os.environ, **(env or {})}
+    stem = name or data_dir.name
+    out = data_dir.parent / f"{stem}.stdout"
+    err = data_dir.parent / f"{stem}.stderr"
     # the child keeps its own copies of the two descriptors; ours are closed at once
     with out.open("w") as out_f, err.open("w") as err_f:
         proc = subprocess.Popen(
-            [*FLOODWATCH, "serve", "--data", str(data_dir), "--port", str(port)],
+            [*FLOODWATCH, "serve", *extra, "--data", str(data_dir), "--port", str(port)],
             stdout=out_f,
             stderr=err_f,
             text=True,
             env=full_env,
         )
-    server = Server(data_dir, port, proc, out, err, env or {})
+    return Server(data_dir, port, proc, out, err, env or {})
+
+
+def start_server(data_dir: Path, env: dict[str, str] | None = None, timeout: float = 60) -> Server:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = spawn_server(data_dir, {**os.environ, **(env or {})}, env=env)
+    proc, err = server.proc, server.stderr_path
     _STARTED.append(server)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import FLOODWATCH, Server, free_port, run_cli, start_server
+from .conftest import FLOODWATCH, Server, run_cli, spawn_server, start_server
 
 HEX64 = re.compile(r"(?<![0-9a-f])[0-9a-f]{64}(?![0-9a-f])")
 NO_BOOTSTRAP = {"FLOODWATCH_API__BOOTSTRAP_WORKSPACE": "false"}
@@ -558,18 +558,8 @@ def test_cli_while_server_runs_without_admin_socket(tmp_path: Path) -> None:
 def start_server_no_socket(data: Path, env: dict[str, str]) -> Server:
     """``start_server`` waits for admin.sock, which this configuration never creates."""
     data.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    out = data.parent / "nosock.stdout"
-    err = data.parent / "nosock.stderr"
-    with out.open("w") as out_f, err.open("w") as err_f:
-        proc = subprocess.Popen(
-            [*FLOODWATCH, "serve", "--data", str(data), "--port", str(port)],
-            stdout=out_f,
-            stderr=err_f,
-            text=True,
-            env={**os.environ, **env},
-        )
-    srv = Server(data, port, proc, out, err, env)
+    srv = spawn_server(data, {**os.environ, **env}, env=env, name="nosock")
+    proc, err = srv.proc, srv.stderr_path
     for _ in range(600):
         assert proc.poll() is None, err.read_text()
         if "listening on" in err.read_text():

@@ -27,7 +27,7 @@ from api.config import (
     load_config,
 )
 
-from .conftest import FLOODWATCH, Server, free_port
+from .conftest import FLOODWATCH, Server, spawn_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "configuration.md"
@@ -480,28 +480,10 @@ def wait_for_token(srv: Server, timeout: float = 30) -> str:
 
 
 def serve_with_config(data: Path, config: Path) -> Server:
-    """Like conftest.start_server, with --config (which start_server cannot pass)."""
-    port = free_port()
-    out, err = data.parent / "cfg.stdout", data.parent / "cfg.stderr"
+    """Like conftest.start_server, with --config and no FLOODWATCH_ variable of ours."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("FLOODWATCH_")}
-    with out.open("w") as out_f, err.open("w") as err_f:
-        proc = subprocess.Popen(
-            [
-                *FLOODWATCH,
-                "serve",
-                "--config",
-                str(config),
-                "--data",
-                str(data),
-                "--port",
-                str(port),
-            ],
-            stdout=out_f,
-            stderr=err_f,
-            text=True,
-            env=base,
-        )
-    srv = Server(data, port, proc, out, err)
+    srv = spawn_server(data, base, ("--config", str(config)), name="cfg")
+    proc, err = srv.proc, srv.stderr_path
     for _ in range(600):
         assert proc.poll() is None, err.read_text()
         try:
