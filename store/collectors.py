@@ -6,8 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .db import Connection, rows_as_dicts, utcnow
-from .errors import Conflict, InvalidValue, NotFound
+from .db import Connection, one_by_id_prefix, rows_as_dicts, utcnow
 from .secrets import hash_secret, new_secret, secret_prefix, secrets_equal
 from .validate import check_text
 
@@ -50,21 +49,16 @@ def list_collectors(con: Connection, ws_uuid: uuid.UUID) -> list[dict[str, Any]]
 def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_ref: str) -> dict[str, Any]:
     """Revoke a collector key of the workspace named by its id or a unique prefix of it (4+
     characters, like ``token revoke``)."""
-    ref = key_ref.strip().lower()
-    if len(ref) < 4:
-        raise InvalidValue("collector key id must be at least 4 characters", "key_id")
-    rows = rows_as_dicts(
-        con.execute(
-            f"SELECT {_COLUMNS} FROM collector_keys WHERE workspace_uuid = ? "
-            "AND CAST(id AS VARCHAR) LIKE ?",
-            [str(ws_uuid), ref.replace("%", "").replace("_", "") + "%"],
-        )
+    row = one_by_id_prefix(
+        con,
+        "collector_keys",
+        _COLUMNS,
+        key_ref,
+        what="collector key",
+        field="key_id",
+        scope="AND workspace_uuid = ?",
+        scope_params=(str(ws_uuid),),
     )
-    if not rows:
-        raise NotFound("collector key not found")
-    if len(rows) > 1:
-        raise Conflict(f"{ref} matches {len(rows)} collector keys; give more of the id")
-    row = rows[0]
     if row["revoked_at"] is None:
         row["revoked_at"] = utcnow()
         con.execute(

@@ -18,7 +18,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import duckdb
 
-from .errors import DatabaseLocked, StoreError
+from .errors import Conflict, DatabaseLocked, InvalidValue, NotFound, StoreError
 from .migrations import MIGRATIONS
 
 __all__ = ["Connection", "Store", "iso_utc", "transaction", "utcnow"]
@@ -196,3 +196,43 @@ def bound(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 def rows_as_dicts(cur: Any) -> list[dict[str, Any]]:
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+MIN_ID_PREFIX = 4
+
+
+def one_by_id_prefix(
+    con: Connection,
+    table: str,
+    columns: str,
+    ref: str,
+    *,
+    what: str,
+    field: str,
+    scope: str = "",
+    scope_params: tuple[Any, ...] = (),
+) -> dict[str, Any]:
+    """The one row of ``table`` whose UUID ``id`` is ``ref`` or starts with it (at least
+    ``MIN_ID_PREFIX`` characters, any case): how the CLI's revoke commands name a token or a
+    collector key. ``scope`` is an optional SQL condition (``"AND workspace_uuid = ?"``) with its
+    ``scope_params``; ``table``, ``columns`` and ``scope`` are fixed fragments, never input.
+
+    A too short ``ref`` is ``InvalidValue`` (for ``field``), no match ``NotFound``, more than one
+    ``Conflict``, each message naming ``what`` ("token", "collector key")."""
+    prefix = ref.strip().lower()
+    if len(prefix) < MIN_ID_PREFIX:
+        raise InvalidValue(
+            f"{what} id must be at least {MIN_ID_PREFIX} characters (the id or a prefix of it)",
+            field,
+        )
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {columns} FROM {table} WHERE starts_with(CAST(id AS VARCHAR), ?) {scope}",
+            [prefix, *scope_params],
+        )
+    )
+    if not rows:
+        raise NotFound(f"no {what} id starts with {prefix}")
+    if len(rows) > 1:
+        raise Conflict(f"{prefix} matches {len(rows)} {what}s; give more of the id")
+    return rows[0]

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from .db import Connection, rows_as_dicts, transaction, utcnow
+from .db import Connection, one_by_id_prefix, rows_as_dicts, transaction, utcnow
 from .errors import Conflict, Forbidden, InvalidValue, NotFound
 from .plans import PLANS, SUBSCRIPTION_STATUSES, default_node_limit
 from .secrets import hash_secret, new_secret, secret_prefix, secrets_equal
@@ -258,22 +258,19 @@ def revoke_token(con: Connection, token_ref: str) -> dict[str, Any]:
     token itself."""
     ref = token_ref.strip()
     if len(ref) == 2 * 32:
-        cur = con.execute(
-            f"SELECT {_TOKEN_COLUMNS} FROM deploy_tokens WHERE token_hash = ?", [hash_secret(ref)]
+        rows = rows_as_dicts(
+            con.execute(
+                f"SELECT {_TOKEN_COLUMNS} FROM deploy_tokens WHERE token_hash = ?",
+                [hash_secret(ref)],
+            )
         )
-    elif len(ref) >= 4:
-        cur = con.execute(
-            f"SELECT {_TOKEN_COLUMNS} FROM deploy_tokens WHERE CAST(id AS VARCHAR) LIKE ?",
-            [ref.lower().replace("%", "").replace("_", "") + "%"],
-        )
+        if not rows:
+            raise NotFound("no such token")
+        row = rows[0]
     else:
-        raise InvalidValue("token reference must be at least 4 characters", "token")
-    rows = rows_as_dicts(cur)
-    if not rows:
-        raise NotFound("no such token")
-    if len(rows) > 1:
-        raise Conflict(f"{ref} matches {len(rows)} tokens; give more of the id")
-    row = rows[0]
+        row = one_by_id_prefix(
+            con, "deploy_tokens", _TOKEN_COLUMNS, ref, what="token", field="token"
+        )
     if row["revoked_at"] is None:
         now = utcnow()
         con.execute("UPDATE deploy_tokens SET revoked_at = ? WHERE id = ?", [now, str(row["id"])])

@@ -606,3 +606,66 @@ def test_collector_revoke_by_unique_prefix(env: Env) -> None:
     listed = {c["name"]: c for c in env.js("collector", "list")["collectors"]}
     assert listed["c0"]["revoked_at"] is not None
     assert listed["c1"]["revoked_at"] is None and listed["c2"]["revoked_at"] is None
+
+
+def _share_an_id_prefix(data_dir: Path, table: str, ids: list[str], prefix: str) -> list[str]:
+    """Give the rows ``ids`` of ``table`` new ids that all start with ``prefix`` (padded with
+    zeros to the first dash) and differ right after that dash: random ids share 4+ leading
+    characters too rarely to test with. No server may hold the database."""
+    from store import Store
+
+    new = [str(uuid.UUID(f"{prefix:0<8}{i:x}".ljust(32, "0"))) for i in range(len(ids))]
+    store = Store(data_dir / "floodwatch.duckdb")
+    store.open()
+    try:
+        for old, fresh in zip(ids, new, strict=True):
+            store.con.execute(f"UPDATE {table} SET id = ? WHERE id = ?", [fresh, old])
+    finally:
+        store.close()
+    return new
+
+
+@pytest.mark.parametrize("mode", ["server", "offline"])
+def test_revoke_refuses_an_ambiguous_or_unknown_prefix(tmp_path: Path, mode: str) -> None:
+    """``collector revoke`` and ``token revoke`` resolve an id prefix the same way: a prefix
+    two ids share is refused (exit 1, nothing revoked), a longer one picks one of them."""
+    env = Env(mode, tmp_path / "data")
+    env.data_dir.mkdir()
+    env.js("workspace", "create", "prefixes")
+    keys = [env.js("collector", "create", "--name", f"k{i}")["key_id"] for i in range(2)]
+    tokens = [env.js("token", "create", "--name", f"t{i}")["token_id"] for i in range(2)]
+    keys = _share_an_id_prefix(env.data_dir, "collector_keys", keys, "abcd0")
+    tokens = _share_an_id_prefix(env.data_dir, "deploy_tokens", tokens, "abcd0")
+    if mode == "server":
+        env._server = start_server(env.data_dir, env=NO_BOOTSTRAP)
+        env._started.append(env._server)
+    try:
+        for command, ids, what in (
+            ("collector", keys, "collector keys"),
+            ("token", tokens, "tokens"),
+        ):
+            for ambiguous in ("abcd", "ABCD0", ids[0][:8]):
+                err = env.fail(command, "revoke", ambiguous, plain=True)
+                assert err["code"] == "conflict", err
+                assert f"matches 2 {what}" in err["message"], err
+            for unknown in ("abce", "%%%%", "____", ids[0][:9] + "f"):
+                err = env.fail(command, "revoke", unknown, plain=True)
+                assert err["code"] == "not_found", err
+            assert env.fail(command, "revoke", "abc")["code"] == "invalid_parameter"
+
+        listed = env.js("collector", "list")["collectors"]
+        assert [c["revoked_at"] for c in listed] == [None, None]  # the failures revoked nothing
+        listed = env.js("token", "list")["tokens"]
+        assert [t["revoked_at"] for t in listed] == [None, None, None]
+
+        out = env.js("collector", "revoke", keys[1][:10])  # past the dash they differ
+        assert out["key_id"] == keys[1] and out["revoked_at"] is not None
+        out = env.js("token", "revoke", tokens[0][:10].upper())
+        assert out["token_id"] == tokens[0] and out["revoked_at"] is not None
+        revoked = {c["key_id"]: c["revoked_at"] for c in env.js("collector", "list")["collectors"]}
+        assert revoked[keys[0]] is None and revoked[keys[1]] is not None
+        revoked = {t["token_id"]: t["revoked_at"] for t in env.js("token", "list")["tokens"]}
+        assert revoked[tokens[0]] is not None and revoked[tokens[1]] is None
+    finally:
+        for srv in env._started:
+            assert srv.stop() == 0, srv.stderr()
