@@ -191,40 +191,56 @@ def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
 
 def _levels_for(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFrame:
     """Levels for ``targets`` (node, ``at`` minute): the medians over the last
-    ``HIST_MINUTES`` learned minutes strictly before ``at``."""
+    ``HIST_MINUTES`` learned minutes strictly before ``at``, and ``_k``, how many learned
+    minutes ``full`` holds before ``at``.
+
+    The windows are rolling statistics over each node's learned minutes (one row per learned
+    minute), and each target takes the window that ends at its node's last learned minute
+    before it (an as-of join): the work grows with the learned minutes plus the targets, not
+    with their product."""
     w = HIST_MINUTES
-    counts = (
-        full.select("node", "minutes")
-        .explode("minutes")
-        .join(targets.select("node", at), on="node", how="inner")
-        .filter(pl.col("minutes") < pl.col(at))
-        .group_by("node", at)
-        .agg(pl.len().cast(pl.Int64()).alias("_k"))
+    vals = [
+        *(f"{s}_m" for s in SERIES),
+        *(f"{s}_q" for s in _NOISY),
+        *(f"{s}_share_q" for s in _SHARES),
+    ]
+    long = (
+        full.select("node", "minutes", *vals)
+        .explode("minutes", *vals)
+        .filter(pl.col("minutes").is_not_null())
     )
-    t = (
-        targets.select("node", at)
-        .join(counts, on=["node", at], how="left")
-        .with_columns(pl.col("_k").fill_null(0))
-        .join(full, on="node", how="left")
-    )
-    off = (pl.col("_k") - w).clip(0)
-    length = pl.col("_k").clip(None, w)
-    exprs: list[pl.Expr] = []
+    by_node = pl.col("node")
+    exprs: list[pl.Expr] = [
+        (pl.int_range(pl.len(), dtype=pl.Int64()).over(by_node) + 1).alias("_k"),
+    ]
     for s in SERIES:
-        win = pl.col(f"{s}_m").list.slice(off, length)
-        med = win.list.median()
+        med = pl.col(f"{s}_m").rolling_median(w, min_samples=1).over(by_node)
         exprs.append(med.alias(f"L_{s}"))
         if s in _NOISY:
-            vals = win.list.drop_nulls().list.sort()
-            n = vals.list.len()
-            idx = ((n.cast(pl.Float64()) - 1.0) * 0.8).round(0).cast(pl.Int64())
-            hi = vals.list.get(idx, null_on_oob=True)
-            within = pl.col(f"{s}_q").list.slice(off, length).list.median()
+            hi = pl.col(f"{s}_m").rolling_quantile(0.8, "nearest", w, min_samples=1).over(by_node)
+            within = pl.col(f"{s}_q").rolling_median(w, min_samples=1).over(by_node)
             exprs.append(((hi - med).clip(0.0) + within.fill_null(0.0)).alias(f"N_{s}"))
     for s in _SHARES:
-        q = pl.col(f"{s}_share_q").list.slice(off, length).list.median()
+        q = pl.col(f"{s}_share_q").rolling_median(w, min_samples=1).over(by_node)
         exprs.append(q.alias(f"Q_{s}"))
-    return t.select("node", at, "_k", *exprs)
+    windows = long.select("node", "minutes", *exprs).sort("minutes")
+    out_cols = [c for s in SERIES for c in (f"L_{s}", f"N_{s}") if s in _NOISY or c[0] == "L"]
+    out_cols += [f"Q_{s}" for s in _SHARES]
+    joined = (
+        targets.select("node", at)
+        .sort(at)
+        .join_asof(
+            windows,
+            left_on=at,
+            right_on="minutes",
+            by="node",
+            strategy="backward",
+            allow_exact_matches=False,
+            check_sortedness=False,
+        )
+        .with_columns(pl.col("_k").fill_null(0))
+    )
+    return joined.select("node", at, "_k", *out_cols)
 
 
 _ROW_LEVELS = ("pps", "bps", "distinct_sources", "avg_pkt_len")
