@@ -287,3 +287,16 @@ def test_the_agent_pushes_metrics_and_stops_on_sigterm(
     table = decode_stream(body)
     assert set(table.column_names) == METRIC_COLUMNS
     assert table.column("pps").to_pylist()[0] == 0.0
+
+
+def test_every_agent_setting_is_documented() -> None:
+    """docs/configuration.md lists every agent setting with its variable and its default."""
+    from agent.config import iter_settings
+
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    section = text[text.index("## Agent settings") :]
+    for name, default, _doc in iter_settings():
+        shown = json.dumps(default) if isinstance(default, str | bool) else str(default)
+        row = f"| `agent.{name}` | {type(default).__name__} | `{shown}` | "
+        assert row + f"`FLOODWATCH_AGENT__{name.upper()}` |" in section, name
+        assert f"\n`agent.{name}`\n: " in section, f"agent.{name} has no description"
