@@ -296,7 +296,15 @@ def update(
             *(pl.lit(None, pl.Float64()).alias(f"E_{s}") for s in _ROW_E),
         )
         return state, empty, kept
-    rows = pl.concat([_minute_hour(kept), new], how="vertical") if kept.height else new
+    # learning reads only these columns: project before the filters and concatenations copy
+    # rows (the kept rows of the open minute are stored in this shape too)
+    learn = ("node", "time", "minute", "hour", *SERIES)
+    fresh = new.select(learn)
+    rows = (
+        pl.concat([_minute_hour(kept.select("node", "time", *SERIES)).select(learn), fresh])
+        if kept.height
+        else fresh
+    )
     last = _last_minutes(rows, kept, newest)
     nodes = state.nodes
     new_minutes: list[pl.DataFrame] = []
@@ -317,7 +325,7 @@ def update(
         marked = rows.join(last, on="node", how="left")
         done_all = marked.filter(pl.col("minute") < pl.col("last_minute"))
         pending = marked.filter(pl.col("minute") == pl.col("last_minute")).drop("last_minute")
-    pending = pending.drop("minute", "hour")
+    pending = pending.select("node", "time", *SERIES)
     for h in hours:
         chunk_nodes = node_hours.filter(pl.col("hour") == h).select("node")
         stored = nodes.filter(pl.col("ref_hour") == h).select("node", *(f"{s}_ref" for s in SERIES))
@@ -402,20 +410,29 @@ def update(
 
 def _summarize(done: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
     """Minute summaries (``_mins_schema``) of the completed rows of one clock hour, each second
-    masked by the hour's reference levels ``refs`` (see the module docstring)."""
-    done = (
-        done.select("node", "minute", *SERIES)
-        .join(refs, on="node", how="left")
-        .with_columns((pl.col(s) + LOG_OFFSET[s]).log().alias(_y(s)) for s in SERIES)
-    )
-    ok_pps = pl.col("pps_ref").is_null() | ((pl.col(_y("pps")) - pl.col("pps_ref")) <= CUT)
+    masked by the hour's reference levels ``refs`` (see the module docstring).
+
+    The comparisons and order statistics run on the rates themselves, and only the minute's
+    results are taken to log space: ``ln`` is increasing, so ``ln(x + c) - ref <= CUT`` is
+    ``x <= exp(ref + CUT) - c`` (one ``exp`` per node, not a ``log`` per second and series),
+    and a median or quantile that picks a value picks the same second either way. (A median
+    of an even count is the mean of the two middle rates, not of their logs.)"""
+    lims: list[pl.Expr] = []
+    for s in SERIES:
+        ref = pl.col(f"{s}_ref")
+        lims.append(((ref + CUT).exp() - LOG_OFFSET[s]).alias(f"_hi_{s}"))
+        if s == "avg_pkt_len":
+            lims.append(((ref - CUT).exp() - LOG_OFFSET[s]).alias(f"_lo_{s}"))
+    limits = refs.select("node", *lims)
+    done = done.join(limits, on="node", how="left")
+    ok_pps = pl.col("_hi_pps").is_null() | (pl.col("pps") <= pl.col("_hi_pps"))
     masked: list[pl.Expr] = []
     for s in SERIES:
-        diff = pl.col(_y(s)) - pl.col(f"{s}_ref")
-        ok_s = pl.col(f"{s}_ref").is_null() | (
-            diff.abs() <= CUT if s == "avg_pkt_len" else diff <= CUT
-        )
-        masked.append(pl.when(ok_pps & ok_s).then(pl.col(_y(s))).alias(_y(s)))
+        hi = pl.col(f"_hi_{s}")
+        ok_s = hi.is_null() | (pl.col(s) <= hi)
+        if s == "avg_pkt_len":
+            ok_s = ok_s & (pl.col(f"_lo_{s}").is_null() | (pl.col(s) >= pl.col(f"_lo_{s}")))
+        masked.append(pl.when(ok_pps & ok_s).then(pl.col(s)).alias(s))
     shares = [
         pl.when(ok_pps & (pl.col("pps") > 0))
         .then(pl.col(f"{s}_pps") / pl.col("pps"))
@@ -425,19 +442,27 @@ def _summarize(done: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
     done = done.select("node", "minute", ok_pps.alias("_ok"), *masked, *shares)
     aggs: list[pl.Expr] = [pl.col("_ok").sum().alias("_n")]
     for s in SERIES:
-        y = pl.col(_y(s))
-        aggs.append(y.median().alias(f"{s}_m"))
+        aggs.append(pl.col(s).median().alias(f"_m_{s}"))
         if s in _NOISY:
-            q = y.quantile(0.9, interpolation="nearest") - y.median()
-            aggs.append(q.alias(f"{s}_q"))
+            aggs.append(pl.col(s).quantile(0.9, interpolation="nearest").alias(f"_q_{s}"))
     for s in _SHARES:
         v = pl.col(f"_s_{s}")
         spread = v.quantile(0.9, interpolation="nearest") - v.quantile(0.1, interpolation="nearest")
         aggs.append(spread.alias(f"{s}_share_q"))
+
+    def ln(c: str, s: str) -> pl.Expr:
+        return (pl.col(c) + LOG_OFFSET[s]).log()
+
+    outs: list[pl.Expr] = []
+    for s in SERIES:
+        outs.append(ln(f"_m_{s}", s).alias(f"{s}_m"))
+        if s in _NOISY:
+            outs.append((ln(f"_q_{s}", s) - ln(f"_m_{s}", s)).alias(f"{s}_q"))
     return (
         done.group_by("node", "minute")
         .agg(aggs)
         .filter(pl.col("_n") >= MIN_SECONDS)
+        .with_columns(outs)
         .select(list(_mins_schema()))
     )
 
