@@ -29,8 +29,9 @@ from store.catalog import export_snapshots, write_catalog
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
 from .detection import DetectionService
-from .dispatcher import ALERT_METRICS, DISPATCHER, Dispatcher, dispatcher_ctx
+from .dispatcher import DISPATCHER, Dispatcher, dispatcher_ctx
 from .http import HOT_PATH_PREFIXES, api_middleware
+from .metrics import metrics_handler
 from .ratelimit import FixedWindowLimiter
 from .routes import ROUTE_TABLES, agent_pcap
 from .routes import agent as agent_api
@@ -203,15 +204,6 @@ def _node_index(con: Connection, workspace: str) -> dict[str, str]:
     return collectors_repo.workspace_node_index(con, uuid.UUID(workspace))
 
 
-async def _metrics(request: web.Request) -> web.Response:
-    return web.Response(
-        text=METRICS.render() + ALERT_METRICS.render(),
-        content_type="text/plain",
-        charset="utf-8",
-        headers={},
-    )
-
-
 class LimiterGuard:
     """The REST API's failed-authentication limiter, offered to the telemetry receiver."""
 
@@ -293,9 +285,7 @@ async def _agent_housekeeping(
             except Exception:
                 log.exception("pcap retention failed")
             try:
-                await store.run(
-                    outbox.purge_log, datetime.now(UTC), cfg.alerts.log_retention_days
-                )
+                await store.run(outbox.purge_log, datetime.now(UTC), cfg.alerts.log_retention_days)
             except Exception:
                 log.exception("alert log retention failed")
         await asyncio.sleep(every)
@@ -404,7 +394,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     app[STATE].on_control_write.append(control_write)
     agent_api.setup(app, agent)
     agent_pcap.setup(app)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", metrics_handler)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.start()

@@ -32,7 +32,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ingest.metrics import Counter, Gauge, Histogram
+from ingest.metrics import Counter, Gauge, Histogram, MetricSet
 from notify.events import AlertEvent, Attempt, ChannelTarget, deliver
 from store import Store, outbox
 
@@ -48,8 +48,9 @@ SCAN_LIMIT = 1000
 _DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 
 
-class AlertMetrics:
-    """Alert counters on ``/metrics``, labelled by channel type only (a fixed set)."""
+class AlertMetrics(MetricSet):
+    """Alert counters on ``/metrics`` (``api.metrics`` exposes them), labelled by channel type
+    only (a fixed set)."""
 
     def __init__(self) -> None:
         self.sent = Counter(
@@ -71,14 +72,6 @@ class AlertMetrics:
             "From the incident change that queued an alert to its successful delivery",
             _DELIVERY_BUCKETS,
         )
-
-    def render(self) -> str:
-        lines: list[str] = []
-        for m in (self.sent, self.failed, self.retried, self.queue_depth, self.delivery_seconds):
-            lines.append(f"# HELP {m.name} {m.doc}")
-            lines.append(f"# TYPE {m.name} {m.kind}")
-            lines.extend(m.render())
-        return "\n".join(lines) + "\n"
 
 
 ALERT_METRICS = AlertMetrics()

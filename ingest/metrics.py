@@ -1,22 +1,36 @@
-"""Counters, gauges and histograms of the pipeline, rendered in the Prometheus text format.
+"""Counters, gauges and histograms of the pipeline: plain, thread-safe values in memory.
+
+They know no exposition format. The server's process-wide ``prometheus_client`` registry lives
+in ``api.metrics`` (ingest never imports from ``api``) and reads these values when ``/metrics``
+is scraped: every ``MetricSet`` (``METRICS`` here, the alert dispatcher's in ``api``) becomes
+metric families of the same names, types, labels and help texts.
 
 Labels are only ever drawn from small fixed sets (record kind, rejection reason): never a node,
 an address or anything else from the wire, which an attacker could use to grow memory."""
 
 from __future__ import annotations
 
-import abc
 import bisect
 import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-__all__ = ["METRICS", "Counter", "Gauge", "Histogram", "Registry"]
+__all__ = [
+    "METRICS",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "HistogramSnapshot",
+    "IngestMetrics",
+    "Metric",
+    "MetricSet",
+]
 
 
-class _Metric(abc.ABC):
-    kind = ""
+class Metric:
+    """One named metric: its name, help text and label names (a fixed, small set)."""
 
     def __init__(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> None:
         self.name = name
@@ -24,38 +38,35 @@ class _Metric(abc.ABC):
         self.labels = labels
         self._lock = threading.Lock()
 
-    def _fmt_labels(self, values: tuple[str, ...]) -> str:
-        if not values:
-            return ""
-        inner = ",".join(f'{k}="{v}"' for k, v in zip(self.labels, values, strict=True))
-        return "{" + inner + "}"
 
-    @abc.abstractmethod
-    def render(self) -> list[str]:
-        """The metric's sample lines in the Prometheus text format."""
-
-
-class Counter(_Metric):
-    kind = "counter"
+class Counter(Metric):
+    """A monotonic count per label values; the name ends in ``_total``."""
 
     def __init__(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> None:
+        if not name.endswith("_total"):
+            raise ValueError(f"counter {name}: the name must end in _total")
         super().__init__(name, doc, labels)
         self._values: dict[tuple[str, ...], float] = {}
 
     def inc(self, amount: float = 1.0, *labels: str) -> None:
+        if len(labels) != len(self.labels):
+            raise ValueError(f"counter {self.name}: expected labels {self.labels}, got {labels}")
         with self._lock:
             self._values[labels] = self._values.get(labels, 0.0) + amount
 
     def value(self, *labels: str) -> float:
         return self._values.get(labels, 0.0)
 
-    def render(self) -> list[str]:
-        items = sorted(self._values.items()) or ([((), 0.0)] if not self.labels else [])
-        return [f"{self.name}{self._fmt_labels(k)} {v:g}" for k, v in items]
+    def samples(self) -> list[tuple[tuple[str, ...], float]]:
+        """(label values, count) sorted by label values; an unlabelled counter always has its
+        one sample, 0 before the first ``inc``."""
+        with self._lock:
+            items = sorted(self._values.items())
+        return items or ([((), 0.0)] if not self.labels else [])
 
 
-class Gauge(_Metric):
-    kind = "gauge"
+class Gauge(Metric):
+    """A value that goes up and down: set, or read from a bound function at scrape time."""
 
     def __init__(self, name: str, doc: str, fn: Callable[[], float] | None = None) -> None:
         super().__init__(name, doc)
@@ -68,16 +79,25 @@ class Gauge(_Metric):
     def bind(self, fn: Callable[[], float]) -> None:
         self._fn = fn
 
-    def render(self) -> list[str]:
-        value = self._fn() if self._fn is not None else self._value
-        return [f"{self.name} {value:g}"]
+    def value(self) -> float:
+        return float(self._fn()) if self._fn is not None else self._value
 
 
-class Histogram(_Metric):
-    kind = "histogram"
+@dataclass(frozen=True)
+class HistogramSnapshot:
+    """A histogram at one moment: cumulative counts per upper bound (``le``), then every
+    observation (``+Inf``), and the sum."""
 
+    buckets: list[tuple[float, int]]
+    count: int
+    sum: float
+
+
+class Histogram(Metric):
     def __init__(self, name: str, doc: str, buckets: tuple[float, ...]) -> None:
         super().__init__(name, doc)
+        if list(buckets) != sorted(set(buckets)):
+            raise ValueError(f"histogram {name}: bucket bounds must increase")
         self.buckets = buckets
         self._counts = [0] * (len(buckets) + 1)
         self._sum = 0.0
@@ -101,23 +121,29 @@ class Histogram(_Metric):
     def count(self) -> int:
         return self._n
 
-    def render(self) -> list[str]:
-        out = []
+    def snapshot(self) -> HistogramSnapshot:
+        with self._lock:
+            counts, total, n = list(self._counts), self._sum, self._n
+        cumulative: list[tuple[float, int]] = []
         acc = 0
-        for bound, n in zip(self.buckets, self._counts, strict=False):
-            acc += n
-            out.append(f'{self.name}_bucket{{le="{bound:g}"}} {acc}')
-        out.append(f'{self.name}_bucket{{le="+Inf"}} {self._n}')
-        out.append(f"{self.name}_sum {self._sum:g}")
-        out.append(f"{self.name}_count {self._n}")
-        return out
+        for bound, c in zip(self.buckets, counts, strict=False):
+            acc += c
+            cumulative.append((bound, acc))
+        return HistogramSnapshot(cumulative, n, total)
+
+
+class MetricSet:
+    """A group of metrics held as attributes; ``metrics()`` lists them in definition order."""
+
+    def metrics(self) -> list[Metric]:
+        return [m for m in vars(self).values() if isinstance(m, Metric)]
 
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _ROWS = (100, 1_000, 10_000, 50_000, 100_000, 500_000, 1_000_000, 5_000_000)
 
 
-class Registry:
+class IngestMetrics(MetricSet):
     def __init__(self) -> None:
         self.rows_received = Counter(
             "floodwatch_ingest_rows_received_total", "Rows in decoded batches", ("kind",)
@@ -188,16 +214,5 @@ class Registry:
             ("endpoint", "status"),
         )
 
-    def _all(self) -> list[_Metric]:
-        return [m for m in vars(self).values() if isinstance(m, _Metric)]
 
-    def render(self) -> str:
-        lines: list[str] = []
-        for m in self._all():
-            lines.append(f"# HELP {m.name} {m.doc}")
-            lines.append(f"# TYPE {m.name} {m.kind}")
-            lines.extend(m.render())
-        return "\n".join(lines) + "\n"
-
-
-METRICS = Registry()
+METRICS = IngestMetrics()
