@@ -40,7 +40,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "FLOODWATCH_"
-SECRET_SETTINGS = frozenset({"summary_llm_api_key"})
+SECRET_SETTINGS = frozenset({"summary_llm_api_key", "metrics_token"})
 
 
 class ConfigError(ValueError):
@@ -73,6 +73,11 @@ class ServerConfig:
     )
     public_url: str = _setting(
         "", "Public base URL, given as the server of the OpenAPI document; empty: none."
+    )
+    metrics_token: str = _setting(
+        "",
+        "Bearer token that /metrics asks of addresses other than loopback (never logged; prefer "
+        "the environment variable); empty: /metrics answers loopback only.",
     )
 
 
@@ -295,6 +300,7 @@ class Config:
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_METRICS_TOKEN = re.compile(r"[\x21-\x7e]{16,256}")
 _MEMORY = re.compile(r"(?i)\d+(\.\d+)?\s*(b|kb|mb|gb|tb|kib|mib|gib|tib|%)")
 
 
@@ -381,6 +387,11 @@ def _validate(cfg: Config) -> Config:
         raise ConfigError("server.shutdown_timeout_secs: must not be negative")
     if not s.data_dir:
         raise ConfigError("server.data_dir: must not be empty")
+    if s.metrics_token and not _METRICS_TOKEN.fullmatch(s.metrics_token):
+        raise ConfigError(
+            "server.metrics_token: must be empty or 16 to 256 printable ASCII characters "
+            "without spaces"
+        )
     if a.max_body_bytes < 1024:
         raise ConfigError("api.max_body_bytes: must be at least 1024")
     if a.rate_limit_per_minute < 1:

@@ -1,4 +1,5 @@
-"""The server's own ``GET /metrics``: one process-wide ``prometheus_client`` registry.
+"""The server's own ``GET /metrics``: one process-wide ``prometheus_client`` registry, and who may
+read it.
 
 Exposition: ``REGISTRY`` holds one collector that reads the pipeline's metrics
 (``ingest.metrics.METRICS``) and the alert dispatcher's (``api.dispatcher.ALERT_METRICS``) when
@@ -6,11 +7,31 @@ scraped and turns each into a metric family of the same name, type, labels and h
 text is ``prometheus_client``'s own (``generate_latest``, ``CONTENT_TYPE_LATEST``). The values
 stay plain thread-safe counters in their packages, so ingest never imports from ``api``. (The
 per-workspace ``GET /api/metrics`` is another endpoint with its own registry per request.)
+
+Access (the server listens publicly for agents, and the counters show the whole server's
+traffic): a request whose socket peer is a loopback address (127.0.0.0/8, ::1, or either as an
+IPv4-mapped IPv6 address) and that carries no proxy header (``Forwarded``, ``X-Forwarded-For``,
+``X-Real-IP``: a reverse proxy on the same machine connects from loopback on behalf of anyone)
+is answered. Any other request needs ``Authorization: Bearer <server.metrics_token>``:
+
+- no token configured: 403 ``forbidden`` (nothing the caller can send would help; the message
+  names the setting). Not 404: the path is public knowledge (the OpenAPI document lists it), and
+  an operator whose scraper sees 404 would look for a wrong URL instead of the missing setting;
+- token configured, header missing or wrong: 401 ``unauthorized``; these failures count against
+  ``api.auth_failures_per_minute`` for the peer address, past which it gets 429.
+
+The peer is the connected socket's address, never a forwarding header (no proxy is trusted to
+name the client). The token is compared in constant time (of SHA-256 digests, so not even its
+length leaks) and never logged; the access log writes the path only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import hashlib
+import hmac
+import ipaddress
+import time
+from collections.abc import Iterable, Iterator, Mapping
 
 from aiohttp import web
 from prometheus_client.core import (
@@ -25,8 +46,21 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ingest.metrics import METRICS, Counter, Gauge, Histogram, Metric, MetricSet
 
 from .dispatcher import ALERT_METRICS
+from .errors import ApiError
+from .http import state
 
-__all__ = ["REGISTRY", "MetricSetCollector", "exposition", "metrics_handler"]
+__all__ = [
+    "PROXY_HEADERS",
+    "REGISTRY",
+    "MetricSetCollector",
+    "exposition",
+    "is_loopback",
+    "metrics_handler",
+    "metrics_refusal",
+]
+
+PROXY_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+"""Headers a reverse proxy adds: a loopback request carrying one came from elsewhere."""
 
 
 def _family(metric: Metric) -> Family:
@@ -67,8 +101,71 @@ def exposition(registry: CollectorRegistry = REGISTRY) -> bytes:
     return generate_latest(registry)
 
 
+def is_loopback(peer: str | None) -> bool:
+    """``peer`` (a socket's address) is 127.0.0.0/8 or ::1, also as ::ffff:127.x.y.z."""
+    if not peer:
+        return False
+    try:
+        addr = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+
+
+def metrics_refusal(peer: str | None, headers: Mapping[str, str], token: str) -> ApiError | None:
+    """Why a ``/metrics`` request from socket peer ``peer`` with ``headers`` is refused, given
+    the configured ``server.metrics_token`` (empty: none); ``None``: answer it."""
+    named = {k.lower(): v for k, v in headers.items()}
+    if is_loopback(peer) and not any(h.lower() in named for h in PROXY_HEADERS):
+        return None
+    if not token:
+        return ApiError(
+            403,
+            "forbidden",
+            "/metrics answers loopback addresses only; to scrape it from elsewhere, set "
+            "server.metrics_token and send it as Authorization: Bearer <token>",
+        )
+    scheme, _, given = named.get("authorization", "").partition(" ")
+    given = given.strip()
+    if scheme.lower() != "bearer" or not given:
+        return ApiError(
+            401, "unauthorized", "missing metrics token (Authorization: Bearer <token>)"
+        )
+    if not hmac.compare_digest(_digest(given), _digest(token)):
+        return ApiError(401, "unauthorized", "invalid metrics token")
+    return None
+
+
+def _socket_peer(request: web.Request) -> str | None:
+    transport = request.transport
+    peername = transport.get_extra_info("peername") if transport is not None else None
+    if isinstance(peername, list | tuple) and peername:
+        return str(peername[0])
+    return None
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
-    """``GET /metrics``, without authentication."""
+    st = state(request)
+    peer = _socket_peer(request)
+    refusal = metrics_refusal(peer, request.headers, st.config.server.metrics_token)
+    if refusal is not None:
+        if refusal.status == 401:  # a guess at the token: limited like deploy-token failures
+            now = time.time()
+            failures = st.auth_failure_limiter.hit(peer or "unknown", now)
+            if not failures.allowed:
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    "too many failed authentication attempts; slow down",
+                    headers={"Retry-After": str(failures.retry_after(now))},
+                )
+        raise refusal
     resp = web.Response(body=exposition())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     resp.headers["Cache-Control"] = "no-store"

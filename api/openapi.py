@@ -1719,14 +1719,27 @@ def _paths() -> dict[str, Any]:
                 "tags": ["Health"],
                 "operationId": "metrics",
                 "summary": "Prometheus metrics",
-                "description": "Counters of the ingest pipeline in the Prometheus text format. "
-                "Needs no token; labels never carry node ids or addresses.",
-                "security": [],
+                "description": "The server's own counters, gauges and histograms (ingest "
+                "pipeline, Agent API, alerts) in the Prometheus text format; labels never "
+                "carry node ids or addresses. Answered without a token when the connection "
+                "comes from a loopback address (127.0.0.0/8, ::1) and carries no proxy header "
+                "(`Forwarded`, `X-Forwarded-For`, `X-Real-IP`). Any other request needs "
+                "`Authorization: Bearer <server.metrics_token>`: 401 without it or with a "
+                "wrong one, 403 when no `server.metrics_token` is configured. The address is "
+                "the connection's, never a forwarding header's.",
+                "security": [{}, {"metricsToken": []}],
                 "responses": {
                     "200": {
                         "description": "The metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
+                    },
+                    "401": {"$ref": "#/components/responses/Unauthorized"},
+                    "403": _error(
+                        "Not from a loopback address (or through a proxy), and no "
+                        "`server.metrics_token` is configured: nothing the caller sends helps.",
+                        ("forbidden",),
+                    ),
+                    "429": {"$ref": "#/components/responses/RateLimited"},
                 },
             }
         },
@@ -2376,8 +2389,9 @@ _DESCRIPTION = """\
 REST v1, the Deploy API, binary telemetry, metrics and the health check of a Floodwatch server.
 
 REST v1 and the Deploy API take a workspace deploy token, `Authorization: Bearer <token>`;
-binary telemetry takes a node API key or a collector key the same way. Answers are JSON (except
-`/metrics`). Success answers carry `"ok": true` next to their payload; failures carry
+binary telemetry takes a node API key or a collector key the same way, and `/metrics` the
+server's `server.metrics_token` (from addresses other than loopback only). Answers are JSON
+(except `/metrics`). Success answers carry `"ok": true` next to their payload; failures carry
 `{"ok": false, "error": {"code", "message", "field"?}}` with the status listed per operation.
 Any other method on a documented path gets 405 `method_not_allowed` with an `Allow` header; an
 unknown path gets 404 `not_found`. Malformed HTTP, or a request line or header over 8190 bytes,
@@ -2432,6 +2446,12 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
                     "name": "token",
                     "description": "A workspace deploy token in the query string (only "
                     "`GET /api/metrics` accepts it).",
+                },
+                "metricsToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The server's `server.metrics_token`; `/metrics` asks for it "
+                    "only of connections that are not from a loopback address.",
                 },
                 "ingestKey": {
                     "type": "http",
