@@ -69,6 +69,16 @@ LATEST_COLUMNS = ("pps", "bps", "tcp_pps", "udp_pps", "icmp_pps", "other_pps", "
 """The columns of each node's newest metrics second that the service keeps."""
 
 
+def _joined(tables: list[pa.Table]) -> list[pa.Table]:
+    """The tables as one (zero-copy), or as they are when their schemas do not line up."""
+    if len(tables) == 1:
+        return tables
+    try:
+        return [pa.concat_tables(tables, promote_options="default")]
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return tables
+
+
 def patch_overrides(
     base: dict[str, Any], stored: dict[str, Any], patch: Any
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -342,14 +352,20 @@ class DetectionService:
         started = time.perf_counter()
         parts: list[pl.DataFrame] = []
         now = time.monotonic()
+        metrics: dict[str, list[pa.Table]] = {}
         for kind, ws, table in items:
             if kind == "metrics":
-                parts.append(frames.from_metrics(table, ws))
-                self._remember_latest(table)
+                metrics.setdefault(ws, []).append(table)
             elif kind == "flows":
                 raw = pl.from_arrow(table)
                 assert isinstance(raw, pl.DataFrame)
                 self._flows_pending.append((ws, raw, now))
+        for ws, tables in metrics.items():
+            # one conversion per workspace and pass, not one per batch (a backfill's pass holds
+            # about 50 batches); duplicated seconds are merged once, by the detector
+            for table in _joined(tables):
+                parts.append(frames.from_metrics(table, ws, merge=False))
+                self._remember_latest(table)
         parts.extend(self._release_flows(now, final))
         if not parts:
             return
@@ -360,7 +376,8 @@ class DetectionService:
         )
         if not frame.height:
             return
-        frame = frame.sort("time")
+        if not frame.get_column("time").is_sorted():  # history and live batches usually are
+            frame = frame.sort("time")
         transitions = self.detector.process(frame)
         self.processed_rows += frame.height
         self.last_pass_secs = time.perf_counter() - started

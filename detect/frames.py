@@ -10,10 +10,12 @@ Flow conventions, since flow records carry no fragment bit: a TCP or UDP record 
 report them). TCP flags follow the metrics columns: ``syn_pps`` counts SYN without ACK,
 ``ack_pps`` ACK without SYN. ``packets`` and ``bytes`` already stand for traffic before sampling.
 
-``normalize`` is what the engine runs first on every frame: it adds absent optional columns as
-nulls, casts, drops ``ftagent-replay`` and unknown sources and merges duplicated (node, second)
-rows into one (metrics counters win over flow-made counters, the higher packet rate wins, flow
-detail fills in), so duplicates count once.
+``normalize`` is what the engine runs first on every frame: ``conform`` (absent optional columns
+added as nulls, casts, ``ftagent-replay`` and unknown sources dropped), then duplicated (node,
+second) rows merged into one (metrics counters win over flow-made counters, the higher packet
+rate wins, flow detail fills in), so duplicates count once. A caller that concatenates many
+frames before the engine sees them (the server's detection pass) conforms each part and leaves
+the merge to the engine, once over the whole pass.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ __all__ = [
     "NODE_SECOND_SCHEMA",
     "RATE_COLUMNS",
     "SERIES",
+    "conform",
     "from_flows",
     "from_metrics",
     "normalize",
@@ -100,8 +103,9 @@ def _time_to_second(expr: pl.Expr) -> pl.Expr:
     return expr.cast(_UTC_US).dt.truncate("1s")
 
 
-def from_metrics(table: Any, workspace: str) -> pl.DataFrame:
-    """A lake metrics table (``node_uuid``, ``source``, ``time``, ``pps``...) as node-seconds."""
+def from_metrics(table: Any, workspace: str, merge: bool = True) -> pl.DataFrame:
+    """A lake metrics table (``node_uuid``, ``source``, ``time``, ``pps``...) as node-seconds;
+    with ``merge`` False, conformed but with duplicated seconds left for the engine to merge."""
     df = _to_polars(table)
     if "node_uuid" in df.columns and "node" not in df.columns:
         df = df.rename({"node_uuid": "node"})
@@ -112,7 +116,7 @@ def from_metrics(table: Any, workspace: str) -> pl.DataFrame:
     df = df.with_columns(pl.lit(workspace, pl.String()).alias("workspace"))
     if "source" not in df.columns:
         df = df.with_columns(pl.lit("arrow", pl.String()).alias("source"))
-    return normalize(df)
+    return normalize(df) if merge else conform(df)
 
 
 def from_flows(table: Any, workspace: str) -> pl.DataFrame:
@@ -203,8 +207,9 @@ def from_flows(table: Any, workspace: str) -> pl.DataFrame:
     return normalize(agg)
 
 
-def normalize(frame: pl.DataFrame) -> pl.DataFrame:
-    """Conform a node-second frame to ``NODE_SECOND_SCHEMA`` (see the module docstring)."""
+def conform(frame: pl.DataFrame) -> pl.DataFrame:
+    """A frame in ``NODE_SECOND_SCHEMA``: absent optional columns as nulls, casts, rows without
+    node or time and of unknown sources dropped. Duplicated seconds stay (``normalize``)."""
     df = frame
     if "source" in df.columns:
         df = df.filter(pl.col("source").is_in(_KNOWN_SOURCES))
@@ -229,11 +234,21 @@ def normalize(frame: pl.DataFrame) -> pl.DataFrame:
         df = df.with_columns(exprs)
     df = df.select(list(NODE_SECOND_SCHEMA))
     df = df.filter(pl.col("node").is_not_null() & pl.col("time").is_not_null())
-    df = df.with_columns(pl.col("pps").fill_null(0.0), pl.col("bps").fill_null(0.0))
+    return df.with_columns(pl.col("pps").fill_null(0.0), pl.col("bps").fill_null(0.0))
+
+
+def normalize(frame: pl.DataFrame) -> pl.DataFrame:
+    """Conform a node-second frame to ``NODE_SECOND_SCHEMA`` and merge its duplicated seconds
+    (see the module docstring)."""
+    df = conform(frame)
     if df.height:
-        dup = df.select(pl.struct("node", "time").is_duplicated()).to_series()
+        # Rows whose (node, second) hash repeats go through the (slower) exact merge: every
+        # true duplicate is among them, and a row there only by a hash collision comes out of
+        # the merge as it went in. Hashing two columns apart and combining them is several
+        # times cheaper than testing the (node, time) pairs themselves.
+        key = pl.col("node").hash(7) ^ pl.col("time").dt.epoch("us").hash(11)
+        dup = df.select(key.is_duplicated()).to_series()
         if dup.any():
-            # only the duplicated seconds go through the (slower) merge
             df = pl.concat([df.filter(~dup), _merge_duplicates(df.filter(dup))], how="vertical")
     return df
 
