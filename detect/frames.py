@@ -234,7 +234,9 @@ def conform(frame: pl.DataFrame) -> pl.DataFrame:
         df = df.with_columns(exprs)
     df = df.select(list(NODE_SECOND_SCHEMA))
     df = df.filter(pl.col("node").is_not_null() & pl.col("time").is_not_null())
-    return df.with_columns(pl.col("pps").fill_null(0.0), pl.col("bps").fill_null(0.0))
+    # a pass joined from many batches arrives in as many chunks per column; every join,
+    # filter and gather after this is several times slower on those than on one copy
+    return df.with_columns(pl.col("pps").fill_null(0.0), pl.col("bps").fill_null(0.0)).rechunk()
 
 
 def normalize(frame: pl.DataFrame) -> pl.DataFrame:
