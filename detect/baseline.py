@@ -271,6 +271,20 @@ def _last_minutes(
     return last
 
 
+def _targets(new: pl.DataFrame, newest: pl.DataFrame | None) -> pl.DataFrame:
+    """The (node, minute) pairs that need levels: every minute of each node's span when the
+    caller gave the spans and they are not much sparser than the rows (a superset: a minute
+    without rows gets levels no row reads), else the distinct pairs of ``new``."""
+    if newest is not None and "lo" in newest.columns:
+        span = newest.select("node", (pl.col("lo") // 60).alias("_a"), (pl.col("hi") // 60))
+        size = span.select((pl.col("hi") - pl.col("_a") + 1).sum()).item()
+        if size <= new.height:
+            return span.select(
+                "node", pl.int_ranges("_a", pl.col("hi") + 1, dtype=pl.Int64()).alias("minute")
+            ).explode("minute")
+    return new.select("node", "minute").unique()
+
+
 def update(
     state: BaselineState,
     kept: pl.DataFrame,
@@ -285,8 +299,8 @@ def update(
 
     Only rows of minutes that complete here are summarized, and only the new rows get levels,
     so the kept rows of an open minute cost nothing until their minute completes. ``newest``
-    (optional: node, ``hi``, the newest epoch second of each node's ``new`` rows) spares a
-    group-by the caller has already done."""
+    (optional: node, ``hi``, the newest epoch second of each node's ``new`` rows, and ``lo``,
+    the oldest) spares group-bys the caller has already done."""
     new = _minute_hour(new)
     if new.height == 0:
         empty = new.with_columns(
@@ -365,7 +379,7 @@ def update(
             )
             .drop("_new")
         )
-    targets = new.select("node", "minute").unique()
+    targets = _targets(new, newest)
     lv = _levels_for(full, targets, "minute")
     # minutes learned before each row's minute: learned before this call + new ones before it
     before = state.nodes.select("node", pl.col("learned").alias("_l0")).join(

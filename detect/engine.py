@@ -279,8 +279,12 @@ class Detector:
             late = df.head(0)
             new = df.drop("t")
             new_hi = pl.DataFrame(
-                {"node": [n for _, n, _, _ in spans], "hi": [hi for _, _, _, hi in spans]},
-                schema={"node": pl.String(), "hi": pl.Int64()},
+                {
+                    "node": [n for _, n, _, _ in spans],
+                    "lo": [lo for _, _, lo, _ in spans],
+                    "hi": [hi for _, _, _, hi in spans],
+                },
+                schema={"node": pl.String(), "lo": pl.Int64(), "hi": pl.Int64()},
             )
         # baselines: kept rows of the open minute plus the new rows
         self.baseline, leveled, self._pending = update(self.baseline, self._pending, new, new_hi)
