@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of REST v1, the Deploy API, binary telemetry and the health check.
 
-Written by hand from the handlers in ``api/routes``. Enumerations are taken from the modules that
-enforce them, so they cannot drift; everything else is checked by ``tests/test_openapi.py``, which
-compares the documented operations with the router and fuzzes the live server against this document.
+Written by hand from the handlers in ``api/routes``, except the schemas of the resources already
+declared as typed models in ``api/models`` (issue 12; so far the notification channels), which are
+generated from those models. Enumerations are taken from the modules that enforce them, so they
+cannot drift; everything else is checked by ``tests/test_openapi.py``, which compares the
+documented operations with the router and fuzzes the live server against this document.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from typing import Any
 
 from ingest.receiver import CONTENT_TYPE as ARROW_STREAM
 from ingest.schema import KINDS, WIRE_VERSION
-from notify.channels import MAX_VALUE_LEN
 from store.agent_reports import REPORT_KINDS
 from store.analytics import RANGES
 from store.incidents import FORENSIC_FIELDS, INCIDENT_STATUSES, SEVERITIES
@@ -26,6 +27,7 @@ from store.nodes import (
 from store.plans import PLANS, SUBSCRIPTION_STATUSES
 
 from . import __version__
+from .models import channels as channel_models
 
 __all__ = ["openapi_document"]
 
@@ -340,221 +342,7 @@ def _collector_properties() -> dict[str, Schema]:
     }
 
 
-def _https_url(description: str) -> Schema:
-    return {
-        "type": "string",
-        "maxLength": MAX_VALUE_LEN,
-        "pattern": r"^https://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
-        "description": description,
-    }
-
-
-def _http_url(description: str) -> Schema:
-    return {
-        "type": "string",
-        "maxLength": MAX_VALUE_LEN,
-        "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
-        "description": description,
-    }
-
-
-def _setting(description: str = "") -> Schema:
-    schema: Schema = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_VALUE_LEN,
-        "pattern": r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$",
-    }
-    if description:
-        schema["description"] = description
-    return schema
-
-
 _BOOL: Schema = {"type": "boolean"}
-
-
-def _channel_configs() -> dict[str, tuple[Schema, str]]:
-    """Per channel type: the ``config`` object it takes, and the aliases it accepts."""
-    webhook_url = _https_url("Incoming-webhook URL (secret, masked in answers).")
-    return {
-        "discord": (
-            _obj(
-                {
-                    "webhook_url": webhook_url,
-                    "username": _setting(),
-                    "avatar_url": _https_url("Avatar image URL."),
-                    "mention_everyone": _BOOL,
-                },
-                optional=("username", "avatar_url", "mention_everyone"),
-            ),
-            "`url` for `webhook_url`",
-        ),
-        "slack": (
-            _obj(
-                {
-                    "webhook_url": webhook_url,
-                    "username": _setting(),
-                    "icon": _setting(),
-                    "channel": _setting(),
-                    "mention_everyone": _BOOL,
-                },
-                optional=("username", "icon", "channel", "mention_everyone"),
-            ),
-            "`url` for `webhook_url`",
-        ),
-        "email": (
-            _obj(
-                {"email": _ref("Email"), "name": _setting("Recipient name.")},
-                optional=("name",),
-            ),
-            "`to`, `address` for `email`",
-        ),
-        "sms": (
-            _obj(
-                {
-                    "phone": {
-                        "type": "string",
-                        "pattern": r"^\+[1-9][0-9]{6,14}$",
-                        "description": "E.164 number; spaces and dashes are removed.",
-                    }
-                }
-            ),
-            "`phone_number`, `to` for `phone`",
-        ),
-        "pagerduty": (
-            _obj(
-                {
-                    "routing_key": _setting("Events API v2 routing key (secret)."),
-                    "severity_map": _setting(),
-                },
-                optional=("severity_map",),
-            ),
-            "`integration_key` for `routing_key`",
-        ),
-        "opsgenie": (
-            _obj(
-                {
-                    "api_key": _setting("API key (secret)."),
-                    "region": {"type": "string", "enum": ["us", "eu"]},
-                    "responders": _setting(),
-                },
-                optional=("region", "responders"),
-            ),
-            "",
-        ),
-        "webhook": (
-            _obj(
-                {
-                    "url": _http_url("Where events are POSTed (secret)."),
-                    "secret": _setting("HMAC-SHA256 signing key (secret)."),
-                    "headers": {
-                        "type": "object",
-                        "maxProperties": 20,
-                        "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
-                        "additionalProperties": {
-                            "type": "string",
-                            "maxLength": 1024,
-                            "pattern": r"^[^\x00-\x1f]*$",
-                        },
-                        "description": "Extra request headers (secret).",
-                    },
-                },
-                optional=("secret", "headers"),
-            ),
-            "`webhook_url` for `url`",
-        ),
-        "teams": (_obj({"webhook_url": webhook_url}), "`url` for `webhook_url`"),
-        "telegram": (
-            _obj(
-                {
-                    "bot_token": {
-                        "type": "string",
-                        "pattern": "^[0-9]{3,15}:[A-Za-z0-9_-]{20,64}$",
-                        "description": "Bot token (secret).",
-                    },
-                    "chat_id": {
-                        "oneOf": [
-                            {"type": "string", "pattern": "^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64})$"},
-                            {"type": "integer"},
-                        ],
-                        "description": "Numeric chat id or `@channel` name.",
-                    },
-                }
-            ),
-            "",
-        ),
-        "grafana": (
-            _obj(
-                {
-                    "url": _http_url("Grafana webhook URL (secret)."),
-                    "api_key": _setting("API key (secret)."),
-                },
-                optional=("api_key",),
-            ),
-            "`webhook_url` for `url`",
-        ),
-        "datadog": (
-            _obj(
-                {
-                    "api_key": _setting("API key (secret)."),
-                    "site": {
-                        "type": "string",
-                        "enum": [
-                            "datadoghq.com",
-                            "us3.datadoghq.com",
-                            "us5.datadoghq.com",
-                            "datadoghq.eu",
-                            "ap1.datadoghq.com",
-                            "ddog-gov.com",
-                        ],
-                    },
-                },
-                optional=("site",),
-            ),
-            "",
-        ),
-        "prometheus": (
-            _obj(
-                {
-                    "url": _http_url("Alertmanager URL (secret)."),
-                    "username": _setting(),
-                    "password": _setting("Basic-auth password (secret)."),
-                },
-                optional=("username", "password"),
-            ),
-            "`alertmanager_url` for `url`",
-        ),
-    }
-
-
-def _channel_create() -> Schema:
-    variants = []
-    for kind, (config, aliases) in _channel_configs().items():
-        config["properties"] = {  # an optional setting may be null, meaning unset
-            key: value if key in config["required"] else _nullable(value)
-            for key, value in config["properties"].items()
-        }
-        name = f"{kind.capitalize()}Config"
-        description = f"`config` of a `{kind}` channel."
-        if aliases:
-            description += f" Also accepted: {aliases}."
-        variants.append(
-            _obj(
-                {
-                    "name": _ref("Name"),
-                    "type": {"const": kind},
-                    "config": {**config, "title": name, "description": description},
-                    "enabled": {"type": "boolean", "default": True},
-                },
-                optional=("enabled",),
-                title=f"{kind} channel",
-            )
-        )
-    return {
-        "oneOf": variants,
-        "description": "`type` is matched without regard to case. Unknown fields are refused, in "
-        "the body and in `config`.",
-    }
 
 
 def _schemas() -> dict[str, Schema]:
@@ -707,97 +495,7 @@ def _schemas() -> dict[str, Schema]:
             "(TCP flags, TTL and length histograms, velocity curve, L7 status codes, ...); "
             "`detail` keeps every report as sent.",
         ),
-        "Channel": _obj(
-            {
-                "id": _int(1),
-                "uuid": _ref("Uuid"),
-                "name": {"type": "string", "maxLength": 100},
-                "type": {"type": "string", "enum": list(_channel_configs())},
-                "config": {
-                    "type": "object",
-                    "description": "The type's settings in canonical form; secrets are masked "
-                    "(the last four characters stay visible, URLs keep their host).",
-                },
-                "enabled": _BOOL,
-                "created_at": _ref("Timestamp"),
-            },
-            description="A notification channel.",
-        ),
-        "ChannelCreate": _channel_create(),
-        "ChannelUpdate": _obj(
-            {
-                "name": _ref("Name"),
-                "type": {
-                    "type": "string",
-                    "description": "Accepted only when it is the channel's own type (a type "
-                    "cannot be changed).",
-                },
-                "config": {
-                    "type": "object",
-                    "description": "Keys to change in the channel's config, validated with the "
-                    "rest as on create: a key given replaces the stored one, `null` removes it, "
-                    "and a secret sent back exactly as answers mask it keeps the stored secret. "
-                    "The filter keys (`min_severity`, `nodes`, `events`, `mute`) live here too.",
-                },
-                "enabled": {"type": "boolean", "description": "false: nothing is sent."},
-            },
-            optional=("name", "type", "config", "enabled"),
-            description="What to change; fields left out keep their value.",
-        ),
-        "Delivery": _obj(
-            {
-                "id": _int(1, description="The attempt's id."),
-                "delivery_id": {
-                    **_UUID,
-                    "description": "Same for every attempt of one event to this channel (the "
-                    "idempotency key the service receives).",
-                },
-                "event_id": _ref("Uuid"),
-                "event": {
-                    "type": "string",
-                    "enum": ["attack_start", "attack_update", "attack_end", "test"],
-                },
-                "incident_uuid": _nullable(_ref("Uuid")),
-                "incident_id": _nullable(_int(1)),
-                "attempt": _int(1, description="1 for the first attempt of the delivery."),
-                "at": _ref("Timestamp"),
-                "status": {
-                    "type": "string",
-                    "enum": ["sent", "retry", "failed", "cancelled"],
-                    "description": "This attempt's outcome: `retry` means another attempt "
-                    "was scheduled; `cancelled`, the channel was deleted or disabled first.",
-                },
-                "http_status": _nullable(_int(100, maximum=599)),
-                "smtp_reply": _nullable({"type": "string"}),
-                "error": _nullable({"type": "string"}),
-                "latency_ms": _nullable(_NUMBER),
-                "retry_after": _nullable(_NUMBER),
-                "delivery_status": {
-                    "type": "string",
-                    "enum": ["pending", "sent", "failed", "cancelled"],
-                    "description": "Where the delivery stands now (after its latest attempt).",
-                },
-            },
-            description="One attempt to deliver one alert event to the channel.",
-        ),
-        "ChannelTestResult": _obj(
-            {
-                "delivered": {"type": "boolean"},
-                "delivery_id": _ref("Uuid"),
-                "event_id": _ref("Uuid"),
-                "status": {"type": "string", "enum": ["sent", "failed"]},
-                "http_status": _nullable(_int(100, maximum=599)),
-                "smtp_reply": _nullable({"type": "string"}),
-                "error": _nullable({"type": "string"}),
-                "latency_ms": _NUMBER,
-                "retryable": {
-                    "type": "boolean",
-                    "description": "Whether the failure looks temporary (a test is never retried).",
-                },
-                "at": _ref("Timestamp"),
-            },
-            description="The outcome of the one attempt a test makes.",
-        ),
+        **channel_models.schemas(),
         "Workspace": _obj(_workspace_properties(), description="A workspace (tenant)."),
         "WorkspaceCreated": _obj(
             {

@@ -10,16 +10,16 @@ from aiohttp import web
 from notify import mask_config, validate_channel_config
 from store import channels as repo
 from store import outbox
-from store.validate import check_bool, check_text
 
 from ..dispatcher import DISPATCHER
 from ..errors import ApiError, json_response
 from ..http import authenticate, int_param, parse_uuid, read_json, state
+from ..models import refuse_unknown, validate
+from ..models.channels import ChannelCreate, ChannelUpdate
 
 routes = web.RouteTableDef()
 
 _INT_ID = re.compile(r"[0-9]{1,18}")
-_FIELDS = frozenset({"name", "type", "config", "enabled"})
 _CONFIG_FIELD = re.compile(r"config\.[A-Za-z0-9_]+")
 
 
@@ -55,29 +55,9 @@ async def list_channels(request: web.Request) -> web.Response:
 @routes.post("/api/v1/channels")
 async def create_channel(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    body = await read_json(request)
-    unknown = set(body) - _FIELDS
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "invalid_parameter", f"unknown field {field}", field=field)
-    name = check_text(body.get("name"), "name")
-    channel_type = body.get("type")
-    if channel_type is None:
-        raise ApiError(400, "invalid_parameter", "type is required", field="type")
-    if not isinstance(channel_type, str):
-        raise ApiError(400, "invalid_parameter", "type must be a string", field="type")
-    if body.get("config") is None:
-        raise ApiError(400, "invalid_parameter", "config is required", field="config")
-    if not isinstance(body["config"], dict):
-        raise ApiError(400, "invalid_parameter", "config must be an object", field="config")
-    try:
-        config = validate_channel_config(channel_type.lower(), body["config"])
-    except ValueError as exc:
-        field = "type" if str(exc).startswith("type") else "config"
-        raise ApiError(400, "invalid_parameter", str(exc), field=field) from None
-    enabled = check_bool(body.get("enabled", True), "enabled")
+    new = validate(ChannelCreate, await read_json(request))
     row = await state(request).store.run(
-        repo.create_channel, caller.ws_uuid, name, channel_type.lower(), config, enabled
+        repo.create_channel, caller.ws_uuid, new.name, new.type, new.config, new.enabled
     )
     return json_response({"ok": True, "channel": _public(row)}, status=201)
 
@@ -121,23 +101,13 @@ async def update_channel(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     ref = _ref(request)
     body = await read_json(request)
-    unknown = set(body) - _FIELDS
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "invalid_parameter", f"unknown field {field}", field=field)
+    refuse_unknown(ChannelUpdate, body)  # before the lookup: an unknown field is 400, not 404
     store = state(request).store
     row = await store.run(repo.get_channel, caller.ws_uuid, ref)
-    if "type" in body and body["type"] != row["type"]:
-        raise ApiError(
-            400, "invalid_parameter", "type cannot be changed; create a new channel", field="type"
-        )
-    name = check_text(body["name"], "name") if "name" in body else None
-    enabled = check_bool(body["enabled"], "enabled") if "enabled" in body else None
+    change = validate(ChannelUpdate, body, context={"type": row["type"]})
     config = None
-    if "config" in body:
-        if not isinstance(body["config"], dict):
-            raise ApiError(400, "invalid_parameter", "config must be an object", field="config")
-        merged = _merge_config(row["type"], row["config"], body["config"])
+    if "config" in change:
+        merged = _merge_config(row["type"], row["config"], change["config"])
         try:
             config = validate_channel_config(row["type"], merged)
         except ValueError as exc:
@@ -145,7 +115,12 @@ async def update_channel(request: web.Request) -> web.Response:
             field = found.group(0) if found else "config"
             raise ApiError(400, "invalid_parameter", str(exc), field=field) from None
     updated = await store.run(
-        repo.update_channel, caller.ws_uuid, row["id"], name=name, config=config, enabled=enabled
+        repo.update_channel,
+        caller.ws_uuid,
+        row["id"],
+        name=change.get("name"),
+        config=config,
+        enabled=change.get("enabled"),
     )
     return json_response({"ok": True, "channel": _public(updated)})
 
