@@ -76,7 +76,7 @@ _HEARTBEAT_SCALARS = (
     *("mirror_mode", "mirror_flow_only", "mirror_interface", "mirror_tracked_ips"),
     "mirror_active_attacks",
 )
-"""The scalar fields of ftagent's heartbeats (§4.2.1, §4.2.2): what a huge body is cut to."""
+"""The scalar fields of ftagent heartbeats (docs/agent-api.md §6.1): a huge body is cut to these."""
 
 
 def heartbeat_status(body: dict[str, Any]) -> str:

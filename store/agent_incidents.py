@@ -1,5 +1,7 @@
 """Incidents, liveness and command acks as reported by the ftagent Agent API.
 
+The rules below are described for readers in docs/agent-api.md §8.
+
 An agent names an incident by a string (``agent_ref``): the uuid the server issued at open, or a
 UUID the agent made up when the open failed. Lookups are always scoped to the reporting node, so
 an agent can never touch another node's incident.
@@ -11,7 +13,7 @@ Merge rule (opens, updates and resolves all fold into one row):
 * an update or resolve for an unknown reference creates the incident (upsert), keyed by that
   reference; the reference becomes the incident's uuid when it is a free canonical UUID; its
   start is corrected by the resolve's ``duration_seconds`` (it began before its first update);
-* a replayed open (§3.3: the agent's open failed, it reported the attack under a UUID of its
+* a replayed open (§8.6: the agent's open failed, it reported the attack under a UUID of its
   own, then its retry queue sent the open again) merges into the incident those reports built:
   same node and ``inner_ip``, no open yet, L7 with L7 and L3/L4 with L3/L4, started within
   ``REPLAYED_OPEN_WINDOW`` of the open's ``started_at``;
@@ -29,7 +31,7 @@ Severity rule (the agent sends none; it only ever goes up while the incident liv
 * L7 (``http_flood``, whose pps are always 0): by the highest request rate reported,
   ``critical`` from 10 000 rps, ``high`` from 1 000, ``medium`` from 100, else ``low``.
 
-Expiry rule (§8.3): an active agent incident with no open, update or resolve for ``idle_secs``
+Expiry rule (§8.10): an active agent incident with no open, update or resolve for ``idle_secs``
 (setting ``api.agent_incident_expiry_secs``, default ``INCIDENT_IDLE_EXPIRY_SECS``) is resolved by
 the server (``expire_stale_incidents``): ``resolved_at`` becomes the time of its last report and
 ``detail.expired`` records when and why. It runs for the reporting node on every open (so a new
@@ -78,8 +80,8 @@ DETECTED_OPEN_WINDOW = (timedelta(seconds=-180), timedelta(seconds=60))
 INCIDENT_IDLE_EXPIRY_SECS = 600
 """Seconds without any open, update or resolve after which an active agent incident expires.
 
-The agent updates a live incident every 1-5 s (§4.5), so ten minutes of silence means a crashed
-agent, a lost resolve, an L7 log that went quiet or an orphaned replayed open (§8.3 item 12)."""
+The agent updates a live incident every 1-5 s (§1.3), so ten minutes of silence means a crashed
+agent, a lost resolve, an L7 log that went quiet or an orphaned replayed open (§8.10)."""
 
 _MAX_TEXT = 200
 _STATE_COLUMNS = (
@@ -250,7 +252,7 @@ def _title_and_severity(state: dict[str, Any]) -> None:
 
 def _apply_late_update(state: dict[str, Any], body: dict[str, Any]) -> None:
     """An update for an incident already resolved (by the agent or by expiry): a replay from
-    the agent's retry queue, older than the resolve (§3.3). It is kept (``detail.late_update``,
+    the agent's retry queue, older than the resolve (§8.6). It is kept (``detail.late_update``,
     counted in ``detail.late_updates``) and may raise the peaks, but the resolve's final
     analysis (family, sources, breakdowns, top lists) stands."""
     detail = state["detail"]
@@ -470,7 +472,7 @@ def open_incident(
                 "CASE WHEN source = 'ftagent' AND started_at = ? AND attack_family = ? "
                 "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "
                 "AND json_extract_string(detail, '$.open') IS NOT NULL THEN 1 "
-                # a replayed open (§3.3) of an attack the agent went on reporting under a
+                # a replayed open (§8.6) of an attack the agent went on reporting under a
                 # UUID of its own: fold it into the incident those updates built
                 "WHEN source = 'ftagent' AND json_extract_string(detail, '$.open') IS NULL "
                 "AND coalesce(json_extract_string(detail, '$.inner_ip'), '') = ? "

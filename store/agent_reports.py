@@ -1,8 +1,8 @@
-"""Periodic and inventory reports of the ftagent Agent API (ftagent-protocol.md §4.9-4.15):
+"""Periodic and inventory reports of the ftagent Agent API (docs/agent-api.md §10):
 ``gre-tunnels``, ``vm-stats``, ``sp-metrics``, ``sp-blocks``, ``l7-detect``, ``l7-metrics`` and
 ``mirror-metrics`` (the endpoint path with ``/`` turned into ``-``).
 
-Validation is tolerant (§8.5): any JSON object is accepted, sparse or with unknown fields, and
+Validation is tolerant (§10.6): any JSON object is accepted, sparse or with unknown fields, and
 ints stand in for floats. Only a *known* field with an impossible type is refused (``InvalidValue``,
 so 400 and the agent drops it): a number field holding a string, a list field holding an object,
 and so on. ``null`` is accepted everywhere.
@@ -167,7 +167,7 @@ def _objects(value: Any) -> list[dict[str, Any]]:
 
 
 def whitelisted(body: dict[str, Any]) -> list[str]:
-    """The ``gre-tunnels`` answer (§4.9): the tunnels' remote endpoints, valid IPs only."""
+    """The ``gre-tunnels`` answer (§10.1): the tunnels' remote endpoints, valid IPs only."""
     found = {_ip(t.get("remote_ip")) for t in _objects(body.get("tunnels"))}
     return sorted(ip for ip in found if ip is not None)
 

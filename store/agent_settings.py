@@ -2,7 +2,7 @@
 mitigation commands.
 
 Overrides are the keys of the agent's ``GET /agent/config`` answer that an operator may set
-(ftagent-protocol §4.1). Each is checked here, so an agent never receives a value of the wrong
+(docs/agent-api.md §4.3). Each is checked here, so an agent never receives a value of the wrong
 type (a wrong type aborts the agent's config handling). A node's effective config is the built-in
 defaults, overlaid by its workspace's overrides, overlaid by its own; objects (``flow``, ``l7``)
 merge key by key. In a PATCH, ``null`` removes an override, and ``null`` for a key inside an
@@ -263,7 +263,7 @@ def set_overrides(
 
 
 def clear_l7_action(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> bool:
-    """Drop ``l7.action`` from the node's own overrides (§4.1.1: the agent repeats web-server
+    """Drop ``l7.action`` from the node's own overrides (§4.5: the agent repeats web-server
     discovery on every config fetch while it is set, so it is cleared once the node's
     ``l7/detect`` report has arrived). Returns whether there was one. A workspace-wide
     ``auto_detect`` stays: other nodes may not have reported yet."""
@@ -525,7 +525,7 @@ def list_commands(
 
 
 def pending_commands(con: Connection, node_uuid: uuid.UUID) -> list[dict[str, Any]]:
-    """Commands not yet acknowledged, in the agent's shape (§4.1.4)."""
+    """Commands not yet acknowledged, in the agent's shape (§5.1)."""
     rows = con.execute(
         f"SELECT c.id, c.command_type, c.command_text, c.title {_COMMAND_FROM} "
         "WHERE c.node_uuid = ? AND a.status IS NULL AND c.cancelled_at IS NULL ORDER BY c.id",

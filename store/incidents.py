@@ -92,15 +92,15 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
 
 
 FORENSIC_FIELDS = (
-    # host L3/L4 (ftagent-protocol §4.4.1, §4.5.1, §4.6.1)
+    # host L3/L4 (docs/agent-api.md §8.4)
     *("top_src_ips", "tcp_flag_breakdown", "pkt_length_histogram", "ttl_distribution"),
     *("velocity_curve", "ioc_hits", "spoofing_detected", "botnet_detected", "src_ip_entropy"),
     *("avg_pkt_length", "dns_query_stats", "total_packets", "fragment_count", "fragment_pct"),
     *("attack_tool", "baseline_pps", "gre_dedup_active", "inner_ip", "inner_ip_label"),
     *("vm_breakdown", "mirror_mode"),
-    # service ports (§4.4.2)
+    # service ports (§8.4)
     *("sp_zone", "sp_service_pps", "sp_non_service_pps", "sp_top_sources", "sp_blocks_deployed"),
-    # L7 (§4.4.4, §4.5.3, §4.6.3)
+    # L7 (§8.4)
     *("rps", "peak_rps", "baseline_rps", "correlated_l3l4", "l7_error_rate", "l7_status_codes"),
     *("l7_top_user_agents", "l7_threat_patterns", "l7_protocol_versions", "l7_targeted_paths"),
 )

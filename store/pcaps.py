@@ -1,4 +1,4 @@
-"""Packet captures uploaded by agents (ftagent-protocol.md §4.7, §8.6): files on disk, rows in
+"""Packet captures uploaded by agents (docs/agent-api.md §9): files on disk, rows in
 ``incident_pcaps``.
 
 Layout under ``<data_dir>/pcaps/``:
@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 MAX_PCAP_CHUNK_BYTES = 2 * 1024 * 1024
-"""Largest raw chunk: the agent cuts files into 2 MiB pieces (§4.7 b)."""
+"""Largest raw chunk: the agent cuts files into 2 MiB pieces (§9.2)."""
 MAX_PCAP_CHUNKS = 250
 """Most chunks in one upload (``X-Chunk-Total``)."""
 MAX_PCAP_FILE_BYTES = 500 * 1024 * 1024
@@ -195,7 +195,7 @@ def resolve_agent_incident(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID, ref: str, now: datetime
 ) -> tuple[uuid.UUID, bool]:
     """The node's incident named ``ref`` (as update and resolve find it), created when the
-    server never saw it (§8.3 item 9). Returns (incident uuid, created).
+    server never saw it (§9.3). Returns (incident uuid, created).
 
     A created incident is active with family ``unknown``, like one upserted from an update;
     later updates and the resolve fold into it by the same reference."""

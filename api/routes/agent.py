@@ -1,6 +1,6 @@
 """The ftagent Agent API: ``/api/v1/agent/{config,heartbeat,metrics,incidents,commands/ack}``
 and the reports ``gre-tunnels``, ``vm-stats``, ``sp/metrics``, ``sp/blocks``, ``l7/detect``,
-``l7/metrics``, ``mirror-metrics`` (docs: /work/shared/ftagent-protocol.md §4, obligations §8),
+``l7/metrics``, ``mirror-metrics`` (described in docs/agent-api.md; the rules it keeps, §12),
 plus the REST views of those reports (deploy token): ``GET /api/v1/reports`` (paged, filters
 ``node`` and ``kind``) and ``GET /api/v1/nodes/{uuid}/reports`` (the newest of each kind).
 
@@ -15,11 +15,11 @@ with the arrival time:
 ``pps``, ``bps``, ``conn_count``, and ``tcp_pps``/``udp_pps``/``icmp_pps`` estimated as the
 reported share of ``pps``. ``avg_pps``, ``threshold`` and ``samples`` have no lake column.
 
-Reports (§4.9-4.15) are validated tolerantly and stored as they came (``store/agent_reports.py``;
+Reports (§10) are validated tolerantly and stored as they came (``store/agent_reports.py``;
 400 only for a known field of an impossible type, e.g. ``"tunnels": "gre0"``). Each answers
-``{"ok": true}``; ``gre-tunnels`` adds ``whitelisted``, the tunnels' remote endpoints (§4.9).
+``{"ok": true}``; ``gre-tunnels`` adds ``whitelisted``, the tunnels' remote endpoints (§10.1).
 ``l7/detect`` and ``l7/metrics`` open no incident: L7 incidents come only from the agent's own
-incident calls (§4.4.4); ``l7/detect`` is the web-server discovery result.
+incident calls (§8.4); ``l7/detect`` is the web-server discovery result.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ _OK = b'{"ok":true}'
 
 @dataclass(frozen=True)
 class AgentTraits:
-    """What the node's newest heartbeat says about how its agent runs (§4.2): whether a flow
+    """What the node's newest heartbeat says about how its agent runs (§6.2): whether a flow
     collector exists (``flow_active``, or a flow-only mirror) and whether it is a mirror."""
 
     flow: bool = False
@@ -84,7 +84,7 @@ def config_body(node: dict[str, Any], traits: AgentTraits | None = None) -> dict
     """The config object (§4.1): every key the agent reads with its documented type, except
     those its local file also sets where absent means "unchanged".
 
-    ``flow.enabled`` defaults to what the node's heartbeat reported (§8.4 rule 14: a node that
+    ``flow.enabled`` defaults to what the node's heartbeat reported (§4.4: a node that
     runs a collector, enabled in its local file or a flow-only mirror, must keep getting
     ``enabled: true`` or it stops using it); an operator's override decides over it."""
     traits = traits or AgentTraits()
@@ -95,7 +95,7 @@ def config_body(node: dict[str, Any], traits: AgentTraits | None = None) -> dict
     ]
     return {
         # ``pcap_enabled`` and ``velocity_detection`` are also set in the agent's local file
-        # and absent means "unchanged" (§4.1): they go out only once an operator sets them, so
+        # and absent means "unchanged" (§4.2): they go out only once an operator sets them, so
         # a node with capture turned off locally is not switched on by a default
         "pps_threshold": 0,
         "dynamic_threshold": True,
@@ -145,7 +145,7 @@ def config_answer(
 ) -> dict[str, Any]:
     """The config answer of a node: its defaults (``config_body``) overlaid by the workspace's
     and then the node's overrides (``layers``), with its unacknowledged commands. ``mirror_*``
-    keys only go to mirror nodes (§8.4 rule 16: a non-mirror agent errors on
+    keys only go to mirror nodes (§4.2: a non-mirror agent errors on
     ``mirror_ip_limit``)."""
     body = agent_settings.overlay(config_body(row, traits), layers)
     if not traits.mirror:
@@ -219,14 +219,14 @@ TEST_HEARTBEAT_FIELDS = frozenset(
         "baseline_current_hour_p99",
     }
 )
-"""The whole body of ``ftagent --test`` (§4.2.3); a real heartbeat has many more fields."""
+"""The whole body of ``ftagent --test`` (§6.3); a real heartbeat has many more fields."""
 
 REPLAY_GAP_SECS = 0.5
 """How close together the posts of one retry-queue flush arrive (they go back to back)."""
 
 
 class ReplayWatch:
-    """Tells the metrics of a retry-queue flush from current ones (§3.3, §8.3 rule 11).
+    """Tells the metrics of a retry-queue flush from current ones (§7.2).
 
     Replayed metrics carry no time of their own. ftagent flushes its queue only right after a
     heartbeat was answered 2xx, and that heartbeat says how many posts it holds
@@ -234,7 +234,7 @@ class ReplayWatch:
     that follow it back to back (each within ``REPLAY_GAP_SECS`` of the heartbeat or of the
     previous one, at most ``n`` of them) are the flush; the first gap, or ``n`` posts, ends it.
     A node whose heartbeat announced an empty queue never has its metrics taken for replays,
-    however close together they come (an attack's start flushes metrics early, §1.5)."""
+    however close together they come (an attack's start flushes metrics early, §1.4)."""
 
     def __init__(self, max_nodes: int = 1_000_000) -> None:
         self.max_nodes = max_nodes
@@ -439,10 +439,10 @@ class AgentApi:
         if not isinstance(version, str) or not version.strip() or len(version) > 64:
             version = None
         error = body.get("update_error")
-        if "version" not in body and isinstance(error, str):  # the self-update report (§4.2.4)
+        if "version" not in body and isinstance(error, str):  # the self-update report (§6.4)
             self.activity.heartbeat(node, version, None, error[:1000] or "unknown error")
         elif body.keys() <= TEST_HEARTBEAT_FIELDS:
-            # ``ftagent --test`` (§4.2.3): six fixed fields that say nothing about how the agent
+            # ``ftagent --test`` (§6.3): six fixed fields that say nothing about how the agent
             # runs. Alive, but neither the stored heartbeat nor the traits (flow, mirror) change:
             # a config built from it would stop a running flow collector.
             self.activity.heartbeat(node, version, None)
@@ -538,7 +538,7 @@ class AgentApi:
 
 WRITER_BACKLOG_LIMIT = 256
 """Calls queued for the database writer beyond which an agent call that needs it is answered
-503 with ``Retry-After`` (§8.1 rule 3) instead of waiting: at ~4 ms an incident report, a
+503 with ``Retry-After`` (§3.5) instead of waiting: at ~4 ms an incident report, a
 quarter of the agent's 5-10 s client timeout, and the agent retries and then queues."""
 
 

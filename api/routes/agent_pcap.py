@@ -1,5 +1,5 @@
 """Packet captures: the agent's upload ``POST /api/v1/agent/incidents/{uuid}/pcap``
-(ftagent-protocol.md §3.4, §4.7, §8.6, §9.8) and their REST listing and download.
+(docs/agent-api.md §9) and their REST listing and download.
 
 Upload forms (node key + ``X-Node-UUID``, as the rest of the Agent API):
 
