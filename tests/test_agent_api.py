@@ -1,5 +1,6 @@
-"""The ftagent Agent API against the real server, playing the agent with bodies built from the
-protocol document's examples (ftagent-protocol.md §9.1-9.3)."""
+"""The ftagent Agent API against the real server, playing the agent with bodies shaped as
+ftagent 1.9.65 sends them (heartbeats, metrics, config, commands and an incident's lifecycle:
+docs/agent-api.md §4, §5, §6, §7 and §8)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""ftagent protocol corners an audit of the Agent API against ftagent-protocol.md turned up: the
-``--test`` heartbeat, replays from the agent's retry queue (late updates, opens replayed after
-the agent reported the attack under a UUID of its own), resolves that set the start of an
-incident built from updates, config keys the agent's local file owns, ``l7.action``, the
-self-update error, and heartbeats too big to store whole."""
+"""ftagent protocol corners an audit of the Agent API against the agent's behaviour turned up
+(docs/agent-api.md describes how each is handled): the ``--test`` heartbeat, replays from the
+agent's retry queue (late updates, opens replayed after the agent reported the attack under a
+UUID of its own), resolves that set the start of an incident built from updates, config keys the
+agent's local file owns, ``l7.action``, the self-update error, and heartbeats too big to store
+whole."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def test_the_connectivity_test_heartbeat_does_not_stop_a_flow_collector(cserver:
     _ok(agent.post("/heartbeat", flowing))
     assert _ok(agent.get("/config"))["flow"]["enabled"] is True
     _ok(agent.post("/heartbeat", TEST_HEARTBEAT))  # ftagent --test, run by hand on the node
-    assert _ok(agent.get("/config"))["flow"]["enabled"] is True  # §8.4 rule 14
+    assert _ok(agent.get("/config"))["flow"]["enabled"] is True  # §4.4
     node = client.get(node_url).json()["node"]
     assert node["agent_status"] == flowing and node["status"] == "online"
     # a sparse heartbeat is still a heartbeat: anything beyond the six test fields counts
@@ -82,7 +83,7 @@ def test_an_update_replayed_after_the_resolve_keeps_the_final_analysis(cserver: 
 
 def test_a_replayed_open_merges_into_the_incident_its_updates_built(cserver: Server) -> None:
     """The open failed, the agent reported the attack under a UUID of its own, and its retry
-    queue sent the open later (§1.5, §3.3): one incident, not an orphan left active."""
+    queue sent the open later (§1.4, §8.6): one incident, not an orphan left active."""
     client, agent = _setup(cserver)
     local = str(uuid.uuid4())
     _ok(agent.post(f"/incidents/{local}", SPARSE_UPDATE))

@@ -431,7 +431,7 @@ def test_flow_follows_the_heartbeat_unless_an_operator_decides(hserver: Server) 
     assert _ok(agent.get("/config"))["flow"]["enabled"] is False  # nothing known yet
     _ok(agent.post("/heartbeat", {**HOST_HEARTBEAT, "flow_active": True}))
     cfg = _ok(agent.get("/config"))
-    assert cfg["flow"]["enabled"] is True  # §8.4 rule 14: keep its collector running
+    assert cfg["flow"]["enabled"] is True  # docs/agent-api.md §4.4: keep its collector running
     assert cfg["flow"]["port"] == 0 and cfg["flow"]["protocol"] == "auto"
     node = agent.node["uuid"]
     r = client.patch(f"/api/v1/nodes/{node}/agent-config", json={"flow": {"enabled": False}})
@@ -708,7 +708,7 @@ def test_lake_queries_run_beside_a_busy_writer(tmp_path: Path) -> None:
 
 
 def test_a_writer_too_far_behind_answers_503_with_retry_after() -> None:
-    """§8.1 rule 3: overload is a 503 with a small integer Retry-After, never a wait past the
+    """§3.5: overload is a 503 with a small integer Retry-After, never a wait past the
     agent's timeout (after which it retries anyway)."""
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request

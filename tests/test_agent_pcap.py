@@ -1,5 +1,5 @@
-"""PCAP uploads of the ftagent Agent API (ftagent-protocol.md §3.4, §4.7, §8.6, §9.8) and their
-REST listing and download, against the real server; the capture files are built here."""
+"""PCAP uploads of the ftagent Agent API (docs/agent-api.md §9) and their REST listing and
+download, against the real server; the capture files are built here."""
 
 from __future__ import annotations
 
@@ -238,7 +238,7 @@ def test_several_formats_per_incident_and_after_resolve(pserver: Server) -> None
 
 
 def test_chunked_upload_with_whole_file_retry(pserver: Server) -> None:
-    """§9.8: a 5 000 000-byte file in 2 MiB chunks; then the agent's retry resends it all."""
+    """§9.2: a 5 000 000-byte file in 2 MiB chunks; then the agent's retry resends it all."""
     client, agent = _setup(pserver)
     inc = _open(agent)
     data = big_pcap(5_000_000)

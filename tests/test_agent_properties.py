@@ -2,8 +2,9 @@
 server answers 2xx or a clean 4xx in the JSON envelope, never a 5xx, and the parsers and stores
 behind it accept every JSON object an agent could send.
 
-The keys are the fields of ftagent-protocol.md §4 (so the values land where the code looks), the
-values arbitrary JSON: ints for floats and the other way round, strings, nulls, lists, objects."""
+The keys are the fields ftagent sends (docs/agent-api.md §6, §7, §8 and §10), so the values land
+where the code looks; the values are arbitrary JSON: ints for floats and the other way round,
+strings, nulls, lists, objects."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ LIVE = settings(
 )
 UNIT = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 
-# the fields the agent sends, by endpoint (§4)
+# the fields the agent sends, by endpoint
 INCIDENT_KEYS = [
     "attack_family",
     "attack_subtype",

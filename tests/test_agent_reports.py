@@ -1,7 +1,7 @@
 """The ftagent report endpoints (gre-tunnels, vm-stats, sp/metrics, sp/blocks, l7/detect,
-l7/metrics, mirror-metrics) against the real server, playing the agent with bodies built from the
-protocol document's examples (ftagent-protocol.md §9.4-9.7), and what the REST API shows after;
-plus the server-side expiry of incidents that stopped getting updates (§8.3)."""
+l7/metrics, mirror-metrics) against the real server, playing the agent with bodies shaped as
+ftagent 1.9.65 sends them (docs/agent-api.md §10), and what the REST API shows after; plus the
+server-side expiry of incidents that stopped getting updates (§8.10)."""
 
 from __future__ import annotations
 
