@@ -1,10 +1,10 @@
 """A fleet of simulated ftagent nodes against the real server: how many nodes one process serves.
 
-Each simulated node follows ftagent-protocol.md §1.4-1.5: ``GET /agent/config`` once at start and
-every 300 s, ``POST /agent/metrics`` every 5 s, ``POST /agent/heartbeat`` every 30 s (first at
-+30 s); a fraction of the nodes goes through attacks (open, config fetch, an update about every
-10 s, resolve, then a tiny classic-pcap upload as ``multipart/form-data``). Start times and
-attack times are jittered from a fixed seed. Bodies are the ftagent-shaped ones of
+Each simulated node keeps ftagent's timing (docs/agent-api.md §1.3, §1.4): ``GET /agent/config``
+once at start and every 300 s, ``POST /agent/metrics`` every 5 s, ``POST /agent/heartbeat``
+every 30 s (first at +30 s); a fraction of the nodes goes through attacks (open, config fetch, an
+update about every 10 s, resolve, then a tiny classic-pcap upload as ``multipart/form-data``).
+Start times and attack times are jittered from a fixed seed. Bodies are the ftagent-shaped ones of
 ``tests/test_agent_api.py``.
 
 To measure capacity in a short run the fleet is time-compressed: at ``--speedup 10`` every node
@@ -77,7 +77,7 @@ HEARTBEAT_EVERY = 30.0
 CONFIG_EVERY = 300.0
 UPDATE_EVERY = 10.0
 
-# ftagent's threads (§3.5): each lane makes its calls one after the other
+# ftagent's threads (docs/agent-api.md §1.5): each lane makes its calls one after the other
 DETECTION = frozenset(
     {"incident_open", "incident_update", "incident_resolve", "pcap", "config_after_open"}
 )
@@ -296,7 +296,7 @@ class Fleet:
         gate: asyncio.Semaphore | None,
         budget: list[int],
     ) -> None:
-        """One node as ftagent runs it (§3.5): paced, its metrics sender, heartbeat, config loop
+        """One node as ftagent runs it (§1.5): paced, its metrics sender, heartbeat, config loop
         and detection loop are threads of their own, each making its calls one after the other,
         and PCAP uploads and the config fetch after an open run on short-lived threads, so a
         slow incident call delays that node's next detection call, never its metrics. Unpaced,
@@ -348,7 +348,7 @@ class Fleet:
                     got = None
                     if status == 200:
                         got = str(orjson.loads(payload).get("uuid") or "") or None
-                    # what the agent does when the open fails (§1.5): a uuid of its own
+                    # what the agent does when the open fails (§1.4): a uuid of its own
                     incident[0] = got or str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
         # Unpaced, one lane walks the node's whole schedule in order, so the mix of calls stays
