@@ -483,7 +483,7 @@ def _schemas() -> dict[str, Schema]:
                 **_incident_detail_properties(),
                 **{
                     name: {
-                        "description": "As the agent reported it (ftagent-protocol §4.4-4.6), "
+                        "description": "As the agent reported it (docs/agent-api.md §8.7), "
                         "from its newest report that has it; present only if one did."
                     }
                     for name in FORENSIC_FIELDS
@@ -1680,7 +1680,7 @@ def _agent_admin_paths() -> dict[str, Any]:
     }
     command_body = {
         "required": True,
-        "description": "A remote command for the node's agent (ftagent-protocol section 4.1.4).",
+        "description": "A remote command for the node's agent (docs/agent-api.md §5.2).",
         "content": {
             "application/json": {
                 "schema": {
