@@ -53,7 +53,7 @@ _JSON_OPTS = orjson.OPT_UTC_Z | orjson.OPT_OMIT_MICROSECONDS | orjson.OPT_NON_ST
 
 
 def metrics_body(rng: random.Random) -> bytes:
-    """An ftagent metrics post (ftagent-protocol §4.3) as the agent sends it."""
+    """An ftagent metrics post (docs/agent-api.md §7.1) as the agent sends it."""
     pps = rng.uniform(1e3, 7e6)
     tcp = rng.uniform(0, 100)
     udp = rng.uniform(0, 100 - tcp)
@@ -73,7 +73,7 @@ def metrics_body(rng: random.Random) -> bytes:
 
 
 def heartbeat_body(rng: random.Random) -> bytes:
-    """An ftagent heartbeat (§4.2) of a host agent with one busy interface."""
+    """An ftagent heartbeat (§6.1) of a host agent with one busy interface."""
     return orjson.dumps(
         {
             "version": "1.9.65",
