@@ -5,7 +5,9 @@ rates are fine and tiny series are not noisy):
 
 1. **Minute summaries.** Every completed minute of a node gives, per series, the median of its
    *learnable* seconds and their spread (90th percentile minus median). A minute counts when it
-   has at least ``MIN_SECONDS`` learnable seconds. A minute is complete when a row of a later
+   has at least ``MIN_SECONDS`` learnable seconds. (The order statistics are taken of the
+   rates and then moved to log space, which picks the same second; a median of an even count
+   is the mean of the two middle rates.) A minute is complete when a row of a later
    minute of the same node arrives, so the same rows always make the same summaries, however
    they are cut into batches (the rows of the open minute are kept in the detector state).
 2. **Level and noise.** The level of a series is the median of the node's last ``HIST_MINUTES``
@@ -61,6 +63,8 @@ __all__ = [
 ]
 
 HIST_MINUTES = 15
+#: most list elements ``_levels_for`` copies to targets before it takes rolling windows instead
+LIST_BUDGET = 200_000
 MIN_SECONDS = 3
 CUT = math.log(1.8)
 PROFILE_ALPHA = 0.5
@@ -190,6 +194,55 @@ def _full(hist: pl.DataFrame, mins: list[pl.DataFrame]) -> pl.DataFrame:
 
 
 def _levels_for(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFrame:
+    """Levels for ``targets`` (node, ``at`` minute): the medians over the last
+    ``HIST_MINUTES`` learned minutes strictly before ``at``, and ``_k``, how many learned
+    minutes ``full`` holds before ``at``. Two ways to the same values, by the work each does."""
+    longest = full.select(pl.col("minutes").list.len().max()).item() or 0
+    if targets.height * longest <= LIST_BUDGET:
+        return _levels_by_lists(full, targets, at)
+    return _levels_by_rolling(full, targets, at)
+
+
+def _levels_by_lists(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFrame:
+    """``_levels_for`` by copying each target's node lists and slicing them: cheap for few
+    targets (a live pass of many nodes and a few seconds), quadratic for many (a backfill pass
+    of hours)."""
+    w = HIST_MINUTES
+    counts = (
+        full.select("node", "minutes")
+        .explode("minutes")
+        .join(targets.select("node", at), on="node", how="inner")
+        .filter(pl.col("minutes") < pl.col(at))
+        .group_by("node", at)
+        .agg(pl.len().cast(pl.Int64()).alias("_k"))
+    )
+    t = (
+        targets.select("node", at)
+        .join(counts, on=["node", at], how="left")
+        .with_columns(pl.col("_k").fill_null(0))
+        .join(full, on="node", how="left")
+    )
+    off = (pl.col("_k") - w).clip(0)
+    length = pl.col("_k").clip(None, w)
+    exprs: list[pl.Expr] = []
+    for s in SERIES:
+        win = pl.col(f"{s}_m").list.slice(off, length)
+        med = win.list.median()
+        exprs.append(med.alias(f"L_{s}"))
+        if s in _NOISY:
+            vals = win.list.drop_nulls().list.sort()
+            n = vals.list.len()
+            idx = ((n.cast(pl.Float64()) - 1.0) * 0.8).round(0).cast(pl.Int64())
+            hi = vals.list.get(idx, null_on_oob=True)
+            within = pl.col(f"{s}_q").list.slice(off, length).list.median()
+            exprs.append(((hi - med).clip(0.0) + within.fill_null(0.0)).alias(f"N_{s}"))
+    for s in _SHARES:
+        q = pl.col(f"{s}_share_q").list.slice(off, length).list.median()
+        exprs.append(q.alias(f"Q_{s}"))
+    return t.select("node", at, "_k", *exprs)
+
+
+def _levels_by_rolling(full: pl.DataFrame, targets: pl.DataFrame, at: str) -> pl.DataFrame:
     """Levels for ``targets`` (node, ``at`` minute): the medians over the last
     ``HIST_MINUTES`` learned minutes strictly before ``at``, and ``_k``, how many learned
     minutes ``full`` holds before ``at``.
