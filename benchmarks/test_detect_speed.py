@@ -12,7 +12,7 @@ rule.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -20,6 +20,7 @@ import pytest
 
 from benchmarks.bench_detect import _speed_fleet
 from detect.engine import Detector
+from detect.frames import from_metrics
 
 WARM = 300
 
@@ -54,3 +55,58 @@ def test_detect_pass(benchmark: Any, fleet: pl.DataFrame, nodes: int, secs: int)
     stats = getattr(benchmark, "stats", None)
     if stats:
         benchmark.extra_info["us_per_row"] = stats.stats.median * 1e6 / frame.height
+
+
+COLLECTOR_NODES = 60
+COLLECTOR_BATCH = 10_000
+COLLECTOR_PASS = 500_000
+
+
+@pytest.fixture(scope="module")
+def collector_pass() -> tuple[bytes, list[Any]]:
+    """A backfill pass as the server's detection worker gets it: 500,000 rows of a 60-node
+    collector's coherent per-second history (``bench_telemetry --fleet-traffic coherent``) in
+    10,000-row Arrow batches, after one hour of the same nodes."""
+    import uuid
+
+    import pyarrow as pa
+
+    from benchmarks.batches import fleet_metrics_pool
+
+    nodes = tuple((str(uuid.UUID(int=i + 1)), f"10.0.0.{i + 1}") for i in range(COLLECTOR_NODES))
+    warm = COLLECTOR_NODES * 3600
+    table = fleet_metrics_pool(
+        warm + COLLECTOR_PASS,
+        7,
+        nodes,
+        "node",
+        end=datetime(2026, 12, 1, tzinfo=UTC),
+        traffic="coherent",
+    )
+    table = table.rename_columns(["node_uuid" if c == "node" else c for c in table.column_names])
+    det = Detector()
+    det.process(from_metrics(table.slice(0, warm), "ws"))
+    batches = [
+        table.slice(o, COLLECTOR_BATCH) for o in range(warm, table.num_rows, COLLECTOR_BATCH)
+    ]
+    assert sum(b.num_rows for b in batches) == COLLECTOR_PASS
+    return det.state_bytes(), [pa.concat_tables(batches)]
+
+
+def test_detect_collector_pass(benchmark: Any, collector_pass: tuple[bytes, list[Any]]) -> None:
+    """The worker's steps for one pass: the batches joined (zero-copy), converted once, then
+    ``Detector.process``."""
+    state, (joined,) = collector_pass
+
+    def setup() -> tuple[tuple[Detector, Any], dict[str, Any]]:
+        return (Detector.from_state(state), joined), {}
+
+    benchmark.pedantic(
+        lambda det, table: det.process(from_metrics(table, "ws", merge=False)),
+        setup=setup,
+        rounds=3,
+    )
+    benchmark.extra_info["rows"] = COLLECTOR_PASS
+    stats = getattr(benchmark, "stats", None)
+    if stats:
+        benchmark.extra_info["us_per_row"] = stats.stats.median * 1e6 / COLLECTOR_PASS
