@@ -19,6 +19,7 @@ from store import workspaces as ws_repo
 from store.plans import is_active
 
 from .errors import ApiError, error_middleware
+from .ratelimit import FixedWindowLimiter
 from .state import STATE, AppState
 
 __all__ = [
@@ -68,6 +69,20 @@ def _bearer(request: web.Request) -> str | None:
     return value.strip()
 
 
+def count_auth_failure(limiter: FixedWindowLimiter, client: str, now: float) -> None:
+    """Count one failed authentication from ``client``: 429 ``rate_limited`` (with
+    ``Retry-After``) once the address is over the limit. Deploy tokens, node keys and the
+    /metrics token share the limit."""
+    failures = limiter.hit(client, now)
+    if not failures.allowed:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many failed authentication attempts; slow down",
+            headers={"Retry-After": str(failures.retry_after(now))},
+        )
+
+
 async def authenticate(request: web.Request) -> Caller:
     """The workspace behind the request's deploy token, after rate limiting.
 
@@ -83,14 +98,7 @@ async def authenticate(request: web.Request) -> Caller:
     if found is None:
         # Only failures are limited: a client behind the same address (a proxy, a NAT) that
         # holds a valid token is never locked out by someone else's guessing.
-        failures = st.auth_failure_limiter.hit(client, now)
-        if not failures.allowed:
-            raise ApiError(
-                429,
-                "rate_limited",
-                "too many failed authentication attempts; slow down",
-                headers={"Retry-After": str(failures.retry_after(now))},
-            )
+        count_auth_failure(st.auth_failure_limiter, client, now)
         if token is None:
             raise ApiError(
                 401, "unauthorized", "missing deploy token (Authorization: Bearer <token>)"

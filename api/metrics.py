@@ -47,7 +47,7 @@ from ingest.metrics import METRICS, Counter, Gauge, Histogram, Metric, MetricSet
 
 from .dispatcher import ALERT_METRICS
 from .errors import ApiError
-from .http import state
+from .http import count_auth_failure, state
 
 __all__ = [
     "PROXY_HEADERS",
@@ -156,15 +156,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
     refusal = metrics_refusal(peer, request.headers, st.config.server.metrics_token)
     if refusal is not None:
         if refusal.status == 401:  # a guess at the token: limited like deploy-token failures
-            now = time.time()
-            failures = st.auth_failure_limiter.hit(peer or "unknown", now)
-            if not failures.allowed:
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    "too many failed authentication attempts; slow down",
-                    headers={"Retry-After": str(failures.retry_after(now))},
-                )
+            count_auth_failure(st.auth_failure_limiter, peer or "unknown", time.time())
         raise refusal
     resp = web.Response(body=exposition())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST

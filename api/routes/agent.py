@@ -50,7 +50,7 @@ from ..activity import ActivityTracker, heartbeat_status
 from ..agent_hotpath import ConfigCache, MetricsBatcher
 from ..errors import ApiError, json_bytes, json_response
 from ..http import authenticate as authenticate_deploy_token
-from ..http import choice_param, int_param, parse_uuid, path_uuid, state
+from ..http import choice_param, count_auth_failure, int_param, parse_uuid, path_uuid, state
 from ..ratelimit import FixedWindowLimiter
 
 __all__ = ["AGENT", "MAX_AGENT_BODY", "AgentApi", "config_body", "guard", "metrics_row", "setup"]
@@ -377,15 +377,7 @@ class AgentApi:
         if scheme.lower() == "bearer" and key and len(key) <= 256:
             cred = await self.credentials.resolve(key)
         if cred is None or cred.node is None:
-            now = time.time()
-            verdict = self.auth_failures.hit(request.remote or "unknown", now)
-            if not verdict.allowed:
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    "too many failed authentication attempts; slow down",
-                    headers={"Retry-After": str(verdict.retry_after(now))},
-                )
+            count_auth_failure(self.auth_failures, request.remote or "unknown", time.time())
             if not key:
                 raise ApiError(401, "unauthorized", "missing node key (Authorization: Bearer)")
             raise ApiError(401, "unauthorized", "invalid node key")
