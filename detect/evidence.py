@@ -252,7 +252,12 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         trig.alias("trig"),
         elev.alias("elev"),
         need.fill_null(pl.col("p_confirm")).alias("need"),
-        pl.when(trig_pps).then(pl.lit("pps")).otherwise(pl.lit("bps")).alias("metric"),
+        # the series that fired; a second that fired on neither (elevated, or calm) is judged
+        # by its packet rate
+        pl.when(~trig_pps & pl.col("_tb"))
+        .then(pl.lit("bps"))
+        .otherwise(pl.lit("pps"))
+        .alias("metric"),
     ).select(_FEAT_COLS)
 
 

@@ -350,6 +350,10 @@ def test_same_mix_rise_is_elevated_not_an_incident() -> None:
     assert "open" not in kinds
     assert "elevated" in kinds and "normal" in kinds
     assert kinds.index("elevated") < kinds.index("normal")
+    # elevated is judged on the packet rate: its detection names that series and its figures
+    elevated = trs[kinds.index("elevated")].detection
+    assert elevated["metric"] == "pps"
+    assert elevated["observed"] > elevated["baseline"] > 0
 
 
 def test_backup_is_not_an_incident() -> None:
