@@ -741,3 +741,33 @@ def test_a_writer_too_far_behind_answers_503_with_retry_after() -> None:
     assert caught.value.headers["Retry-After"].isdigit()
     assert 1 <= int(caught.value.headers["Retry-After"]) <= 5
     assert len(calls) == 1  # the busy call never reached the handler
+
+
+def _cache_counts(server: Server) -> dict[str, float]:
+    text = requests.get(server.url("/metrics"), timeout=30).text
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("floodwatch_agent_config_cache_total{"):
+            name, _, value = line.rpartition(" ")
+            out[name.split('result="')[1].split('"')[0]] = float(value)
+    return out
+
+
+def test_incident_calls_drop_the_nodes_cached_config(hserver: Server) -> None:
+    """An open or update may expire the node's silent incidents first, which queues undo
+    commands: the node's next config poll must be answered from the database, not from the
+    cached answer of before (docs/agent-api.md §8.10)."""
+    _, agent = _setup(hserver)
+    _ok(agent.get("/config"))
+    _ok(agent.get("/config"))  # cached now
+    for call in ("open", "update"):
+        before = _cache_counts(hserver)
+        if call == "open":
+            inc = _ok(agent.post("/incidents", OPEN))["uuid"]
+        else:
+            _ok(agent.post(f"/incidents/{inc}", {"current_pps": 50_000}))
+        _ok(agent.get("/config"))
+        after = _cache_counts(hserver)
+        assert after.get("miss", 0) == before.get("miss", 0) + 1, call
+        _ok(agent.get("/config"))
+        assert _cache_counts(hserver).get("hit", 0) == after.get("hit", 0) + 1, call

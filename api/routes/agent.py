@@ -488,6 +488,9 @@ class AgentApi:
         inc, merged = await self.store.run(
             repo.open_incident, ws, node, body, utcnow(), self.incident_expiry_secs
         )
+        # an open first expires the node's silent incidents, whose mitigations' undo commands
+        # then wait in the config answer (docs/agent-api.md §8.10)
+        self.configs.invalidate(str(node))
         return json_response({"ok": True, "uuid": str(inc), "merged": merged})
 
     async def _report(self, request: web.Request, kind: str) -> web.Response:
@@ -499,8 +502,9 @@ class AgentApi:
         inc, created = await self.store.run(
             repo.report_incident, ws, node, ref, kind, body, utcnow(), self.incident_expiry_secs
         )
-        if kind == "resolve":  # its mitigations were withdrawn and their undo commands queued
-            self.configs.invalidate(str(node))
+        # a resolve withdraws the incident's mitigations and queues their undo commands; an
+        # update may have found the incident expired first, which does the same (§8.10)
+        self.configs.invalidate(str(node))
         return json_response({"ok": True, "uuid": str(inc), "created": created})
 
     async def update_incident(self, request: web.Request) -> web.Response:
