@@ -4,6 +4,8 @@
     python -m benchmarks.profile_server --cell metrics:10000:lz4 --secs 15
     python -m benchmarks.profile_server --cell metrics:10000:lz4:collector-node \
         --env FLOODWATCH_DETECT__ENABLED=false
+    python -m benchmarks.profile_server --cell metrics:10000:lz4:collector-node \
+        --fleet-traffic coherent
 
 Starts the server as the scenario does, drives it with the closed-loop load generator, samples
 every thread of the server with ``py-spy record --threads --format raw`` and prints, per thread,
@@ -22,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .batches import DISTINCT_ROWS, SHAPES
+from .batches import DISTINCT_ROWS, FLEET_TRAFFIC, SHAPES
 from .bench_telemetry import QUICK, _create_fleet
 from .harness import ServerProcess
 from .loadgen import LoadGenerator, Phase
@@ -81,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a server setting to change for the run, e.g. FLOODWATCH_INGEST__DECODE_THREADS=4",
     )
     parser.add_argument(
+        "--fleet-traffic",
+        choices=FLEET_TRAFFIC,
+        default="noise",
+        help="what a collector cell's rows hold (as bench_telemetry's --fleet-traffic)",
+    )
+    parser.add_argument(
         "--gil",
         action="store_true",
         help="count only samples that hold the GIL (how much of the run Python code needed it)",
@@ -125,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                     "distinct_rows": DISTINCT_ROWS,
                     "shape": shape,
                     "nodes": nodes,
+                    "traffic": args.fleet_traffic,
                 }
                 gen._call("build", arg, timeout=300)
             cmd = [spy, "record", "-p", str(server.pid), "-d", str(int(args.secs))]
