@@ -6,6 +6,8 @@ are the server's permanent answers to one batch (the batch is dropped, never ret
 
 from __future__ import annotations
 
+import settings
+
 __all__ = [
     "AgentError",
     "BadBatch",
@@ -27,7 +29,7 @@ class AgentError(Exception):
     """Base class of agent errors."""
 
 
-class ConfigError(AgentError):
+class ConfigError(AgentError, settings.ConfigError):
     """A configuration file, environment variable or flag is invalid."""
 
 

@@ -214,6 +214,34 @@ def test_environment_overrides_follow_the_setting_names(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "FLOODWATCH_AGENT_KEY",
+            "unknown environment variable FLOODWATCH_AGENT_KEY; "
+            "did you mean FLOODWATCH_AGENT__KEY?",
+        ),
+        (
+            "FLOODWATCH_AGENT__PROC_ROT",
+            "unknown setting FLOODWATCH_AGENT__PROC_ROT (agent.proc_rot); "
+            "did you mean FLOODWATCH_AGENT__PROC_ROOT?",
+        ),
+        ("FLOODWATCH_SEVER__PORT", "did you mean FLOODWATCH_SERVER__PORT?"),
+    ],
+)
+def test_a_mistyped_variable_stops_the_agent(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, message: str
+) -> None:
+    args = parse(["--proc-root", str(PROC / "t0"), "--once"])
+    assert run_agent(args) == 0
+    capsys.readouterr()
+    monkeypatch.setenv(name, "x")
+    assert run_agent(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("floodwatch: config error: unknown ") and message in err, err
+
+
+@pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--interface", "ens9"], "interface 'ens9' not found"),

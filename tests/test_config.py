@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import json
 import os
 import re
 import signal
@@ -15,6 +17,9 @@ from pathlib import Path
 import pytest
 import requests
 
+import settings
+from agent.config import load_agent_config
+from agent.errors import ConfigError as AgentConfigError
 from api.config import (
     ApiConfig,
     Config,
@@ -26,6 +31,7 @@ from api.config import (
     iter_settings,
     load_config,
 )
+from settings.declaration import ENV_SECTIONS
 
 from .conftest import FLOODWATCH, Server, spawn_server
 
@@ -265,6 +271,79 @@ def test_env_variables_not_shaped_like_settings_are_left_alone() -> None:
         load_config(None, environ={"FLOODWATCH_SERVER__TOKN": "x"})
 
 
+# A FLOODWATCH_* name that is no setting of either program, and the name it should suggest.
+TYPOS = [
+    ("FLOODWATCH_SERVER_PORT", "FLOODWATCH_SERVER__PORT"),  # one underscore
+    ("FLOODWATCH_SEVER__PORT", "FLOODWATCH_SERVER__PORT"),
+    ("FLOODWATCH_server_port", "FLOODWATCH_SERVER__PORT"),
+    ("FLOODWATCH_API__RATE_LIMIT_PER_MINUTES", "FLOODWATCH_API__RATE_LIMIT_PER_MINUTE"),
+    ("FLOODWATCH_AGENT_KEY", "FLOODWATCH_AGENT__KEY"),
+    ("FLOODWATCH_AGENT__SERVERURL", "FLOODWATCH_AGENT__SERVER_URL"),
+    ("FLOODWATCH_DUCKDB", "FLOODWATCH_DUCKDB1"),  # close to a name that is not a setting
+    ("FLOODWATCH_SERVER__TLS__CERT", None),
+    ("FLOODWATCH_WHATEVER", None),
+]
+
+
+def _load_server(environ: dict[str, str]) -> object:
+    return load_config(None, environ=environ)
+
+
+def _load_agent(environ: dict[str, str]) -> object:
+    return load_agent_config(None, environ=environ)
+
+
+@pytest.mark.parametrize("load", [_load_server, _load_agent], ids=["server", "agent"])
+@pytest.mark.parametrize(("name", "suggestion"), TYPOS)
+def test_unknown_floodwatch_variables_are_errors_naming_them(
+    load: object, name: str, suggestion: str | None
+) -> None:
+    """Both programs refuse every FLOODWATCH_* name that is not a setting of either and not on
+    the declared list, naming it and the closest real name."""
+    assert callable(load)
+    with pytest.raises(settings.ConfigError) as exc:
+        load({name: "1", "FLOODWATCH_SERVER__PORT": "81", "FLOODWATCH_AGENT__KEY": "k"})
+    message = str(exc.value)
+    assert name in message
+    if suggestion is None:
+        assert "did you mean" not in message and "docs/configuration.md" in message, message
+    else:
+        assert message.endswith(f"; did you mean {suggestion}?"), message
+    if load is _load_agent:
+        assert isinstance(exc.value, AgentConfigError)  # what `floodwatch agent` reports
+    else:
+        assert isinstance(exc.value, ConfigError)
+
+
+def test_names_that_are_not_settings_are_accepted_by_both_programs() -> None:
+    environ = dict.fromkeys(settings.NON_SETTING_VARIABLES, "anything")
+    assert set(environ) == {"FLOODWATCH_DUCKDB1", "FLOODWATCH_TOKEN"}
+    environ |= {"FLOODWATCH_SERVER__PORT": "81", "FLOODWATCH_AGENT__KEY": "k"}
+    assert load_config(None, environ=environ).server.port == 81  # the agent's is only checked
+    assert load_agent_config(None, environ=environ).key == "k"  # the server's is only checked
+    # after the prefix, case does not matter
+    assert load_config(None, environ={"FLOODWATCH_server__Port": "82"}).server.port == 82
+
+
+def test_the_declared_list_is_what_lets_those_names_through(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check above can fail: without the list, the test suite's own variable is refused."""
+    monkeypatch.setattr(settings, "NON_SETTING_VARIABLES", {})
+    for load in (_load_server, _load_agent):
+        with pytest.raises(settings.ConfigError, match="FLOODWATCH_DUCKDB1"):
+            load({"FLOODWATCH_DUCKDB1": ".venv/duckdb1"})
+
+
+def test_unknown_toml_keys_suggest_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown setting server\.prot; did you mean server\.port\?"
+    ):
+        load_text(tmp_path, "[server]\nprot = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown setting sever; did you mean server\?"):
+        load_text(tmp_path, "[sever]\nport = 1\n")
+
+
 def test_float_settings_refuse_nan() -> None:
     """NaN is no duration: every comparison with it is false, so range checks let it through
     unless they test for it."""
@@ -348,11 +427,73 @@ def test_iter_settings_covers_every_field() -> None:
         assert isinstance(doc, str) and len(doc) > 10
 
 
+# | `server.port` | int | `8080` | `FLOODWATCH_SERVER__PORT` |  (the agent's table adds a flag)
+DOC_ROW = re.compile(r"^\| `(\w+\.\w+)` \| (\w+) \| `([^`]*)` \| `(FLOODWATCH_\w+)` \|", re.M)
+# | `FLOODWATCH_TOKEN` | what it is |
+DOC_OTHER_NAME = re.compile(r"^\| `(FLOODWATCH_\w+)` \| ", re.M)
+
+
+def _shown(default: object) -> str:
+    """A default as the tables of docs/configuration.md show it (TOML spelling)."""
+    return json.dumps(default) if isinstance(default, str | bool) else repr(default)
+
+
+def doc_mismatches(text: str) -> list[str]:
+    """Where docs/configuration.md and the declaration (settings/) disagree, both ways."""
+    declared = {
+        (s.path, s.type_name, _shown(s.default), s.env) for s in settings.settings_of(ENV_SECTIONS)
+    }
+    rows = DOC_ROW.findall(text)
+    documented = set(rows)
+    out = [f"listed twice: {r[0]}" for r in sorted(documented) if rows.count(r) > 1]
+    out += [f"not listed as declared: {' | '.join(r)}" for r in sorted(declared - documented)]
+    out += [f"listed but not declared: {' | '.join(r)}" for r in sorted(documented - declared)]
+    # every setting has a description (a definition term: a line followed by ": ..."), and every
+    # term names real settings
+    lines = text.splitlines()
+    terms = [line for line, after in itertools.pairwise(lines) if after.startswith(": ")]
+    described = {name for term in terms for name in re.findall(r"`(\w+\.\w+)`", term)}
+    paths = {r[0] for r in declared}
+    out += [f"no description: {p}" for p in sorted(paths - described)]
+    out += [f"described but not declared: {p}" for p in sorted(described - paths)]
+    # the table of names that are not settings is settings.NON_SETTING_VARIABLES
+    others = set(DOC_OTHER_NAME.findall(text))
+    want = set(settings.NON_SETTING_VARIABLES)
+    out += [f"not listed as a name that is not a setting: {n}" for n in sorted(want - others)]
+    out += [
+        f"listed as a name that is not a setting, but not declared: {n}"
+        for n in sorted(others - want)
+    ]
+    return out
+
+
 def test_every_setting_is_documented() -> None:
+    """docs/configuration.md against the declaration, both ways: every setting of the server
+    and of the agent with its type, real default and variable, and nothing that is not one."""
     assert DOC.is_file(), f"{DOC} is missing: every setting must be documented there"
+    assert doc_mismatches(DOC.read_text()) == []
+
+
+def test_the_documentation_check_can_fail() -> None:
     text = DOC.read_text()
-    missing = [name for name, *_ in iter_settings() if name not in text]
-    assert missing == [], f"settings not documented in docs/configuration.md: {missing}"
+    row = "| `server.port` | int | `8080` | `FLOODWATCH_SERVER__PORT` |\n"
+    assert row in text
+    found = doc_mismatches(text.replace(row, ""))
+    assert any("not listed as declared: server.port" in m for m in found), found
+    found = doc_mismatches(text.replace(row, row.replace("8080", "8081")))
+    assert any("listed but not declared: server.port | int | 8081" in m for m in found), found
+    fake = '| `server.tls_cert` | str | `""` | `FLOODWATCH_SERVER__TLS_CERT` |\n'
+    found = doc_mismatches(text.replace(row, row + fake))
+    assert found == [
+        'listed but not declared: server.tls_cert | str | "" | FLOODWATCH_SERVER__TLS_CERT'
+    ]
+    found = doc_mismatches(text.replace("\n`agent.batch_rows`\n", "\n`agent.batch_row`\n"))
+    assert found == [
+        "no description: agent.batch_rows",
+        "described but not declared: agent.batch_row",
+    ]
+    found = doc_mismatches(text.replace("| `FLOODWATCH_TOKEN` |", "| `FLOODWATCH_TOKENS` |"))
+    assert len(found) == 2 and all("FLOODWATCH_TOKEN" in m for m in found), found
 
 
 def test_dump_toml_is_valid_and_documented() -> None:
@@ -446,6 +587,11 @@ def test_config_check_rejects_a_binary_file(tmp_path: Path) -> None:
         ({"FLOODWATCH_SERVER__NOPE": "1"}, "server.nope"),
         ({"FLOODWATCH_SERVER__PORT__X": "1"}, "FLOODWATCH_SERVER__PORT__X"),
         ({"FLOODWATCH_API__RATE_LIMIT_PER_MINUTE": "lots"}, "api.rate_limit_per_minute"),
+        (
+            {"FLOODWATCH_SERVER_PORT": "9000"},
+            "FLOODWATCH_SERVER_PORT; did you mean FLOODWATCH_SERVER__PORT?",
+        ),
+        ({"FLOODWATCH_AGENT__KYE": "k"}, "FLOODWATCH_AGENT__KYE (agent.kye)"),
     ],
 )
 def test_config_check_rejects_env(environ: dict[str, str], needle: str) -> None:
@@ -453,6 +599,12 @@ def test_config_check_rejects_env(environ: dict[str, str], needle: str) -> None:
     assert p.returncode == 1
     assert needle in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_config_check_accepts_the_names_that_are_not_settings() -> None:
+    env = dict.fromkeys(settings.NON_SETTING_VARIABLES, "x") | {"FLOODWATCH_AGENT__KEY": "k"}
+    p = fw("config", "--check", env=env)
+    assert (p.returncode, p.stdout) == (0, "configuration ok\n"), p.stderr
 
 
 def test_config_errors_in_other_commands(tmp_path: Path) -> None:
