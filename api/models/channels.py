@@ -2,9 +2,10 @@
 gets back, declared once; ``api/routes/channels.py`` validates with them and ``api/openapi.py``
 takes their schemas from :func:`schemas`.
 
-What a ``config`` holds per channel type is still declared by ``notify.channels.CHANNEL_TYPES``
-(its checks) and, for the document, by :func:`_channel_configs` below: turning each type into a
-model of its own is the next step of issue 12.
+What a ``config`` holds per channel type is declared once too, by the type's model in
+``notify.channels`` (:class:`notify.channels.ChannelConfig` and its subclasses, which the
+dispatcher's code reads as well): ``config`` is validated through it, and its schema is the
+document's ``<Type>Config`` component, which each variant of ``ChannelCreate`` refers to.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pydantic.json_schema import JsonSchemaMode
 from typing_extensions import TypedDict  # pydantic's TypedDict support needs it on Python 3.11
 
 from notify import CHANNEL_TYPES, ChannelConfigError, validate_channel_config
-from notify.channels import EVENT_KINDS, MAX_VALUE_LEN
+from notify.channels import EVENT_KINDS
 from store.validate import check_text
 
 from . import (
@@ -231,253 +232,59 @@ _MODELS: dict[str, tuple[type[Any], JsonSchemaMode]] = {
 }
 
 
+def config_component(kind: str) -> str:
+    """The name of the component documenting a ``kind`` channel's ``config``."""
+    return f"{kind.capitalize()}Config"
+
+
 def schemas() -> dict[str, Schema]:
-    """This resource's entries of ``#/components/schemas``."""
-    return component_schemas(_MODELS)
+    """This resource's entries of ``#/components/schemas``, with each channel type's config."""
+    return {**component_schemas(_MODELS), **_config_schemas()}
 
 
-# --------------------------------------------------------------------------- config schemas
-# Hand-written for now, moved here from api/openapi.py: what each type's ``config`` takes.
-
-
-def _ref(name: str) -> Schema:
-    return component(name)
-
-
-def _nullable(schema: Schema) -> Schema:
-    """``schema`` or null (an optional setting given as null means unset)."""
-    if "type" not in schema or "$ref" in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
-    kind = schema["type"]
-    out = {**schema, "type": [*([kind] if isinstance(kind, str) else kind), "null"]}
-    if "enum" in schema:
-        out["enum"] = [*schema["enum"], None]
+def _config_schemas() -> dict[str, Schema]:
+    """Per channel type, its model's schema: the type's own settings first (required ones
+    first), then the filters; what else is accepted for a key, and which keys are secrets, in
+    the description."""
+    models = {config_component(k): (t.model, "validation") for k, t in CHANNEL_TYPES.items()}
+    generated = component_schemas(models)  # type: ignore[arg-type]
+    out: dict[str, Schema] = {}
+    for kind, spec in CHANNEL_TYPES.items():
+        schema = generated[config_component(kind)]
+        properties = schema["properties"]
+        schema["properties"] = {key: properties[key] for key in spec.order}
+        description = f"`config` of a `{kind}` channel."
+        also: dict[str, list[str]] = {}
+        for name, key in spec.aliases.items():
+            also.setdefault(key, []).append(f"`{name}`")
+        if also:
+            names = "; ".join(f"{', '.join(v)} for `{k}`" for k, v in also.items())
+            description += f" Also accepted: {names}."
+        if spec.secrets:
+            secrets = ", ".join(f"`{k}`" for k in spec.order if k in spec.secrets)
+            description += f" Secrets (`x-secret`), masked in answers: {secrets}."
+        out[config_component(kind)] = {"description": description, **schema}
     return out
 
 
-def _obj(properties: dict[str, Schema], *, optional: tuple[str, ...] = (), **extra: Any) -> Schema:
-    """A closed object whose properties are all required unless named in ``optional``."""
-    return {
-        "type": "object",
-        "required": [name for name in properties if name not in optional],
-        "properties": properties,
-        "additionalProperties": False,
-        **extra,
-    }
-
-
-def _https_url(description: str) -> Schema:
-    return {
-        "type": "string",
-        "maxLength": MAX_VALUE_LEN,
-        "pattern": r"^https://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
-        "description": description,
-    }
-
-
-def _http_url(description: str) -> Schema:
-    return {
-        "type": "string",
-        "maxLength": MAX_VALUE_LEN,
-        "pattern": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]*(:[0-9]{1,5})?(/[!-~]*)?$",
-        "description": description,
-    }
-
-
-def _setting(description: str = "") -> Schema:
-    schema: Schema = {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MAX_VALUE_LEN,
-        "pattern": r"^[^\x00-\x1f]*[^\s\x00-\x1f][^\x00-\x1f]*$",
-    }
-    if description:
-        schema["description"] = description
-    return schema
-
-
-_BOOL: Schema = {"type": "boolean"}
-
-
-def _channel_configs() -> dict[str, tuple[Schema, str]]:
-    """Per channel type: the ``config`` object it takes, and the aliases it accepts."""
-    webhook_url = _https_url("Incoming-webhook URL (secret, masked in answers).")
-    return {
-        "discord": (
-            _obj(
-                {
-                    "webhook_url": webhook_url,
-                    "username": _setting(),
-                    "avatar_url": _https_url("Avatar image URL."),
-                    "mention_everyone": _BOOL,
-                },
-                optional=("username", "avatar_url", "mention_everyone"),
-            ),
-            "`url` for `webhook_url`",
-        ),
-        "slack": (
-            _obj(
-                {
-                    "webhook_url": webhook_url,
-                    "username": _setting(),
-                    "icon": _setting(),
-                    "channel": _setting(),
-                    "mention_everyone": _BOOL,
-                },
-                optional=("username", "icon", "channel", "mention_everyone"),
-            ),
-            "`url` for `webhook_url`",
-        ),
-        "email": (
-            _obj(
-                {"email": _ref("Email"), "name": _setting("Recipient name.")},
-                optional=("name",),
-            ),
-            "`to`, `address` for `email`",
-        ),
-        "sms": (
-            _obj(
-                {
-                    "phone": {
-                        "type": "string",
-                        "pattern": r"^\+[1-9][0-9]{6,14}$",
-                        "description": "E.164 number; spaces and dashes are removed.",
-                    }
-                }
-            ),
-            "`phone_number`, `to` for `phone`",
-        ),
-        "pagerduty": (
-            _obj(
-                {
-                    "routing_key": _setting("Events API v2 routing key (secret)."),
-                    "severity_map": _setting(),
-                },
-                optional=("severity_map",),
-            ),
-            "`integration_key` for `routing_key`",
-        ),
-        "opsgenie": (
-            _obj(
-                {
-                    "api_key": _setting("API key (secret)."),
-                    "region": {"type": "string", "enum": ["us", "eu"]},
-                    "responders": _setting(),
-                },
-                optional=("region", "responders"),
-            ),
-            "",
-        ),
-        "webhook": (
-            _obj(
-                {
-                    "url": _http_url("Where events are POSTed (secret)."),
-                    "secret": _setting("HMAC-SHA256 signing key (secret)."),
-                    "headers": {
-                        "type": "object",
-                        "maxProperties": 20,
-                        "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
-                        "additionalProperties": {
-                            "type": "string",
-                            "maxLength": 1024,
-                            "pattern": r"^[^\x00-\x1f]*$",
-                        },
-                        "description": "Extra request headers (secret).",
-                    },
-                },
-                optional=("secret", "headers"),
-            ),
-            "`webhook_url` for `url`",
-        ),
-        "teams": (_obj({"webhook_url": webhook_url}), "`url` for `webhook_url`"),
-        "telegram": (
-            _obj(
-                {
-                    "bot_token": {
-                        "type": "string",
-                        "pattern": "^[0-9]{3,15}:[A-Za-z0-9_-]{20,64}$",
-                        "description": "Bot token (secret).",
-                    },
-                    "chat_id": {
-                        "oneOf": [
-                            {"type": "string", "pattern": "^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64})$"},
-                            {"type": "integer"},
-                        ],
-                        "description": "Numeric chat id or `@channel` name.",
-                    },
-                }
-            ),
-            "",
-        ),
-        "grafana": (
-            _obj(
-                {
-                    "url": _http_url("Grafana webhook URL (secret)."),
-                    "api_key": _setting("API key (secret)."),
-                },
-                optional=("api_key",),
-            ),
-            "`webhook_url` for `url`",
-        ),
-        "datadog": (
-            _obj(
-                {
-                    "api_key": _setting("API key (secret)."),
-                    "site": {
-                        "type": "string",
-                        "enum": [
-                            "datadoghq.com",
-                            "us3.datadoghq.com",
-                            "us5.datadoghq.com",
-                            "datadoghq.eu",
-                            "ap1.datadoghq.com",
-                            "ddog-gov.com",
-                        ],
-                    },
-                },
-                optional=("site",),
-            ),
-            "",
-        ),
-        "prometheus": (
-            _obj(
-                {
-                    "url": _http_url("Alertmanager URL (secret)."),
-                    "username": _setting(),
-                    "password": _setting("Basic-auth password (secret)."),
-                },
-                optional=("username", "password"),
-            ),
-            "`alertmanager_url` for `url`",
-        ),
-    }
-
-
 def _channel_create() -> Schema:
-    variants = []
-    for kind, (config, aliases) in _channel_configs().items():
-        config["properties"] = {  # an optional setting may be null, meaning unset
-            key: value if key in config["required"] else _nullable(value)
-            for key, value in config["properties"].items()
+    variants = [
+        {
+            "type": "object",
+            "title": f"{kind} channel",
+            "required": ["name", "type", "config"],
+            "properties": {
+                "name": component("Name"),
+                "type": {"const": kind},
+                "config": component(config_component(kind)),
+                "enabled": {"type": "boolean", "default": True},
+            },
+            "additionalProperties": False,
         }
-        name = f"{kind.capitalize()}Config"
-        description = f"`config` of a `{kind}` channel."
-        if aliases:
-            description += f" Also accepted: {aliases}."
-        variants.append(
-            _obj(
-                {
-                    "name": _ref("Name"),
-                    "type": {"const": kind},
-                    "config": {**config, "title": name, "description": description},
-                    "enabled": {"type": "boolean", "default": True},
-                },
-                optional=("enabled",),
-                title=f"{kind} channel",
-            )
-        )
+        for kind in CHANNEL_TYPES
+    ]
     return {
         "oneOf": variants,
         "description": "`type` is matched without regard to case. Unknown fields are refused, in "
-        "the body and in `config`.",
+        "the body and in `config`; a setting given as `null` is not set.",
     }
