@@ -1,10 +1,11 @@
 """The OpenAPI 3.1 document of REST v1, the Deploy API, binary telemetry and the health check.
 
 Written by hand from the handlers in ``api/routes``, except the schemas of the resources already
-declared as typed models in ``api/models`` (issue 12; so far the notification channels), which are
-generated from those models. Enumerations are taken from the modules that enforce them, so they
-cannot drift; everything else is checked by ``tests/test_openapi.py``, which compares the
-documented operations with the router and fuzzes the live server against this document.
+declared as typed models in ``api/models`` (issue 12; so far the notification channels and the
+collector keys), which are generated from those models. Enumerations are taken from the modules
+that enforce them, so they cannot drift; everything else is checked by ``tests/test_openapi.py``,
+which compares the documented operations with the router and fuzzes the live server against this
+document.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from store.plans import PLANS, SUBSCRIPTION_STATUSES
 
 from . import __version__
 from .models import channels as channel_models
+from .models import collectors as collector_models
 
 __all__ = ["openapi_document"]
 
@@ -328,20 +330,6 @@ def _node_create_properties() -> dict[str, Schema]:
     }
 
 
-def _collector_properties() -> dict[str, Schema]:
-    return {
-        "id": _ref("Uuid"),
-        "name": {"type": "string", "maxLength": 100},
-        "prefix": {
-            "type": "string",
-            "pattern": "^[0-9a-f]{8}$",
-            "description": "The key's first characters, to tell keys apart.",
-        },
-        "created_at": _ref("Timestamp"),
-        "revoked_at": _nullable(_ref("Timestamp")),
-    }
-
-
 _BOOL: Schema = {"type": "boolean"}
 
 
@@ -552,17 +540,7 @@ def _schemas() -> dict[str, Schema]:
             "additionalProperties": False,
             "description": "E-mail addresses are unique among a workspace's sub-workspaces.",
         },
-        "Collector": _obj(
-            _collector_properties(),
-            description="A collector key: sends binary telemetry for any node of its workspace.",
-        ),
-        "CollectorCreated": _obj(
-            {
-                **_collector_properties(),
-                "key": {**_HEX64, "description": "The key itself; shown only in this answer."},
-            }
-        ),
-        "CollectorCreate": _obj({"name": _ref("Name")}, description="Unknown fields are refused."),
+        **collector_models.schemas(),
         "TelemetryAccepted": _envelope(
             {
                 "accepted": _int(description="Rows stored; 0 for a duplicate."),

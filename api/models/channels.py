@@ -10,7 +10,6 @@ document's ``<Type>Config`` component, which each variant of ``ChannelCreate`` r
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -18,7 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
     with_config,
 )
@@ -27,7 +25,6 @@ from typing_extensions import TypedDict  # pydantic's TypedDict support needs it
 
 from notify import CHANNEL_TYPES, ChannelConfigError, validate_channel_config
 from notify.channels import EVENT_KINDS
-from store.validate import check_text
 
 from . import (
     REQUEST_CONFIG,
@@ -36,8 +33,8 @@ from . import (
     component,
     component_schemas,
     invalid,
-    reuse_check,
 )
+from .types import Name, Timestamp, Uuid
 
 __all__ = ["Channel", "ChannelCreate", "ChannelTestResult", "ChannelUpdate", "Delivery", "schemas"]
 
@@ -45,15 +42,6 @@ Schema = dict[str, Any]
 
 # --------------------------------------------------------------------------- shared types
 
-Name = Annotated[
-    str,
-    BeforeValidator(reuse_check(lambda v: check_text(v, "name"))),
-    WithJsonSchema(component("Name")),
-]
-"""Trimmed, 1-100 characters, no control characters: ``store.validate.check_text``, which runs
-first so that its messages (``name is required`` for null too) stay the answer's."""
-Uuid = Annotated[str, WithJsonSchema(component("Uuid"))]
-Timestamp = Annotated[datetime, WithJsonSchema(component("Timestamp"))]
 Id = Annotated[int, Field(ge=1)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
 

@@ -6,8 +6,10 @@ from aiohttp import web
 
 from store import collectors as repo
 
-from ..errors import ApiError, json_response
+from ..errors import json_response
 from ..http import authenticate, path_uuid, read_json, state
+from ..models import validate
+from ..models.collectors import CollectorCreate
 
 routes = web.RouteTableDef()
 
@@ -22,14 +24,8 @@ async def list_collectors(request: web.Request) -> web.Response:
 @routes.post("/api/v1/collectors")
 async def create_collector(request: web.Request) -> web.Response:
     caller = await authenticate(request)
-    body = await read_json(request)
-    unknown = set(body) - {"name"}
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "invalid_parameter", f"unknown field {field}", field=field)
-    row, key = await state(request).store.run(
-        repo.create_collector, caller.ws_uuid, body.get("name")
-    )
+    new = validate(CollectorCreate, await read_json(request))
+    row, key = await state(request).store.run(repo.create_collector, caller.ws_uuid, new.name)
     return json_response({"ok": True, "collector": {**row, "key": key}}, status=201)
 
 

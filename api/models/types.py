@@ -1,0 +1,25 @@
+"""Value types that several resources' models share, each documented by one component of
+``#/components/schemas`` (written in ``api/openapi.py`` until a model owns it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+from store.validate import check_text
+
+from . import component, reuse_check
+
+__all__ = ["Name", "Timestamp", "Uuid"]
+
+Name = Annotated[
+    str,
+    BeforeValidator(reuse_check(lambda v: check_text(v, "name"))),
+    WithJsonSchema(component("Name")),
+]
+"""Trimmed, 1-100 characters, no control characters: ``store.validate.check_text``, which runs
+first so that its messages (``name is required`` for null too) stay the answer's."""
+Uuid = Annotated[str, WithJsonSchema(component("Uuid"))]
+Timestamp = Annotated[datetime, WithJsonSchema(component("Timestamp"))]
