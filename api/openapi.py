@@ -1,11 +1,11 @@
 """The OpenAPI 3.1 document of REST v1, the Deploy API, binary telemetry and the health check.
 
 Written by hand from the handlers in ``api/routes``, except the schemas of the resources already
-declared as typed models in ``api/models`` (issue 12; so far the notification channels and the
-collector keys), which are generated from those models. Enumerations are taken from the modules
-that enforce them, so they cannot drift; everything else is checked by ``tests/test_openapi.py``,
-which compares the documented operations with the router and fuzzes the live server against this
-document.
+declared as typed models in ``api/models`` (issue 12; so far the notification channels, the
+collector keys and the workspaces), which are generated from those models. Enumerations are taken
+from the modules that enforce them, so they cannot drift; everything else is checked by
+``tests/test_openapi.py``, which compares the documented operations with the router and fuzzes the
+live server against this document.
 """
 
 from __future__ import annotations
@@ -25,18 +25,17 @@ from store.nodes import (
     SP_RESPONSE_MODES,
     SP_SENSITIVITIES,
 )
-from store.plans import PLANS, SUBSCRIPTION_STATUSES
 
 from . import __version__
 from .models import channels as channel_models
 from .models import collectors as collector_models
+from .models import workspaces as workspace_models
 
 __all__ = ["openapi_document"]
 
 Schema = dict[str, Any]
 
 MAX_OFFSET = 1_000_000_000
-MAX_NODE_LIMIT = 1_000_000
 
 # --------------------------------------------------------------------------- schema helpers
 
@@ -286,30 +285,6 @@ def _incident_detail_properties() -> dict[str, Schema]:
     }
 
 
-def _workspace_properties() -> dict[str, Schema]:
-    return {
-        "uuid": _ref("Uuid"),
-        "name": {"type": "string", "maxLength": 100},
-        "plan": {"type": "string", "enum": list(PLANS)},
-        "node_count": _int(),
-        "node_limit": _nullable(_int(description="Largest number of nodes; null is unlimited.")),
-        "subscription_status": {
-            "type": "string",
-            "enum": list(SUBSCRIPTION_STATUSES),
-            "description": "Writes need `active` or `trialing`.",
-        },
-        "parent_uuid": _nullable(_ref("Uuid")),
-        "white_label": {
-            "type": "boolean",
-            "description": "True for a top-level workspace, which may have sub-workspaces.",
-        },
-        "sub_workspace_count": _int(),
-        "email": _nullable({"type": "string"}),
-        "created_at": _ref("Timestamp"),
-        "updated_at": _ref("Timestamp"),
-    }
-
-
 def _node_create_properties() -> dict[str, Schema]:
     return {
         "name": _ref("Name"),
@@ -484,62 +459,7 @@ def _schemas() -> dict[str, Schema]:
             "`detail` keeps every report as sent.",
         ),
         **channel_models.schemas(),
-        "Workspace": _obj(_workspace_properties(), description="A workspace (tenant)."),
-        "WorkspaceCreated": _obj(
-            {
-                **_workspace_properties(),
-                "deploy_token": {
-                    **_HEX64,
-                    "description": "The new workspace's first deploy token; shown only here.",
-                },
-            }
-        ),
-        "WorkspaceDetail": _obj(
-            {
-                **_workspace_properties(),
-                "nodes": {
-                    "type": "array",
-                    "items": _ref("Node"),
-                    "maxItems": 100,
-                    "description": "The first 100 nodes.",
-                },
-                "nodes_total": _int(),
-            }
-        ),
-        "WorkspaceCreate": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": _ref("Name"),
-                "email": {
-                    "anyOf": [
-                        _ref("Email"),
-                        {"type": "string", "pattern": r"^\s*$"},
-                        {"type": "null"},
-                    ],
-                    "description": "Trimmed; empty or null means none.",
-                },
-                "send_welcome_email": {
-                    "type": "boolean",
-                    "description": "Checked, but no e-mail is sent yet.",
-                },
-                "password": {"description": "Accepted for compatibility and ignored."},
-                "plan": {
-                    "type": "string",
-                    "enum": list(PLANS),
-                    "description": "Defaults to the server's `api.default_plan`.",
-                },
-                "node_limit": _nullable(
-                    _int(
-                        maximum=MAX_NODE_LIMIT,
-                        description="Overrides the plan's limit; null is unlimited. May not "
-                        "exceed the parent's own limit.",
-                    )
-                ),
-            },
-            "additionalProperties": False,
-            "description": "E-mail addresses are unique among a workspace's sub-workspaces.",
-        },
+        **workspace_models.schemas(),
         **collector_models.schemas(),
         "TelemetryAccepted": _envelope(
             {
@@ -1248,13 +1168,7 @@ def _paths() -> dict[str, Any]:
                         _envelope(
                             {
                                 "workspace": _ref("WorkspaceCreated"),
-                                "user": _obj(
-                                    {
-                                        "email": {"type": "string"},
-                                        "welcome_email_sent": {"const": False},
-                                    },
-                                    description="Present when `email` was given.",
-                                ),
+                                "user": _ref("WorkspaceUser"),
                             },
                             optional=("user",),
                         ),

@@ -2,11 +2,11 @@
 resource (``channels.py``, ...), each holding that resource's request bodies and answer objects,
 with the descriptions and examples of the OpenAPI document on their fields.
 
-* Request bodies derive from :class:`RequestModel` (strict, unknown fields refused) or, for
-  PATCH bodies where a key left out must stay absent rather than become ``None``, are a
-  ``TypedDict(total=False)`` carrying :data:`REQUEST_CONFIG`. Handlers validate them with
-  :func:`validate`, which turns pydantic's errors into the one error envelope: 400
-  ``invalid_parameter`` with ``field`` named as before (see :func:`api_error`).
+* Request bodies derive from :class:`RequestModel` (strict, unknown fields refused) or, where
+  a key left out must stay absent rather than become ``None`` (PATCH bodies; a sub-workspace's
+  ``node_limit``), are a ``TypedDict(total=False)`` carrying :data:`REQUEST_CONFIG`. Handlers
+  validate them with :func:`validate`, which turns pydantic's errors into the one error
+  envelope: 400 ``invalid_parameter`` with ``field`` named as before (see :func:`api_error`).
 * Answers derive from :class:`ResponseModel`. They document the answer and are checked against
   the live server by ``tests/test_openapi.py``; handlers still encode plain dicts with
   ``api.errors.json_bytes`` (``benchmarks/bench_models.py``: building answers through models

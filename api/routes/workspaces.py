@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
@@ -11,16 +10,13 @@ from store import analytics
 from store import nodes as nodes_repo
 from store import workspaces as repo
 from store.errors import Forbidden
-from store.plans import PLANS
-from store.validate import check_bool, check_choice, check_optional_text, check_text
 
 from ..errors import ApiError, json_response
 from ..http import authenticate, choice_param, int_param, path_uuid, read_json, state
+from ..models import validate
+from ..models.workspaces import WorkspaceCreate
 
 routes = web.RouteTableDef()
-
-_SUB_FIELDS = frozenset({"name", "email", "send_welcome_email", "password", "plan", "node_limit"})
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
 
 
 def public_workspace(ws: dict[str, Any]) -> dict[str, Any]:
@@ -56,34 +52,15 @@ def _require_parent(caller: Any) -> None:
 async def create_sub_workspace(request: web.Request) -> web.Response:
     caller = await authenticate(request)
     _require_parent(caller)
-    body = await read_json(request)
-    unknown = set(body) - _SUB_FIELDS
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "invalid_parameter", f"unknown field {field}", field=field)
-    name = check_text(body.get("name"), "name")
-    email = check_optional_text(body.get("email"), "email", 254)
-    if email is not None and not _EMAIL.match(email):
-        raise ApiError(400, "invalid_parameter", "email is not an e-mail address", field="email")
-    if "send_welcome_email" in body:
-        check_bool(body["send_welcome_email"], "send_welcome_email")
-    cfg = state(request).config
-    plan = check_choice(body.get("plan", cfg.api.default_plan), "plan", tuple(PLANS))
+    new = validate(WorkspaceCreate, await read_json(request))
+    email = new.get("email")
     kwargs: dict[str, Any] = {}
-    if "node_limit" in body:
-        limit = body["node_limit"]
-        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)):
-            raise ApiError(
-                400,
-                "invalid_parameter",
-                "node_limit must be an integer or null",
-                field="node_limit",
-            )
-        kwargs["node_limit"] = limit
+    if "node_limit" in new:
+        kwargs["node_limit"] = new["node_limit"]
     ws, token = await state(request).store.run(
         repo.create_workspace,
-        name,
-        plan,
+        new["name"],
+        new.get("plan", state(request).config.api.default_plan),
         parent_uuid=caller.ws_uuid,
         email=email,
         **kwargs,
