@@ -47,9 +47,15 @@ def _check_plan(plan: str) -> str:
     return plan
 
 
+MAX_NODE_LIMIT = 1_000_000
+"""The largest ``node_limit`` a workspace may have."""
+
+
 def _check_limit(limit: int | None) -> int | None:
-    if limit is not None and (not isinstance(limit, int) or limit < 0 or limit > 1_000_000):
-        raise InvalidValue("node_limit must be an integer between 0 and 1000000", "node_limit")
+    if limit is not None and (not isinstance(limit, int) or limit < 0 or limit > MAX_NODE_LIMIT):
+        raise InvalidValue(
+            f"node_limit must be an integer between 0 and {MAX_NODE_LIMIT}", "node_limit"
+        )
     return limit
 
 

@@ -34,7 +34,7 @@ from . import (
     component_schemas,
     invalid,
 )
-from .types import Name, Timestamp, Uuid
+from .types import Name, Timestamp, Uuid, one_of
 
 __all__ = ["Channel", "ChannelCreate", "ChannelTestResult", "ChannelUpdate", "Delivery", "schemas"]
 
@@ -46,11 +46,6 @@ Id = Annotated[int, Field(ge=1)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
 
 
-def _enum(*values: str, description: str | None = None) -> Any:
-    """A string out of ``values`` (taken from the module that enforces them)."""
-    return Field(json_schema_extra={"enum": list(values)}, description=description)
-
-
 # --------------------------------------------------------------------------- answers
 
 
@@ -60,7 +55,7 @@ class Channel(ResponseModel):
     id: Id
     uuid: Uuid
     name: Annotated[str, Field(max_length=100)]
-    type: Annotated[str, _enum(*CHANNEL_TYPES)]
+    type: Annotated[str, one_of(*CHANNEL_TYPES)]
     config: Annotated[
         dict[str, Any],
         Field(
@@ -84,14 +79,14 @@ class Delivery(ResponseModel):
         ),
     ]
     event_id: Uuid
-    event: Annotated[str, _enum(*EVENT_KINDS)]
+    event: Annotated[str, one_of(*EVENT_KINDS)]
     incident_uuid: Uuid | None
     incident_id: Id | None
     attempt: Annotated[int, Field(ge=1, description="1 for the first attempt of the delivery.")]
     at: Timestamp
     status: Annotated[
         str,
-        _enum(
+        one_of(
             "sent",
             "retry",
             "failed",
@@ -107,7 +102,7 @@ class Delivery(ResponseModel):
     retry_after: float | None
     delivery_status: Annotated[
         str,
-        _enum(
+        one_of(
             "pending",
             "sent",
             "failed",
@@ -123,7 +118,7 @@ class ChannelTestResult(ResponseModel):
     delivered: bool
     delivery_id: Uuid
     event_id: Uuid
-    status: Annotated[str, _enum("sent", "failed")]
+    status: Annotated[str, one_of("sent", "failed")]
     http_status: HttpStatus | None
     smtp_reply: str | None
     error: str | None

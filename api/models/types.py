@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, WithJsonSchema
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from store.validate import check_text
 
 from . import component, reuse_check
 
-__all__ = ["Name", "Timestamp", "Uuid"]
+__all__ = ["Name", "Timestamp", "Uuid", "one_of"]
 
 Name = Annotated[
     str,
@@ -23,3 +23,8 @@ Name = Annotated[
 first so that its messages (``name is required`` for null too) stay the answer's."""
 Uuid = Annotated[str, WithJsonSchema(component("Uuid"))]
 Timestamp = Annotated[datetime, WithJsonSchema(component("Timestamp"))]
+
+
+def one_of(*values: str, description: str | None = None) -> Any:
+    """A string field out of ``values`` (taken from the module that enforces them)."""
+    return Field(json_schema_extra={"enum": list(values)}, description=description)

@@ -19,12 +19,12 @@ from typing_extensions import TypedDict  # pydantic needs it on Python 3.11
 from store.errors import InvalidValue
 from store.plans import PLANS, SUBSCRIPTION_STATUSES
 from store.validate import check_bool, check_choice, check_optional_text
+from store.workspaces import MAX_NODE_LIMIT
 
 from . import REQUEST_CONFIG, ResponseModel, component, component_schemas, reuse_check
-from .types import Name, Timestamp, Uuid
+from .types import Name, Timestamp, Uuid, one_of
 
 __all__ = [
-    "MAX_NODE_LIMIT",
     "Workspace",
     "WorkspaceCreate",
     "WorkspaceCreated",
@@ -33,15 +33,8 @@ __all__ = [
     "schemas",
 ]
 
-MAX_NODE_LIMIT = 1_000_000
-"""The largest ``node_limit`` the store accepts (``store.workspaces``)."""
 
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$")
-
-
-def _enum(*values: str, description: str | None = None) -> Any:
-    """A string out of ``values`` (taken from the module that enforces them)."""
-    return Field(json_schema_extra={"enum": list(values)}, description=description)
 
 
 # --------------------------------------------------------------------------- answers
@@ -52,14 +45,14 @@ class Workspace(ResponseModel):
 
     uuid: Uuid
     name: Annotated[str, Field(max_length=100)]
-    plan: Annotated[str, _enum(*PLANS)]
+    plan: Annotated[str, one_of(*PLANS)]
     node_count: Annotated[int, Field(ge=0)]
     node_limit: Annotated[
         Annotated[int, Field(ge=0)] | None,
         Field(description="Largest number of nodes; null is unlimited."),
     ]
     subscription_status: Annotated[
-        str, _enum(*SUBSCRIPTION_STATUSES, description="Writes need `active` or `trialing`.")
+        str, one_of(*SUBSCRIPTION_STATUSES, description="Writes need `active` or `trialing`.")
     ]
     parent_uuid: Uuid | None
     white_label: Annotated[
@@ -148,7 +141,7 @@ class WorkspaceCreate(TypedDict, total=False):
     plan: Annotated[
         str,
         BeforeValidator(reuse_check(lambda v: check_choice(v, "plan", tuple(PLANS)))),
-        _enum(*PLANS, description="Defaults to the server's `api.default_plan`."),
+        one_of(*PLANS, description="Defaults to the server's `api.default_plan`."),
     ]
     node_limit: Annotated[
         int | None,
