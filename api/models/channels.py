@@ -1,5 +1,6 @@
 """Notification channels (``/api/v1/channels``): the bodies a client sends and the objects it
-gets back, declared once; ``api/routes/channels.py`` validates with them and ``api/openapi.py``
+gets back, declared once; ``api/routes/channels.py`` validates with them and
+the OpenAPI document (``api/openapi/``)
 takes their schemas from :func:`schemas`.
 
 What a ``config`` holds per channel type is declared once too, by the type's model in

@@ -1,5 +1,6 @@
 """Collector keys (``/api/v1/collectors``): the body that creates one and the objects answers
-hold, declared once; ``api/routes/collectors.py`` validates with them and ``api/openapi.py``
+hold, declared once; ``api/routes/collectors.py`` validates with them and
+the OpenAPI document (``api/openapi/``)
 takes their schemas from :func:`schemas`."""
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Workspaces (``/api/v1/workspace``, ``/api/v1/workspaces``): the body that creates a
 sub-workspace and the objects answers hold, declared once; ``api/routes/workspaces.py`` validates
-with them and ``api/openapi.py`` takes their schemas from :func:`schemas`.
+with them and the OpenAPI document (``api/openapi/``) takes
+their schemas from :func:`schemas`.
 
 ``WorkspaceCreate`` is a ``TypedDict`` rather than a :class:`RequestModel`: a ``node_limit`` left
 out means the plan's limit, while ``null`` means unlimited, and a ``plan`` left out means the

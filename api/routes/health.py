@@ -9,9 +9,13 @@ from store import utcnow
 from .. import __version__
 from ..errors import json_response
 from ..http import state
+from ..models.health import Health
 from ..openapi import openapi_document
+from ..openapi.operations import Route, answer, operation
 
 routes = web.RouteTableDef()
+
+_PATHS = {"/api/health": "health", "/api/v1/health": "healthV1", "/health": "healthRoot"}
 
 
 def _ping(con: object) -> int:
@@ -38,10 +42,41 @@ async def _health(request: web.Request) -> web.Response:
     )
 
 
-for _path in ("/api/health", "/api/v1/health", "/health"):
+for _path in _PATHS:
     routes.get(_path)(_health)
+
+OPERATIONS = [
+    Route(
+        "GET",
+        path,
+        operation(
+            operation_id,
+            tag="Health",
+            summary="Health check",
+            description="Needs no token. 503 when the database does not answer.",
+            security=[],
+            answers={200: answer("Healthy.", Health), 503: answer("Degraded.", Health)},
+            standard_errors=False,
+        ),
+    )
+    for path, operation_id in _PATHS.items()
+]
+"""One operation per path: the same handler serves the three."""
 
 
 @routes.get("/api/v1/openapi.json")
+@operation(
+    "openapiDocument",
+    tag="Health",
+    security=[],
+    answers={
+        200: answer(
+            "The OpenAPI 3.1 document.",
+            {"type": "object", "required": ["openapi", "info", "paths"]},
+        )
+    },
+    standard_errors=False,
+)
 async def openapi(request: web.Request) -> web.Response:
+    """This document"""
     return json_response(openapi_document(state(request).config.server.public_url))
