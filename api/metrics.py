@@ -48,6 +48,8 @@ from ingest.metrics import METRICS, Counter, Gauge, Histogram, Metric, MetricSet
 from .dispatcher import ALERT_METRICS
 from .errors import ApiError
 from .http import count_auth_failure, state
+from .openapi.build import error_answer
+from .openapi.operations import Route, answer, operation
 
 __all__ = [
     "PROXY_HEADERS",
@@ -150,6 +152,9 @@ def _socket_peer(request: web.Request) -> str | None:
     return None
 
 
+PATH = "/metrics"
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
     st = state(request)
     peer = _socket_peer(request)
@@ -162,3 +167,36 @@ async def metrics_handler(request: web.Request) -> web.Response:
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
     resp.headers["Cache-Control"] = "no-store"
     return resp
+
+
+OPERATIONS = [
+    Route(
+        "GET",
+        PATH,
+        operation(
+            "metrics",
+            tag="Health",
+            summary="Prometheus metrics",
+            description="The server's own counters, gauges and histograms (ingest pipeline, "
+            "Agent API, alerts) in the Prometheus text format; labels never carry node ids or "
+            "addresses. Answered without a token when the connection comes from a loopback "
+            "address (127.0.0.0/8, ::1) and carries no proxy header (`Forwarded`, "
+            "`X-Forwarded-For`, `X-Real-IP`). Any other request needs `Authorization: Bearer "
+            "<server.metrics_token>`: 401 without it or with a wrong one, 403 when no "
+            "`server.metrics_token` is configured. The address is the connection's, never a "
+            "forwarding header's.",
+            security=[{}, {"metricsToken": []}],
+            answers={200: answer("The metrics.", {"type": "string"}, content_type="text/plain")},
+            errors=(401, 429),
+            standard_errors=False,
+            error_overrides={
+                403: error_answer(
+                    "Not from a loopback address (or through a proxy), and no "
+                    "`server.metrics_token` is configured: nothing the caller sends helps.",
+                    ("forbidden",),
+                )
+            },
+        ),
+    )
+]
+"""``/metrics`` is added by ``api/app.py`` (outside the REST route tables)."""

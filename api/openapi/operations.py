@@ -198,6 +198,7 @@ def operation(
     answers: Mapping[int, Answer],
     errors: Iterable[int] = (),
     standard_errors: bool = True,
+    error_overrides: Mapping[int, Mapping[str, Any]] | None = None,
     summary: str = "",
     description: str = "",
     request_body: Body | None = None,
@@ -206,12 +207,16 @@ def operation(
     **extra: Any,
 ) -> Operation:
     """An operation. ``errors`` are its error statuses; with ``standard_errors`` (a deploy-token
-    operation) 401, 429, 500 and 503 are added, as every such operation can answer them."""
+    operation) 401, 429, 500 and 503 are added, as every such operation can answer them.
+    ``error_overrides`` gives a status its own answer instead of the shared one (a 400 that is
+    ``InvalidBatch``, a 403 with its own description)."""
     statuses = tuple(errors)
     if standard_errors:
         error_map = error_answers(*statuses)
     else:
         error_map = {s: v for s, v in error_answers(*statuses).items() if int(s) in statuses}
+    for status, response in (error_overrides or {}).items():
+        error_map[str(status)] = dict(response)
     return Operation(
         operation_id=operation_id,
         tag=tag,
