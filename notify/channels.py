@@ -11,8 +11,6 @@ can tell two keys apart. ``api/models/channels.py`` documents the models in the 
 from __future__ import annotations
 
 import copy
-import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 from urllib.parse import urlsplit
@@ -29,6 +27,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
+from . import checks
+from .checks import EVENT_KINDS, MAX_VALUE_LEN, SEVERITIES, ChannelConfigError, Check
+
 __all__ = [
     "CHANNEL_TYPES",
     "FILTER_KEYS",
@@ -41,264 +42,8 @@ __all__ = [
     "validate_channel_config",
 ]
 
-MAX_VALUE_LEN = 2048
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-class ChannelConfigError(ValueError):
-    """The channel's config does not fit its type."""
-
-
-Check = Callable[[str, Any], Any]
-
-
-def _text(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ChannelConfigError(f"config.{key} must be a non-empty string")
-    if len(value) > MAX_VALUE_LEN or _CONTROL.search(value):
-        raise ChannelConfigError(f"config.{key} is too long or holds control characters")
-    return value.strip()
-
-
-def _url(https_only: bool) -> Check:
-    def check(key: str, value: Any) -> str:
-        text: str = _text(key, value)
-        parts = urlsplit(text)
-        schemes = ("https",) if https_only else ("http", "https")
-        if parts.scheme not in schemes or not parts.hostname:
-            want = "an https:// URL" if https_only else "an http:// or https:// URL"
-            raise ChannelConfigError(f"config.{key} must be {want}")
-        return text
-
-    return check
-
-
-_EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
-_PHONE = re.compile(r"\+[1-9][0-9]{6,14}")
-_TELEGRAM_TOKEN = re.compile(r"[0-9]{3,15}:[A-Za-z0-9_-]{20,64}")
-_CHAT_ID = re.compile(r"-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64}")
-
-
-def _email(key: str, value: Any) -> str:
-    text: str = _text(key, value)
-    if not _EMAIL.fullmatch(text):
-        raise ChannelConfigError(f"config.{key} must be an e-mail address")
-    return text
-
-
-def _phone(key: str, value: Any) -> str:
-    text: str = _text(key, value).replace(" ", "").replace("-", "")
-    if not _PHONE.fullmatch(text):
-        raise ChannelConfigError(
-            f"config.{key} must be a phone number in E.164 form (+15551234567)"
-        )
-    return text
-
-
-def _bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ChannelConfigError(f"config.{key} must be true or false")
-    return value
-
-
-def _choice(*choices: str) -> Check:
-    def check(key: str, value: Any) -> str:
-        if value not in choices:
-            raise ChannelConfigError(f"config.{key} must be one of {', '.join(choices)}")
-        return str(value)
-
-    return check
-
-
-def _telegram_token(key: str, value: Any) -> str:
-    text: str = _text(key, value)
-    if not _TELEGRAM_TOKEN.fullmatch(text):
-        raise ChannelConfigError(f"config.{key} must be a Telegram bot token (digits:letters)")
-    return text
-
-
-def _chat_id(key: str, value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    text: str = _text(key, value)
-    if not _CHAT_ID.fullmatch(text):
-        raise ChannelConfigError(f"config.{key} must be a numeric chat id or an @channel name")
-    return text
-
-
-def _headers(key: str, value: Any) -> dict[str, str]:
-    if not isinstance(value, dict) or len(value) > 20:
-        raise ChannelConfigError(f"config.{key} must be an object of at most 20 headers")
-    out = {}
-    for name, v in value.items():
-        bad_value = not isinstance(v, str) or len(v) > 1024 or bool(_CONTROL.search(v))
-        if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name) or bad_value:
-            raise ChannelConfigError(f"config.{key} holds an invalid header")
-        out[name] = v
-    return out
-
-
-_HEX = "[0-9a-fA-F]"
-_UUID = re.compile(f"{_HEX}{{8}}-?{_HEX}{{4}}-?{_HEX}{{4}}-?{_HEX}{{4}}-?{_HEX}{{12}}")
-_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
-SEVERITIES = ("low", "medium", "high", "critical")
-EVENT_KINDS = ("attack_start", "attack_update", "attack_end", "test")
-
-
-def _node_list(key: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or len(value) > 1000:
-        raise ChannelConfigError(f"config.{key} must be a list of at most 1000 node uuids")
-    out: list[str] = []
-    for item in value:
-        if not isinstance(item, str) or not _UUID.fullmatch(item.strip()):
-            raise ChannelConfigError(f"config.{key} must hold node uuids")
-        text = item.strip().lower().replace("-", "")
-        canonical = f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-        if canonical not in out:
-            out.append(canonical)
-    return out
-
-
-def _event_list(key: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or any(v not in EVENT_KINDS for v in value):
-        raise ChannelConfigError(f"config.{key} must be a list of {', '.join(EVENT_KINDS)}")
-    return [k for k in EVENT_KINDS if k in value]
-
-
-def _mute(key: str, value: Any) -> dict[str, str]:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    if not isinstance(value, dict) or not set(value) <= {"from", "to", "tz"}:
-        raise ChannelConfigError(f"config.{key} must be an object {{from, to, tz}}")
-    out: dict[str, str] = {}
-    for part in ("from", "to"):
-        clock = value.get(part)
-        if not isinstance(clock, str) or not _CLOCK.fullmatch(clock):
-            raise ChannelConfigError(f"config.{key}.{part} must be a time of day HH:MM")
-        out[part] = clock
-    tz = value.get("tz", "UTC")
-    try:
-        if not isinstance(tz, str) or not tz or len(tz) > 64:
-            raise ValueError(tz)
-        ZoneInfo(tz)
-    except (ValueError, ZoneInfoNotFoundError):
-        raise ChannelConfigError(f"config.{key}.tz must be UTC or an IANA time zone") from None
-    out["tz"] = tz
-    return out
-
-
-_HTTPS = _url(https_only=True)
-_HTTP = _url(https_only=False)
-_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
-
-
-def _service_url(key: str, value: Any) -> str:
-    """An https:// URL; plain http:// only to this machine (a local relay, or a test)."""
-    text = str(_HTTP(key, value))
-    parts = urlsplit(text)
-    if parts.scheme == "http" and parts.hostname not in _LOOPBACK:
-        raise ChannelConfigError(f"config.{key} must be an https:// URL")
-    return text
-
-
-def _base_url(key: str, value: Any) -> str:
-    """A service's base URL (http or https, no query or fragment), without a trailing slash."""
-    text = str(_HTTP(key, value))
-    parts = urlsplit(text)
-    if parts.query or parts.fragment:
-        raise ChannelConfigError(f"config.{key} must be a base URL without ?query or #fragment")
-    return text.rstrip("/")
-
-
-def _port(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-        raise ChannelConfigError(f"config.{key} must be a port number (1-65535)")
-    return value
-
-
-def _hours(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 720:
-        raise ChannelConfigError(f"config.{key} must be a whole number of hours (1-720)")
-    return value
-
-
-def _int_id(key: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
-        raise ChannelConfigError(f"config.{key} must be a non-negative integer")
-    return value
-
-
-def _host(key: str, value: Any) -> str:
-    text = _text(key, value)
-    if not re.fullmatch(r"[A-Za-z0-9.:_-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]", text):
-        raise ChannelConfigError(f"config.{key} must be a host name or address")
-    return text
-
-
-def _emails(key: str, value: Any) -> str:
-    """One address, or several separated by commas (at most 20)."""
-    text = _text(key, value)
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or len(parts) > 20 or any(not _EMAIL.fullmatch(p) for p in parts):
-        raise ChannelConfigError(
-            f"config.{key} must be an e-mail address (or several, comma-separated)"
-        )
-    return ", ".join(parts)
-
-
-def _tags(key: str, value: Any) -> list[str]:
-    if not isinstance(value, list) or len(value) > 20:
-        raise ChannelConfigError(f"config.{key} must be a list of at most 20 tags")
-    out = []
-    for tag in value:
-        if not isinstance(tag, str) or not re.fullmatch(r"[A-Za-z0-9_.:/@-]{1,100}", tag):
-            raise ChannelConfigError(
-                f"config.{key} must hold tags of letters, digits and _ . : / @ - (1-100)"
-            )
-        out.append(tag)
-    return out
-
-
-def _sid(prefix: str) -> Check:
-    def check(key: str, value: Any) -> str:
-        text = _text(key, value)
-        if not re.fullmatch(prefix + r"[0-9a-fA-F]{32}", text):
-            raise ChannelConfigError(f"config.{key} must be {prefix} followed by 32 hex digits")
-        return text
-
-    return check
-
-
-def _severity_map(key: str, value: Any) -> str:
-    """``low=info,medium=warning,high=error,critical=critical`` (any subset), or ``default``."""
-    text = _text(key, value)
-    if text == "default":
-        return text
-    for pair in text.split(","):
-        ours, _, theirs = pair.partition("=")
-        if ours.strip() not in SEVERITIES or theirs.strip() not in (
-            "critical",
-            "error",
-            "warning",
-            "info",
-        ):
-            raise ChannelConfigError(
-                f"config.{key} must look like high=error,critical=critical "
-                "(ours: low, medium, high, critical; PagerDuty's: critical, error, warning, info)"
-            )
-    return text
-
-
-def _pem(key: str, value: Any) -> str:
-    if not isinstance(value, str) or "-----BEGIN CERTIFICATE-----" not in value:
-        raise ChannelConfigError(f"config.{key} must be PEM text of one or more certificates")
-    if len(value) > 65536:
-        raise ChannelConfigError(f"config.{key} is too long")
-    return value
-
-
 # --------------------------------------------------------------------------- the declarations
-# Each kind of value a setting takes is declared once: the check above that validates it and
+# Each kind of value a setting takes is declared once: the check (``checks.py``) that validates it and
 # the JSON Schema that documents it. Each channel type's config is declared once, as a model of
 # such values below; the API validates with it and documents it (``api/models/channels.py``).
 
@@ -362,15 +107,15 @@ def _string(pattern: str, description: str = "", **extra: Any) -> Schema:
 
 Text = Annotated[
     str,
-    _Setting(_text, _string(f"^{_VISIBLE}*{_NOT_BLANK}{_VISIBLE}*$", minLength=1)),
+    _Setting(checks.plain_text, _string(f"^{_VISIBLE}*{_NOT_BLANK}{_VISIBLE}*$", minLength=1)),
 ]
 """Text of 1-2048 characters, not blank, no control characters; stored trimmed."""
-HttpsUrl = Annotated[str, _Setting(_HTTPS, _string(f"^https://{_HOST}(/[!-~]*)?$"))]
-HttpUrl = Annotated[str, _Setting(_HTTP, _string(f"^https?://{_HOST}(/[!-~]*)?$"))]
+HttpsUrl = Annotated[str, _Setting(checks.HTTPS_URL, _string(f"^https://{_HOST}(/[!-~]*)?$"))]
+HttpUrl = Annotated[str, _Setting(checks.HTTP_URL, _string(f"^https?://{_HOST}(/[!-~]*)?$"))]
 ServiceUrl = Annotated[
     str,
     _Setting(
-        _service_url,
+        checks.service_url,
         _string(
             rf"^(https://{_HOST}|http://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]{{1,5}})?)"
             r"(/[!-~]*)?$",
@@ -381,7 +126,7 @@ ServiceUrl = Annotated[
 BaseUrl = Annotated[
     str,
     _Setting(
-        _base_url,
+        checks.base_url,
         _string(
             f'^https?://{_HOST}(/[!-"$->@-~]*)?$',
             "The service's base URL, without ?query or #fragment (a trailing / is dropped); "
@@ -389,19 +134,21 @@ BaseUrl = Annotated[
         ),
     ),
 ]
-Bool = Annotated[bool, _Setting(_bool, {"type": "boolean"})]
+Bool = Annotated[bool, _Setting(checks.boolean, {"type": "boolean"})]
 Host = Annotated[
     str,
-    _Setting(_host, _string(r"^([A-Za-z0-9.:_-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$")),
+    _Setting(checks.host, _string(r"^([A-Za-z0-9.:_-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])$")),
 ]
-Port = Annotated[int, _Setting(_port, {"type": "integer", "minimum": 1, "maximum": 65535})]
-Hours = Annotated[int, _Setting(_hours, {"type": "integer", "minimum": 1, "maximum": 720})]
-IntId = Annotated[int, _Setting(_int_id, {"type": "integer", "minimum": 0, "maximum": 2**31 - 1})]
-Email = Annotated[str, _Setting(_email, _string(f"^{_ADDRESS}$"))]
+Port = Annotated[int, _Setting(checks.port, {"type": "integer", "minimum": 1, "maximum": 65535})]
+Hours = Annotated[int, _Setting(checks.hours, {"type": "integer", "minimum": 1, "maximum": 720})]
+IntId = Annotated[
+    int, _Setting(checks.int_id, {"type": "integer", "minimum": 0, "maximum": 2**31 - 1})
+]
+Email = Annotated[str, _Setting(checks.email, _string(f"^{_ADDRESS}$"))]
 Emails = Annotated[
     str,
     _Setting(
-        _emails,
+        checks.emails,
         _string(
             f"^{_ADDRESS}(, ?{_ADDRESS}){{0,19}}$",
             "One e-mail address, or up to 20 separated by commas.",
@@ -411,7 +158,7 @@ Emails = Annotated[
 Phone = Annotated[
     str,
     _Setting(
-        _phone,
+        checks.phone,
         _string(
             r"^\+[1-9]([ -]*[0-9]){6,14}$",
             "A phone number in E.164 form (+15551234567); spaces and dashes are removed.",
@@ -421,7 +168,7 @@ Phone = Annotated[
 Tags = Annotated[
     list[str],
     _Setting(
-        _tags,
+        checks.tags,
         {
             "type": "array",
             "maxItems": 20,
@@ -432,7 +179,7 @@ Tags = Annotated[
 Pem = Annotated[
     str,
     _Setting(
-        _pem,
+        checks.pem,
         {"type": "string", "maxLength": 65536, "pattern": "-----BEGIN CERTIFICATE-----"},
     ),
 ]
@@ -442,14 +189,14 @@ _HEADERS_SCHEMA: Schema = {
     "propertyNames": {"pattern": "^[A-Za-z0-9-]{1,64}$"},
     "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": f"^{_VISIBLE}*$"},
 }
-Headers = Annotated[dict[str, str], _Setting(_headers, _HEADERS_SCHEMA)]
+Headers = Annotated[dict[str, str], _Setting(checks.headers, _HEADERS_SCHEMA)]
 _OURS = "(low|medium|high|critical)"
 _THEIRS = "(critical|error|warning|info)"
 _PAIR = f" *{_OURS} *= *{_THEIRS} *"
 SeverityMap = Annotated[
     str,
     _Setting(
-        _severity_map,
+        checks.severity_map,
         _string(
             f"^(default|{_PAIR}(,{_PAIR})*)$",
             "Our severity to PagerDuty's, e.g. `high=error,critical=critical` (any subset), or "
@@ -458,12 +205,12 @@ SeverityMap = Annotated[
     ),
 ]
 TelegramToken = Annotated[
-    str, _Setting(_telegram_token, _string("^[0-9]{3,15}:[A-Za-z0-9_-]{20,64}$"))
+    str, _Setting(checks.telegram_token, _string("^[0-9]{3,15}:[A-Za-z0-9_-]{20,64}$"))
 ]
 ChatId = Annotated[
     str,
     _Setting(
-        _chat_id,
+        checks.chat_id,
         {
             "oneOf": [
                 {"type": "string", "pattern": "^(-?[0-9]{1,20}|@[A-Za-z0-9_]{4,64})$"},
@@ -475,7 +222,7 @@ ChatId = Annotated[
 
 
 def _choice_of(*choices: str) -> _Setting:
-    return _Setting(_choice(*choices), {"type": "string", "enum": list(choices)})
+    return _Setting(checks.choice(*choices), {"type": "string", "enum": list(choices)})
 
 
 _DATADOG_SITE = _choice_of(
@@ -490,7 +237,7 @@ _DATADOG_SITE = _choice_of(
 
 
 def _sid_of(prefix: str) -> _Setting:
-    return _Setting(_sid(prefix), _string(f"^{prefix}[0-9a-fA-F]{{32}}$"))
+    return _Setting(checks.sid(prefix), _string(f"^{prefix}[0-9a-fA-F]{{32}}$"))
 
 
 _CLOCK_SCHEMA: Schema = {"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"}
@@ -498,24 +245,24 @@ Severity = Annotated[str, _choice_of(*SEVERITIES)]
 NodeList = Annotated[
     list[str],
     _Setting(
-        _node_list,
+        checks.node_list,
         {
             "type": "array",
             "maxItems": 1000,
-            "items": {"type": "string", "pattern": f"^{_UUID.pattern}$"},
+            "items": {"type": "string", "pattern": f"^{checks.UUID_PATTERN.pattern}$"},
         },
     ),
 ]
 EventList = Annotated[
     list[str],
     _Setting(
-        _event_list, {"type": "array", "items": {"type": "string", "enum": list(EVENT_KINDS)}}
+        checks.event_list, {"type": "array", "items": {"type": "string", "enum": list(EVENT_KINDS)}}
     ),
 ]
 MuteWindow = Annotated[
     dict[str, str],
     _Setting(
-        _mute,
+        checks.mute,
         {
             "type": "object",
             "required": ["from", "to"],
