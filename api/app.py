@@ -20,12 +20,13 @@ from aiohttp.abc import AbstractAccessLogger
 from ingest.metrics import METRICS
 from ingest.pipeline import Pipeline, PipelineSettings
 from ingest.receiver import CachedCredentials, Credential, Receiver, ReceiverSettings
-from store import Connection, Store, agent_incidents, outbox, pcaps
+from store import Connection, Store, outbox
 from store import collectors as collectors_repo
 from store import nodes as nodes_repo
 from store import workspaces as ws_repo
 from store.catalog import export_snapshots, write_catalog
 
+from . import agentapi
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
 from .detection import DetectionService
@@ -33,8 +34,7 @@ from .dispatcher import DISPATCHER, Dispatcher, dispatcher_ctx
 from .http import HOT_PATH_PREFIXES, api_middleware
 from .metrics import metrics_handler
 from .ratelimit import FixedWindowLimiter
-from .routes import ROUTE_TABLES, agent_pcap
-from .routes import agent as agent_api
+from .routes import ROUTE_TABLES
 from .state import STATE, AppState
 
 __all__ = ["AccessLogger", "access_logger_class", "bootstrap", "create_app", "pipeline_settings"]
@@ -251,6 +251,7 @@ async def _agent_housekeeping(
     store: Store,
     pipeline: Pipeline,
     activity: ActivityTracker,
+    agent: agentapi.AgentApi,
     cfg: Config,
     on_expired: Callable[[], None],
 ) -> None:
@@ -261,7 +262,7 @@ async def _agent_housekeeping(
     last_pcap_sweep = last_baselines = float("-inf")
     while True:
         try:
-            if await store.run(agent_incidents.expire_idle_incidents, datetime.now(UTC), expiry):
+            if await agent.expire_idle_incidents():
                 on_expired()  # their mitigations' undo commands are due in configs
         except Exception:
             log.exception("incident expiry failed")
@@ -276,12 +277,7 @@ async def _agent_housekeeping(
         if time.monotonic() - last_pcap_sweep >= PCAP_RETENTION_EVERY_SECS:
             last_pcap_sweep = time.monotonic()
             try:
-                await store.run(
-                    pcaps.delete_expired_pcaps,
-                    cfg.data_path,
-                    datetime.now(UTC),
-                    cfg.api.pcap_retention_days,
-                )
+                await agent.delete_expired_pcaps()
             except Exception:
                 log.exception("pcap retention failed")
             try:
@@ -362,15 +358,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     receiver.add_routes(app)
-    agent = agent_api.AgentApi(
-        store,
-        pipeline,
-        credentials,
-        activity,
-        auth_failures,
-        config_cache_secs=cfg.api.agent_config_cache_secs,
-        incident_expiry_secs=cfg.api.agent_incident_expiry_secs,
-    )
+    agent = agentapi.setup(app, cfg, store, pipeline, credentials, activity, auth_failures)
     keys = Reloader("node keys preloaded", key_preload(store, credentials))
     # building every node's answer is Python work on the reader thread, which shares the GIL
     # with the event loop: a script making hundreds of writes gets a reload a second at most
@@ -392,8 +380,6 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         )
         app[STATE].detection = detection
     app[STATE].on_control_write.append(control_write)
-    agent_api.setup(app, agent)
-    agent_pcap.setup(app)
     app.router.add_get("/metrics", metrics_handler)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -418,7 +404,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
             asyncio.create_task(_watch_loop_lag(), name="loop-lag"),
             asyncio.create_task(_housekeeping(store, pipeline, cfg), name="housekeeping"),
             asyncio.create_task(
-                _agent_housekeeping(store, pipeline, activity, cfg, incidents_expired),
+                _agent_housekeeping(store, pipeline, activity, agent, cfg, incidents_expired),
                 name="agent-housekeeping",
             ),
         ]

@@ -17,12 +17,16 @@ Three cases, each the work one request does between the raw body and the answer'
   page with the error-free envelope.
 
 Each library runs the same semantics on the same bodies (the script checks that the three give
-equal results before timing). "today" is ``orjson`` plus the checks in ``api/routes/agent.py``
+equal results before timing). "today" is ``orjson`` plus the checks the Agent API had then
 (the answer there is a prebuilt constant; here each variant encodes it, so the cases compare
 like for like). The bodies come from a fixed seed. Timing: ``--rounds`` rounds of ``--number``
 calls each, the best round's mean is reported (the least disturbed by other processes on a shared
 machine) with the median round beside it; ratios are against "today" within the same run. Nothing
 is asserted.
+
+A fourth case times the Agent API as it is served (``api/agentapi``): the hand-written metrics
+reading (``hotpath.metrics_row``) alone, and with the declared model (``models.Metrics``)
+validated in front of it, as it would be if the model ran on the hot path.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ import orjson
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
+
+from api.agentapi.hotpath import metrics_row
+from api.agentapi.models import Metrics
+from api.models import validate
 
 SEED = 20_260_314
 NOW = datetime(2026, 8, 1, 9, 0, 0, tzinfo=UTC)
@@ -153,7 +161,7 @@ def node_rows(rng: random.Random, n: int) -> list[dict[str, Any]]:
 
 
 def _num(value: Any) -> float | None:
-    """``store.agent_incidents.num``: a finite non-negative number, or None."""
+    """``detect.agent_incidents.num``: a finite non-negative number, or None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     out = float(value)
@@ -512,6 +520,16 @@ def msgspec_nodes_serialize(rows: list[dict[str, Any]]) -> bytes:
 # --------------------------------------------------------------------------- timing
 
 
+def _served_metrics(raw: bytes, node: str) -> dict[str, Any]:
+    return metrics_row(orjson.loads(raw), node, NOW)
+
+
+def _model_metrics(raw: bytes, node: str) -> dict[str, Any]:
+    body = orjson.loads(raw)
+    validate(Metrics, body)
+    return metrics_row(body, node, NOW)
+
+
 def _time(fn: Callable[[], object], rounds: int, number: int) -> tuple[float, float]:
     """(best, median) seconds per call over ``rounds`` rounds of ``number`` calls."""
     per_call = []
@@ -560,6 +578,10 @@ def _cases(rng: random.Random) -> dict[str, dict[str, Callable[[], object]]]:
             "today": cycle(beats, today_heartbeat),
             "pydantic": cycle(beats, pydantic_heartbeat),
             "msgspec": cycle(beats, msgspec_heartbeat),
+        },
+        "api/agentapi metrics (decode+check+row)": {
+            "metrics_row (served)": cycle(metrics, _served_metrics, node),
+            "validate(Metrics) + metrics_row": cycle(metrics, _model_metrics, node),
         },
         "GET /api/v1/nodes, 100 nodes (build+encode)": {
             "today": lambda: today_nodes(rows),

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 
-from api.routes.agent import REPLAY_GAP_SECS
+from api.agentapi.hotpath import REPLAY_GAP_SECS
 
 from .conftest import Client, Server, assert_error, new_workspace, start_server
 from .telemetry import lake_query, wait_for

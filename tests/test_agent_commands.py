@@ -127,7 +127,7 @@ def test_command_validation_and_isolation(server: Server) -> None:
 
 
 def test_iptables_undo_is_derived_only_when_every_line_can_be_taken_back() -> None:
-    from store.agent_settings import derive_undo
+    from api.agentapi.settings_repo import derive_undo
 
     assert (
         derive_undo("iptables", "iptables -I INPUT 1 -s 198.51.100.7 -j DROP")

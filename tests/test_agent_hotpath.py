@@ -21,8 +21,7 @@ import pytest
 import requests
 
 from api.activity import ActivityTracker, ElevationRule, heartbeat_status
-from api.agent_hotpath import ConfigCache, MetricsBatcher
-from api.routes.agent import ReplayWatch
+from api.agentapi.hotpath import ConfigCache, MetricsBatcher, ReplayWatch
 from ingest.errors import Backpressure
 from store import Store
 from store import nodes as nodes_repo
@@ -582,8 +581,8 @@ def test_replay_watch_follows_the_announced_flush() -> None:
     ids=["disk-full", "duckdb-io"],
 )
 def test_storage_failures_are_overload_for_the_agent(failure: Exception) -> None:
+    from api.agentapi.agent import guard
     from api.errors import ApiError
-    from api.routes.agent import guard
     from ingest.metrics import METRICS as COUNTERS
 
     async def broken(request: Any) -> Any:
@@ -713,8 +712,8 @@ def test_a_writer_too_far_behind_answers_503_with_retry_after() -> None:
     from aiohttp import web
     from aiohttp.test_utils import make_mocked_request
 
+    from api.agentapi.agent import WRITER_BACKLOG_LIMIT, guard
     from api.errors import ApiError
-    from api.routes.agent import WRITER_BACKLOG_LIMIT, guard
 
     class Writer:
         backlog = 0

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 import requests
 
-from store import pcaps
+from api.agentapi import pcap_repo
 from store.migrations import MIGRATIONS
 
 from .conftest import Client, Server, assert_error, new_workspace, start_server
@@ -60,16 +60,16 @@ def big_pcap(size: int) -> bytes:
 
 
 def test_magic_numbers() -> None:
-    assert pcaps.pcap_format(classic_pcap()) == "pcap"
-    assert pcaps.pcap_format(classic_pcap(endian=">")) == "pcap"
-    assert pcaps.pcap_format(classic_pcap(nanos=True)) == "pcap"
-    assert pcaps.pcap_format(classic_pcap(endian=">", nanos=True)) == "pcap"
-    assert pcaps.pcap_format(pcapng()) == "pcapng"
+    assert pcap_repo.pcap_format(classic_pcap()) == "pcap"
+    assert pcap_repo.pcap_format(classic_pcap(endian=">")) == "pcap"
+    assert pcap_repo.pcap_format(classic_pcap(nanos=True)) == "pcap"
+    assert pcap_repo.pcap_format(classic_pcap(endian=">", nanos=True)) == "pcap"
+    assert pcap_repo.pcap_format(pcapng()) == "pcapng"
     big_endian_ng = struct.pack(">II", 0x0A0D0D0A, 28) + struct.pack(">IHHq", 0x1A2B3C4D, 1, 0, -1)
-    assert pcaps.pcap_format(big_endian_ng) == "pcapng"
-    assert pcaps.pcap_format(b"GIF89a" + bytes(30)) is None
-    assert pcaps.pcap_format(classic_pcap()[:10]) is None  # no complete global header
-    assert pcaps.pcap_format(b"") is None
+    assert pcap_repo.pcap_format(big_endian_ng) == "pcapng"
+    assert pcap_repo.pcap_format(b"GIF89a" + bytes(30)) is None
+    assert pcap_repo.pcap_format(classic_pcap()[:10]) is None  # no complete global header
+    assert pcap_repo.pcap_format(b"") is None
 
 
 # --------------------------------------------------------------------------- the agent
@@ -319,11 +319,11 @@ def test_chunk_headers_are_checked(pserver: Server) -> None:
 def test_over_cap_is_413(pserver: Server) -> None:
     client, agent = _setup(pserver)
     inc = _open(agent)
-    too_big = big_pcap(pcaps.MAX_PCAP_CHUNK_BYTES + 1)
+    too_big = big_pcap(pcap_repo.MAX_PCAP_CHUNK_BYTES + 1)
     assert_error(agent.chunk(inc, too_big, 0, 2, "eeeeeeeeeeeeeeee"), 413, "payload_too_large")
     assert_error(agent.multipart(inc, too_big), 413, "payload_too_large")
     # exactly the cap is fine
-    exact = big_pcap(pcaps.MAX_PCAP_SINGLE_BYTES)
+    exact = big_pcap(pcap_repo.MAX_PCAP_SINGLE_BYTES)
     _ok(agent.multipart(inc, exact))
     assert [p["size"] for p in _listed(client, inc)] == [len(exact)]
 
@@ -397,11 +397,11 @@ def test_retention_deletes_old_captures(tmp_path: Path) -> None:
     ws, node = uuid.uuid4(), uuid.uuid4()
     kept_inc, old_inc = uuid.uuid4(), uuid.uuid4()
     rows = []
-    for inc, age in ((kept_inc, 1), (old_inc, pcaps.PCAP_RETENTION_DAYS + 1)):
+    for inc, age in ((kept_inc, 1), (old_inc, pcap_repo.PCAP_RETENTION_DAYS + 1)):
         pcap_id = str(uuid.uuid4())
-        path = pcaps.pcap_path(tmp_path, ws, inc, pcap_id, "pcap")
-        size, digest = pcaps.write_atomic(path, [classic_pcap(1)])
-        pcaps.insert_pcap(
+        path = pcap_repo.pcap_path(tmp_path, ws, inc, pcap_id, "pcap")
+        size, digest = pcap_repo.write_atomic(path, [classic_pcap(1)])
+        pcap_repo.insert_pcap(
             con,
             pcap_id=pcap_id,
             ws_uuid=ws,
@@ -416,9 +416,9 @@ def test_retention_deletes_old_captures(tmp_path: Path) -> None:
             now=now - timedelta(days=age),
         )
         rows.append(path)
-    assert pcaps.delete_expired_pcaps(con, tmp_path, now) == 1
+    assert pcap_repo.delete_expired_pcaps(con, tmp_path, now) == 1
     assert rows[0].is_file() and not rows[1].exists()
     assert not rows[1].parent.exists()  # the emptied incident directory goes too
-    assert [len(pcaps.list_pcaps(con, ws, i)) for i in (kept_inc, old_inc)] == [1, 0]
-    assert pcaps.delete_expired_pcaps(con, tmp_path, now) == 0
+    assert [len(pcap_repo.list_pcaps(con, ws, i)) for i in (kept_inc, old_inc)] == [1, 0]
+    assert pcap_repo.delete_expired_pcaps(con, tmp_path, now) == 0
     con.close()

@@ -8,7 +8,6 @@ strings, nulls, lists, objects."""
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import uuid
@@ -21,11 +20,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from api.activity import heartbeat_status
+from api.agentapi import incident_repo as incidents
+from api.agentapi import report_repo as reports
+from api.agentapi import settings_repo
+from api.agentapi.defaults import AgentTraits, config_body
+from api.agentapi.hotpath import metrics_row
+from api.agentapi.models import REPORT_FIELDS, REPORT_MODELS
 from api.errors import ApiError
-from api.routes.agent import AgentTraits, config_body, metrics_row
-from store import Store, agent_settings
-from store import agent_incidents as incidents
-from store import agent_reports as reports
+from api.models import validate
+from store import Store
 from store.errors import InvalidValue
 
 from .conftest import Server
@@ -135,22 +138,25 @@ def test_heartbeat_status_and_traits_never_fail(body: dict[str, Any]) -> None:
 
 @UNIT
 @given(kind=st.sampled_from(reports.REPORT_KINDS), body=objects(REPORT_KEYS))
-def test_report_validation_raises_only_invalid_value(kind: str, body: dict[str, Any]) -> None:
-    with contextlib.suppress(InvalidValue):
-        reports.validate_report(kind, body)
+def test_report_validation_raises_only_invalid_parameter(kind: str, body: dict[str, Any]) -> None:
+    try:
+        validate(REPORT_MODELS[kind], body)
+    except ApiError as err:
+        assert (err.status, err.code) == (400, "invalid_parameter")
+        assert err.field in REPORT_FIELDS[kind]
 
 
 @UNIT
 @given(
     patch=st.dictionaries(
-        st.one_of(st.sampled_from(sorted(agent_settings.SETTINGS)), tricky_text),
+        st.one_of(st.sampled_from(sorted(settings_repo.SETTINGS)), tricky_text),
         json_values,
         max_size=4,
     )
 )
 def test_override_checks_raise_only_invalid_value(patch: dict[str, Any]) -> None:
     for key, value in patch.items():
-        check = agent_settings.SETTINGS.get(key)
+        check = settings_repo.SETTINGS.get(key)
         if check is None or value is None:
             continue
         try:

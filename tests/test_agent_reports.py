@@ -16,9 +16,9 @@ import orjson
 import pytest
 import requests
 
+from api.agentapi import incident_repo
+from api.agentapi.report_repo import REPORT_KINDS as KINDS
 from api.config import Config
-from store import agent_incidents
-from store.agent_reports import REPORT_KINDS as KINDS
 from store.db import Store
 
 from .conftest import Client, Server, assert_error, new_workspace, start_server
@@ -446,15 +446,15 @@ def test_stale_incidents_expire(tmp_path: Path) -> None:
     store.open()
     try:
         con = store.con
-        later = datetime.now(UTC) + timedelta(seconds=agent_incidents.INCIDENT_IDLE_EXPIRY_SECS)
+        later = datetime.now(UTC) + timedelta(seconds=incident_repo.INCIDENT_IDLE_EXPIRY_SECS)
         # not yet idle long enough: nothing happens
-        assert agent_incidents.expire_stale_incidents(con, later - timedelta(seconds=60)) == 0
+        assert incident_repo.expire_stale_incidents(con, later - timedelta(seconds=60)) == 0
         # scoped to one node: only that node's active incident
         node = uuid.UUID(agent.node["uuid"])
-        assert agent_incidents.expire_stale_incidents(con, later, node_uuid=node) == 1
-        assert agent_incidents.expire_stale_incidents(con, later, node_uuid=node) == 0
+        assert incident_repo.expire_stale_incidents(con, later, node_uuid=node) == 1
+        assert incident_repo.expire_stale_incidents(con, later, node_uuid=node) == 0
         # the periodic sweep takes every node's
-        assert agent_incidents.expire_stale_incidents(con, later) == 1
+        assert incident_repo.expire_stale_incidents(con, later) == 1
     finally:
         store.close()
 
@@ -492,12 +492,12 @@ def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
         con = store.con
         ws, node, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         t0 = datetime.now(UTC)
-        idle = timedelta(seconds=agent_incidents.INCIDENT_IDLE_EXPIRY_SECS + 1)
-        host, _ = agent_incidents.open_incident(con, ws, node, OPEN, t0)
-        l7, _ = agent_incidents.open_incident(
+        idle = timedelta(seconds=incident_repo.INCIDENT_IDLE_EXPIRY_SECS + 1)
+        host, _ = incident_repo.open_incident(con, ws, node, OPEN, t0)
+        l7, _ = incident_repo.open_incident(
             con, ws, node, {"attack_family": "http_flood", "rps": 2710}, t0
         )
-        foreign, _ = agent_incidents.open_incident(con, ws, other, OPEN, t0)
+        foreign, _ = incident_repo.open_incident(con, ws, other, OPEN, t0)
 
         def status(inc: uuid.UUID) -> str:
             row = con.execute("SELECT status FROM incidents WHERE uuid = ?", [str(inc)]).fetchone()
@@ -505,17 +505,17 @@ def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
             return str(row[0])
 
         # the host incident keeps getting updates; the L7 one went quiet
-        agent_incidents.report_incident(
+        incident_repo.report_incident(
             con, ws, node, str(host), "update", SPARSE_UPDATE, t0 + idle / 2
         )
-        agent_incidents.expire_stale_incidents(con, t0 + idle, node_uuid=node)
+        incident_repo.expire_stale_incidents(con, t0 + idle, node_uuid=node)
         assert status(l7) == "resolved" and status(host) == "active"
         assert status(foreign) == "active"  # another node's is left to its own reports
-        agent_incidents.open_incident(con, ws, other, {**OPEN, "inner_ip": "x"}, t0 + idle)
+        incident_repo.open_incident(con, ws, other, {**OPEN, "inner_ip": "x"}, t0 + idle)
         assert status(foreign) == "resolved"
         # an update after the silence lands on a resolved incident and does not revive it
         late = t0 + idle / 2 + idle
-        agent_incidents.report_incident(con, ws, node, str(host), "update", SPARSE_UPDATE, late)
+        incident_repo.report_incident(con, ws, node, str(host), "update", SPARSE_UPDATE, late)
         assert status(host) == "resolved"
         row = con.execute(
             "SELECT resolved_at, detail FROM incidents WHERE uuid = ?", [str(host)]
@@ -525,8 +525,8 @@ def test_expiry_runs_lazily_on_the_nodes_next_report(tmp_path: Path) -> None:
         assert detail["expired"]["by"] == "server"
         assert detail["updates"] == 1 and detail["late_updates"] == 1
         # one that is not idle is left active by an update
-        fresh, _ = agent_incidents.open_incident(con, ws, node, {**OPEN, "inner_ip": "y"}, late)
-        agent_incidents.report_incident(con, ws, node, str(fresh), "update", SPARSE_UPDATE, late)
+        fresh, _ = incident_repo.open_incident(con, ws, node, {**OPEN, "inner_ip": "y"}, late)
+        incident_repo.report_incident(con, ws, node, str(fresh), "update", SPARSE_UPDATE, late)
         assert status(fresh) == "active"
     finally:
         store.close()

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from store import agent_incidents, outbox
+from api.agentapi import incident_repo
 from store import channels as channel_repo
 from store import nodes as node_repo
+from store import outbox
 from store import workspaces as ws_repo
 from store.db import Connection, Store
 
@@ -54,7 +55,7 @@ def _open(con: Connection, ws: uuid.UUID, node: uuid.UUID, k: int) -> uuid.UUID:
         "started_at": (T0 + timedelta(minutes=10 * k)).isoformat(),
         "inner_ip": f"10.0.{k}.1",
     }
-    inc, merged = agent_incidents.open_incident(con, ws, node, body, T0 + timedelta(minutes=k))
+    inc, merged = incident_repo.open_incident(con, ws, node, body, T0 + timedelta(minutes=k))
     assert not merged
     return inc
 
@@ -88,16 +89,16 @@ def test_open_merge_rules_still_pick_the_same_incident(con: Connection) -> None:
     first = _open(con, ws, node, 0)
     # the same open again: the existing incident, no second start
     body = {**copy.deepcopy(OPEN), "started_at": T0.isoformat(), "inner_ip": "10.0.0.1"}
-    again, merged = agent_incidents.open_incident(con, ws, node, body, T0 + timedelta(seconds=5))
+    again, merged = incident_repo.open_incident(con, ws, node, body, T0 + timedelta(seconds=5))
     assert (again, merged) == (first, True)
     # an attack reported by updates alone under the agent's own UUID, then its open replayed
     ref = str(uuid.uuid4())
     upd = {**copy.deepcopy(OPEN), "inner_ip": "10.9.9.9"}
     late = T0 + timedelta(hours=5)
-    built, created = agent_incidents.report_incident(con, ws, node, ref, "update", upd, late)
+    built, created = incident_repo.report_incident(con, ws, node, ref, "update", upd, late)
     assert created
     replay = {**upd, "started_at": (late - timedelta(seconds=30)).isoformat()}
-    got, merged = agent_incidents.open_incident(con, ws, node, replay, late + timedelta(seconds=1))
+    got, merged = incident_repo.open_incident(con, ws, node, replay, late + timedelta(seconds=1))
     assert (got, merged) == (built, True)
     started = con.execute("SELECT started_at FROM incidents WHERE uuid = ?", [str(got)]).fetchone()
     assert started is not None and started[0] == late - timedelta(seconds=30)
@@ -134,7 +135,7 @@ def test_a_full_read_gives_every_channel_its_turn(con: Connection) -> None:
 def test_an_incident_first_seen_resolved_queues_start_before_end(con: Connection) -> None:
     ws, node, ids = _setup(con, 3)
     body = {**copy.deepcopy(OPEN), "duration_seconds": 90, "confidence": 80}
-    inc, created = agent_incidents.report_incident(
+    inc, created = incident_repo.report_incident(
         con, ws, node, str(uuid.uuid4()), "resolve", body, T0
     )
     assert created

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from store import agent_incidents, detections
+from api.agentapi import incident_repo as agent_incidents
+from store import detections
 from store import incidents as incident_repo
 from store import nodes as node_repo
 from store import workspaces as ws_repo

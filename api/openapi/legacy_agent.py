@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from store.agent_reports import REPORT_KINDS
+from ..agentapi.report_repo import REPORT_KINDS
 
 from .build import (
     ERROR_RESPONSES,
@@ -24,7 +24,7 @@ from .build import (
 
 
 def agent_admin_paths() -> dict[str, Any]:
-    from store.agent_settings import COMMAND_TYPES, SETTINGS
+    from ..agentapi.settings_repo import COMMAND_TYPES, SETTINGS
 
     overrides: Schema = {
         "type": "object",

@@ -564,7 +564,7 @@ def legacy_paths() -> dict[str, Any]:
     paths.update(agent_paths())
     paths.update(agent_admin_paths())
     paths.update(_detection_paths())
-    from ..routes.agent_pcap import OPENAPI_PATHS  # local import: the route module imports us
+    from ..agentapi.pcap import OPENAPI_PATHS  # local import: the route module imports us
 
     paths.update(OPENAPI_PATHS)
     return paths

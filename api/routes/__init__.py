@@ -1,9 +1,9 @@
-"""REST v1, Deploy API and health routes; each module owns one resource."""
+"""REST v1, Deploy API and health routes; each module owns one resource. The Agent API and its
+REST side (agent config overrides, commands, reports, captures) are ``api/agentapi``."""
 
 from aiohttp import web
 
 from . import (
-    agent_admin,
     channels,
     collectors,
     detection,
@@ -20,7 +20,6 @@ ROUTE_TABLES: list[web.RouteTableDef] = [
     health.routes,
     nodes.routes,
     incidents.routes,
-    agent_admin.routes,
     detection.routes,
     channels.routes,
     collectors.routes,

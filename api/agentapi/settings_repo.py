@@ -10,6 +10,10 @@ object removes that key (unless the key takes ``null`` as a value, as ``l7.rps_t
 
 Commands get a unique non-zero integer id, stay pending until the node acknowledges them, and
 record the ack (applied or failed, with the agent's error text).
+
+The node columns a config answer is built from (service ports, the stored heartbeat) are read
+here too (``node_config_row``, ``all_node_config_rows``). Described for readers in
+docs/agent-api.md §4 and §5.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from typing import Any
 
 import orjson
 
-from .db import Connection, rows_as_dicts, utcnow
-from .errors import Conflict, InvalidValue, NotFound
+from store.db import Connection, rows_as_dicts, utcnow
+from store.errors import Conflict, InvalidValue, NotFound
 
 __all__ = [
     "COMMAND_TYPES",
+    "all_node_config_rows",
     "all_overrides",
     "all_pending_commands",
     "clear_l7_action",
@@ -37,8 +42,10 @@ __all__ = [
     "end_mitigations",
     "get_overrides",
     "list_commands",
+    "node_config_row",
     "overlay",
     "pending_commands",
+    "record_ack",
     "set_overrides",
 ]
 
@@ -534,3 +541,57 @@ def pending_commands(con: Connection, node_uuid: uuid.UUID) -> list[dict[str, An
     return [
         {"id": int(r[0]), "command_type": r[1], "command_text": r[2], "title": r[3]} for r in rows
     ]
+
+
+def record_ack(
+    con: Connection,
+    node_uuid: uuid.UUID,
+    command_id: int,
+    status: str,
+    error: str | None,
+    now: datetime,
+) -> None:
+    con.execute(
+        "INSERT INTO agent_command_acks VALUES (?, ?, ?, ?, ?)",
+        [str(node_uuid), command_id, status, error, now],
+    )
+
+
+_CONFIG_COLUMNS = (
+    "sp_enabled, sp_sensitivity, sp_response_mode, service_ports, "
+    "CAST(agent_status AS VARCHAR) AS agent_status"
+)
+
+
+def _config_row(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row["service_ports"], str):
+        row["service_ports"] = orjson.loads(row["service_ports"])
+    return row
+
+
+def node_config_row(con: Connection, node_uuid: uuid.UUID) -> dict[str, Any] | None:
+    rows = rows_as_dicts(
+        con.execute(
+            f"SELECT {_CONFIG_COLUMNS} FROM nodes WHERE uuid = ? AND deleted_at IS NULL",
+            [str(node_uuid)],
+        )
+    )
+    return _config_row(rows[0]) if rows else None
+
+
+def all_node_config_rows(con: Connection, limit: int) -> list[dict[str, Any]]:
+    """``node_config_row`` of up to ``limit`` live nodes (most recently seen first), with their
+    ``uuid`` and ``workspace_uuid`` as strings."""
+    rows = rows_as_dicts(
+        con.execute(
+            "SELECT CAST(n.uuid AS VARCHAR) AS uuid, "
+            "CAST(n.workspace_uuid AS VARCHAR) AS workspace_uuid, "
+            "n.sp_enabled, n.sp_sensitivity, n.sp_response_mode, n.service_ports, "
+            "CAST(n.agent_status AS VARCHAR) AS agent_status "
+            "FROM nodes n JOIN workspaces w ON w.uuid = n.workspace_uuid "
+            "WHERE n.deleted_at IS NULL AND w.deleted_at IS NULL "
+            "ORDER BY n.last_seen DESC NULLS LAST LIMIT ?",
+            [limit],
+        )
+    )
+    return [_config_row(r) for r in rows]

@@ -4,7 +4,7 @@
 Upload forms (node key + ``X-Node-UUID``, as the rest of the Agent API):
 
 * ``multipart/form-data`` with one file part ``pcap`` (any part with a file name is taken when
-  none is called ``pcap``), at most :data:`~store.pcaps.MAX_PCAP_SINGLE_BYTES`;
+  none is called ``pcap``), at most :data:`~api.agentapi.pcap_repo.MAX_PCAP_SINGLE_BYTES`;
 * raw chunks (``X-Chunk-Index`` 0-based, ``X-Chunk-Total`` ≤ 250, ``X-Upload-Id``; the same
   names as query parameters ``chunk_index``, ``chunk_total``, ``upload_id`` are accepted too),
   each at most 2 MiB, in any order, re-sent chunks replacing earlier copies. Once chunks
@@ -35,11 +35,10 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from store import pcaps as repo
-
 from ..errors import ApiError, json_response
 from ..http import authenticate, parse_uuid, path_uuid, state
 from ..state import STATE
+from . import pcap_repo as repo
 from .agent import AGENT, PREFIX, guard
 
 __all__ = ["MAX_MULTIPART_BODY_BYTES", "OPENAPI_PATHS", "PCAP_CONTENT_TYPE", "setup"]
@@ -338,7 +337,7 @@ async def download_pcap(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
-    """Routes of this module; call after ``agent.setup`` (the upload uses its authentication)."""
+    """Routes of this module; the upload authenticates through the ``AgentApi`` in ``app``."""
     uploads = PcapUploads(app)
     r = app.router
     r.add_post(f"{PREFIX}/incidents/{{uuid}}/pcap", guard("pcap", uploads.upload))

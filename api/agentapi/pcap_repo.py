@@ -27,8 +27,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from . import agent_incidents
-from .db import Connection, rows_as_dicts, transaction
+from detect import agent_incidents as rules
+from store.db import Connection, rows_as_dicts, transaction
+
+from . import incident_repo
 
 __all__ = [
     "MAX_PCAP_CHUNKS",
@@ -207,10 +209,10 @@ def resolve_agent_incident(
         ).fetchone()
         if found is not None:
             return uuid.UUID(str(found[0])), False
-        state = agent_incidents._blank(ref, now)
+        state = rules.blank(ref, now)
         state["title"] = state["attack_family"]
         state["detail"]["created_by"] = "pcap"
-        inc = agent_incidents._save(con, ws_uuid, node_uuid, state, now)
+        inc = incident_repo.save(con, ws_uuid, node_uuid, state, now)
     return inc, True
 
 

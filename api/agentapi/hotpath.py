@@ -1,5 +1,6 @@
-"""The in-memory parts of the Agent API's hot path: every ftagent node calls metrics every 5 s,
-heartbeat every 30 s and config every 300 s, so none of those may queue behind the database.
+"""The in-memory parts of the Agent API's hot path (docs/agent-api.md §1.3): every ftagent node
+calls metrics every 5 s, heartbeat every 30 s and config every 300 s, so none of those may queue
+behind the database.
 
 - ``ConfigCache``: the effective config answer per node, serialized, loaded from the database
   (reader thread) on a miss and kept until it is invalidated (any REST or admin write clears
@@ -13,6 +14,10 @@ heartbeat every 30 s and config every 300 s, so none of those may queue behind t
   that fsync anyway, and the per-batch work (about 1.5 ms of CPU, whatever the rows) is paid
   about once per fsync. In the fleet benchmark a 2 ms window gave a lower p99 at half load than
   5 ms (30-48 ms against 38-59) for about 10% more CPU per call.
+- ``ReplayWatch``: tells the metrics posts of a retry-queue flush from current ones (§7.2).
+- ``metrics_row``: the hand-written reading of a metrics post into its lake row, kept on the
+  hottest path instead of ``models.Metrics`` (which accepts and refuses the same bodies, a test
+  proves it; docs/ARCHITECTURE.md, "Typed models: library choice", has the figures).
 """
 
 from __future__ import annotations
@@ -20,16 +25,20 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from detect.agent_incidents import num
 from ingest.errors import Backpressure
 from ingest.metrics import METRICS as COUNTERS
 from ingest.pipeline import Pipeline
 from ingest.schema import METRICS
 
-__all__ = ["ConfigCache", "MetricsBatcher"]
+from ..errors import ApiError
+
+__all__ = ["REPLAY_GAP_SECS", "ConfigCache", "MetricsBatcher", "ReplayWatch", "metrics_row"]
 
 Loader = Callable[[str, str], Awaitable[bytes | None]]
 
@@ -175,3 +184,67 @@ class MetricsBatcher:
             if self._pending:
                 self._dispatch()
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+REPLAY_GAP_SECS = 0.5
+"""How close together the posts of one retry-queue flush arrive (they go back to back)."""
+
+
+class ReplayWatch:
+    """Tells the metrics of a retry-queue flush from current ones (§7.2).
+
+    Replayed metrics carry no time of their own. ftagent flushes its queue only right after a
+    heartbeat was answered 2xx, and that heartbeat says how many posts it holds
+    (``retry_queue_size``). So after a heartbeat announcing ``n > 0`` posts, the node's metrics
+    that follow it back to back (each within ``REPLAY_GAP_SECS`` of the heartbeat or of the
+    previous one, at most ``n`` of them) are the flush; the first gap, or ``n`` posts, ends it.
+    A node whose heartbeat announced an empty queue never has its metrics taken for replays,
+    however close together they come (an attack's start flushes metrics early, §1.4)."""
+
+    def __init__(self, max_nodes: int = 1_000_000) -> None:
+        self.max_nodes = max_nodes
+        self._flushing: dict[str, tuple[float, int]] = {}
+        """node -> (when the flush's last post or its heartbeat came, posts still expected)"""
+
+    def heartbeat(self, node: str, queued: Any, now: float) -> None:
+        if isinstance(queued, int) and not isinstance(queued, bool) and queued > 0:
+            if len(self._flushing) >= self.max_nodes:
+                self._flushing.clear()
+            self._flushing[node] = (now, min(queued, 100_000))
+        else:
+            self._flushing.pop(node, None)
+
+    def is_replay(self, node: str, now: float) -> bool:
+        flush = self._flushing.get(node)
+        if flush is None:
+            return False
+        last, left = flush
+        if now - last >= REPLAY_GAP_SECS or left <= 0:
+            del self._flushing[node]
+            return False
+        if left > 1:
+            self._flushing[node] = (now, left - 1)
+        else:
+            del self._flushing[node]
+        return True
+
+
+def metrics_row(
+    body: dict[str, Any], node: str, now: datetime, source: str = "ftagent"
+) -> dict[str, Any]:
+    """One lake row from an ftagent metrics body; 400 when ``pps`` or ``bps`` is unusable."""
+    pps, bps = num(body.get("pps")), num(body.get("bps"))
+    for name, value in (("pps", pps), ("bps", bps)):
+        if value is None:
+            raise ApiError(
+                400, "invalid_parameter", f"{name} must be a non-negative number", field=name
+            )
+    assert pps is not None and bps is not None
+    row: dict[str, Any] = {"node_uuid": node, "source": source, "time": now}
+    row["pps"], row["bps"] = pps, bps
+    for proto in ("tcp", "udp", "icmp"):
+        share = num(body.get(f"{proto}_pct"))
+        row[f"{proto}_pps"] = None if share is None else pps * (min(share, 100.0) / 100.0)
+    conn = num(body.get("conn_count"))
+    row["conn_count"] = None if conn is None else int(min(conn, 2**62))
+    return row

@@ -2,10 +2,10 @@
 ``gre-tunnels``, ``vm-stats``, ``sp-metrics``, ``sp-blocks``, ``l7-detect``, ``l7-metrics`` and
 ``mirror-metrics`` (the endpoint path with ``/`` turned into ``-``).
 
-Validation is tolerant (§10.6): any JSON object is accepted, sparse or with unknown fields, and
-ints stand in for floats. Only a *known* field with an impossible type is refused (``InvalidValue``,
-so 400 and the agent drops it): a number field holding a string, a list field holding an object,
-and so on. ``null`` is accepted everywhere.
+Validation is tolerant (§10.6) and declared by the report models (``models.REPORT_MODELS``):
+any JSON object is accepted, sparse or with unknown fields, and ints stand in for floats. Only a
+*known* field with an impossible type is refused (400, and the agent drops it): a number field
+holding a string, a list field holding an object, and so on. ``null`` is accepted everywhere.
 
 Storage: one ``agent_reports`` row per report with the body exactly as received. A report whose
 body is identical to the node's latest report of the same kind (a replay from the agent's retry
@@ -18,7 +18,6 @@ every node gets its turn whatever the interleaving of reports).
 from __future__ import annotations
 
 import ipaddress
-import math
 import random
 import uuid
 from datetime import datetime
@@ -26,8 +25,10 @@ from typing import Any
 
 import orjson
 
-from .db import Connection, rows_as_dicts, transaction
-from .errors import InvalidValue, NotFound
+from store.db import Connection, rows_as_dicts, transaction
+from store.errors import NotFound
+
+from .models import REPORT_FIELDS, is_number
 
 __all__ = [
     "REPORTS_KEPT_PER_KIND",
@@ -36,7 +37,6 @@ __all__ = [
     "list_reports",
     "record_report",
     "summarize",
-    "validate_report",
     "whitelisted",
 ]
 
@@ -45,67 +45,9 @@ REPORTS_KEPT_PER_KIND = 500
 
 _PRUNE_CHANCE = 1 / 32  # each insert prunes its node and kind with this probability
 
-REPORT_KINDS = (
-    "gre-tunnels",
-    "vm-stats",
-    "sp-metrics",
-    "sp-blocks",
-    "l7-detect",
-    "l7-metrics",
-    "mirror-metrics",
-)
-
-_NUMBER, _LIST, _OBJECT, _STRING = "number", "list", "object", "string"
-
-# Known top-level fields and the JSON type each must have when present and not null.
-_FIELDS: dict[str, dict[str, str]] = {
-    "gre-tunnels": {"tunnels": _LIST},
-    "vm-stats": {"vms": _LIST},
-    "sp-metrics": {
-        "service_pps": _NUMBER,
-        "service_bps": _NUMBER,
-        "non_service_pps": _NUMBER,
-        "non_service_bps": _NUMBER,
-        "blocked_pps": _NUMBER,
-        "active_blocks": _NUMBER,
-    },
-    "sp-blocks": {"incident_uuid": _STRING, "blocks": _LIST},
-    "l7-detect": {
-        "web_server": _STRING,
-        "server_version": _STRING,
-        "detected_paths": _LIST,
-        "active_log_path": _STRING,
-    },
-    "l7-metrics": {
-        "rps": _NUMBER,
-        "error_rate": _NUMBER,
-        "unique_ips": _NUMBER,
-        "total_requests": _NUMBER,
-        "top_paths": _OBJECT,
-        "top_ips": _OBJECT,
-        "status_codes": _OBJECT,
-        "window_seconds": _NUMBER,
-        "top_user_agents": _OBJECT,
-        "threat_patterns": _OBJECT,
-        "bot_request_pct": _NUMBER,
-        "avg_response_ms": _NUMBER,
-        "status_5xx": _NUMBER,
-        "status_4xx": _NUMBER,
-        "status_499": _NUMBER,
-        "protocol_versions": _OBJECT,
-        "rps_per_ip": _NUMBER,
-        "h2_pct": _NUMBER,
-        "h3_pct": _NUMBER,
-    },
-    "mirror-metrics": {
-        "ips": _LIST,
-        "total_pps": _NUMBER,
-        "total_bps": _NUMBER,
-        "tracked_ip_count": _NUMBER,
-        "active_attacks": _NUMBER,
-        "mirror_engine": _OBJECT,
-    },
-}
+REPORT_KINDS = tuple(REPORT_FIELDS)
+"""``gre-tunnels``, ``vm-stats``, ``sp-metrics``, ``sp-blocks``, ``l7-detect``, ``l7-metrics``,
+``mirror-metrics``."""
 
 # The list whose length is a report's ``item_count``.
 _ITEMS = {
@@ -117,36 +59,8 @@ _ITEMS = {
 }
 
 
-def _is_number(value: Any) -> bool:
-    return (
-        not isinstance(value, bool)
-        and isinstance(value, int | float)
-        and math.isfinite(float(value))
-    )
-
-
-def _matches(value: Any, kind: str) -> bool:
-    if kind == _NUMBER:
-        return _is_number(value)
-    if kind == _LIST:
-        return isinstance(value, list)
-    if kind == _OBJECT:
-        return isinstance(value, dict)
-    return isinstance(value, str)
-
-
-def validate_report(kind: str, body: dict[str, Any]) -> None:
-    """Raise ``InvalidValue`` when a known field has a type no agent sends; accept all else."""
-    for name, want in _FIELDS[kind].items():
-        value = body.get(name)
-        if value is None or _matches(value, want):
-            continue
-        article = "an" if want == _OBJECT else "a"
-        raise InvalidValue(f"{name} must be {article} {want} or null", field=name)
-
-
 def _num(value: Any) -> float | None:
-    return float(value) if _is_number(value) else None
+    return float(value) if is_number(value) else None
 
 
 def _str(value: Any, limit: int = 200) -> str | None:
@@ -218,7 +132,8 @@ def summarize(kind: str, body: dict[str, Any]) -> dict[str, Any]:
         ]
         return out
     # sp-metrics, l7-metrics: the numeric fields
-    return {name: _num(body.get(name)) for name, want in _FIELDS[kind].items() if want == _NUMBER}
+    fields = REPORT_FIELDS[kind].items()
+    return {name: _num(body.get(name)) for name, want in fields if want == "number"}
 
 
 def record_report(

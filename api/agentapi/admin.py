@@ -1,6 +1,8 @@
-"""REST endpoints through which operators steer ftagent agents: config overrides (workspace
-defaults and per node) and remote mitigation commands. What they set reaches the agents through
-``GET /api/v1/agent/config``."""
+"""REST endpoints (deploy token) through which operators steer ftagent agents and read what they
+reported (docs/agent-api.md §4.3, §5.2, §10.7): config overrides (workspace defaults and per
+node) and remote mitigation commands, which reach the agents through ``GET /api/v1/agent/config``;
+the reports, ``GET /api/v1/reports`` (paged, filters ``node`` and ``kind``) and
+``GET /api/v1/nodes/{uuid}/reports`` (the newest of each kind)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,21 @@ from typing import Any
 
 from aiohttp import web
 
-from store import agent_settings as repo
 from store import nodes as nodes_repo
 
 from ..errors import ApiError, json_response
-from ..http import Caller, authenticate, path_uuid, read_json, state
+from ..http import (
+    Caller,
+    authenticate,
+    choice_param,
+    int_param,
+    parse_uuid,
+    path_uuid,
+    read_json,
+    state,
+)
+from . import report_repo
+from . import settings_repo as repo
 
 routes = web.RouteTableDef()
 
@@ -93,3 +105,33 @@ async def create_command(request: web.Request) -> web.Response:
         body.get("undo_command_text"),
     )
     return json_response({"ok": True, "command": row}, status=201)
+
+
+@routes.get("/api/v1/reports")
+async def list_reports(request: web.Request) -> web.Response:
+    """REST: reports of the caller's nodes, newest first, optionally of one node and kind."""
+    caller = await authenticate(request)
+    limit = int_param(request, "limit", 50, 1, 100)
+    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    kind = choice_param(request, "kind", report_repo.REPORT_KINDS)
+    node = request.query.get("node")
+    node_uuid = None
+    if node:
+        node_uuid = parse_uuid(node)
+        if node_uuid is None:
+            raise ApiError(400, "invalid_parameter", "node must be a node UUID", field="node")
+    rows, total = await state(request).store.run(
+        report_repo.list_reports, caller.ws_uuid, node_uuid, kind, limit, offset
+    )
+    return json_response(
+        {"ok": True, "reports": rows, "total": total, "limit": limit, "offset": offset}
+    )
+
+
+@routes.get("/api/v1/nodes/{uuid}/reports")
+async def latest_node_reports(request: web.Request) -> web.Response:
+    """REST: the newest report of each kind of one of the caller's nodes (404 otherwise)."""
+    caller = await authenticate(request)
+    node_uuid = path_uuid(request, "uuid", "node")
+    latest = await state(request).store.run(report_repo.latest_reports, caller.ws_uuid, node_uuid)
+    return json_response({"ok": True, "node_uuid": node_uuid, "reports": latest})
