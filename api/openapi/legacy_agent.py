@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from ..agentapi.report_repo import REPORT_KINDS
-
 from .build import (
     ERROR_RESPONSES,
     MAX_OFFSET,
