@@ -9,6 +9,7 @@ import orjson
 
 from .db import Connection, rows_as_dicts, utcnow
 from .errors import NotFound
+from .ids import new_channel_id
 
 __all__ = ["create_channel", "delete_channel", "get_channel", "list_channels", "update_channel"]
 
@@ -29,7 +30,7 @@ def list_channels(
     ).fetchone()
     rows = rows_as_dicts(
         con.execute(
-            f"SELECT {_COLUMNS} FROM channels WHERE workspace_uuid = ? ORDER BY id "
+            f"SELECT {_COLUMNS} FROM channels WHERE workspace_uuid = ? ORDER BY created_at, id "
             "LIMIT ? OFFSET ?",
             [str(ws_uuid), limit, offset],
         )
@@ -60,9 +61,10 @@ def create_channel(
 ) -> dict[str, Any]:
     ch_uuid = uuid.uuid4()
     con.execute(
-        "INSERT INTO channels (uuid, workspace_uuid, name, type, config, enabled, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO channels (id, uuid, workspace_uuid, name, type, config, enabled, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [
+            new_channel_id(con),
             str(ch_uuid),
             str(ws_uuid),
             name,

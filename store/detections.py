@@ -35,6 +35,7 @@ import orjson
 
 from . import outbox
 from .db import Connection, iso_utc, rows_as_dicts, transaction, utcnow
+from .ids import new_incident_id
 from .incidents import SEVERITIES
 
 __all__ = [
@@ -259,14 +260,15 @@ def _open(con: Connection, t: dict[str, Any], now: datetime) -> tuple[str, str] 
     cols = _breakdown_columns(t)
     severity = t.get("severity") if t.get("severity") in SEVERITIES else "low"
     con.execute(
-        "INSERT INTO incidents (uuid, workspace_uuid, node_uuid, status, severity, attack_family, "
-        "attack_subtype, title, started_at, updated_at, resolved_at, peak_pps, peak_bps, "
-        "source_ip_count, confidence, protocol_breakdown, geo_origin, top_sources, "
+        "INSERT INTO incidents (uuid, id, workspace_uuid, node_uuid, status, severity, "
+        "attack_family, attack_subtype, title, started_at, updated_at, resolved_at, peak_pps, "
+        "peak_bps, source_ip_count, confidence, protocol_breakdown, geo_origin, top_sources, "
         "top_dst_ports, summary, detail, source, detection, detector_ref) "
-        "VALUES (?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
         "'floodwatch', ?, ?)",
         [
             inc,
+            new_incident_id(con),
             ws,
             node,
             severity,

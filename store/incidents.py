@@ -11,6 +11,7 @@ import orjson
 
 from .db import Connection, iso_utc, rows_as_dicts, utcnow
 from .errors import InvalidValue, NotFound
+from .ids import new_incident_id
 
 __all__ = [
     "INCIDENT_STATUSES",
@@ -213,13 +214,14 @@ def insert_incident(
         return None if v is None else orjson.dumps(v).decode()
 
     con.execute(
-        "INSERT INTO incidents (uuid, workspace_uuid, node_uuid, status, severity, attack_family, "
-        "attack_subtype, title, started_at, updated_at, resolved_at, peak_pps, peak_bps, "
-        "source_ip_count, confidence, protocol_breakdown, geo_origin, top_sources, top_dst_ports, "
-        "summary, detail, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-        "?, ?, ?)",
+        "INSERT INTO incidents (uuid, id, workspace_uuid, node_uuid, status, severity, "
+        "attack_family, attack_subtype, title, started_at, updated_at, resolved_at, peak_pps, "
+        "peak_bps, source_ip_count, confidence, protocol_breakdown, geo_origin, top_sources, "
+        "top_dst_ports, summary, detail, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             str(inc_uuid),
+            new_incident_id(con),
             str(ws_uuid),
             str(node_uuid),
             status,

@@ -275,4 +275,16 @@ MIGRATIONS: list[tuple[int, str]] = [
         );
         """,
     ),
+    (
+        11,
+        # ids no longer come from the database-wide sequences, which told every workspace how
+        # many incidents and channels the others created: the repository modules draw them with
+        # store.ids, and this default (random, 1..2^53-1) covers any insert that leaves id out
+        """
+        ALTER TABLE incidents ALTER COLUMN id
+            SET DEFAULT CAST(hash(gen_random_uuid()) % 9007199254740991 AS BIGINT) + 1;
+        ALTER TABLE channels ALTER COLUMN id
+            SET DEFAULT CAST(hash(gen_random_uuid()) % 9007199254740991 AS BIGINT) + 1;
+        """,
+    ),
 ]

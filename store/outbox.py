@@ -207,7 +207,7 @@ def incident_changed(con: Connection, inc_uuid: str | uuid.UUID, now: datetime) 
             "s.peak_bps, s.attack_family, s.severity, s.last_update_at "
             "FROM channels c LEFT JOIN alert_channel_incidents s "
             "ON s.channel_id = c.id AND s.incident_uuid = ? "
-            "WHERE c.workspace_uuid = ? AND c.enabled ORDER BY c.id",
+            "WHERE c.workspace_uuid = ? AND c.enabled ORDER BY c.created_at, c.id",
             [inc, ws],
         )
     )

@@ -41,6 +41,24 @@ def _check_name(name: Any, field: str = "name") -> str:
     return check_text(name, field)
 
 
+def _name_taken(
+    con: Connection, parent_uuid: uuid.UUID | str | None, name: str, but: uuid.UUID | str | None
+) -> bool:
+    """Whether a live workspace with the same parent (or, for ``None``, another top-level
+    workspace) already has ``name``, compared case-insensitively; ``but`` is left out."""
+    sql = "SELECT 1 FROM workspaces WHERE deleted_at IS NULL AND lower(name) = lower(?) AND "
+    params: list[Any] = [name]
+    if parent_uuid is None:
+        sql += "parent_uuid IS NULL"
+    else:
+        sql += "parent_uuid = ?"
+        params.append(str(parent_uuid))
+    if but is not None:
+        sql += " AND uuid <> ?"
+        params.append(str(but))
+    return con.execute(sql + " LIMIT 1", params).fetchone() is not None
+
+
 def _check_plan(plan: str) -> str:
     if plan not in PLANS:
         raise InvalidValue(f"plan must be one of {', '.join(PLANS)}", "plan")
@@ -81,7 +99,10 @@ def create_workspace(
     subscription_status: str = "active",
     token_name: str = "default",  # noqa: S107 (a label, not a secret)
 ) -> tuple[dict[str, Any], str]:
-    """Create a workspace and its first deploy token; returns (workspace, plaintext token)."""
+    """Create a workspace and its first deploy token; returns (workspace, plaintext token).
+
+    Raises Conflict when a live workspace of the same parent (or another top-level one) has the
+    name, ignoring case."""
     name = _check_name(name)
     plan = _check_plan(plan)
     limit = default_node_limit(plan) if node_limit is _UNSET else _check_limit(node_limit)
@@ -90,6 +111,8 @@ def create_workspace(
     now = utcnow()
     ws_uuid = uuid.uuid4()
     with transaction(con):
+        if _name_taken(con, parent_uuid, name, None):
+            raise Conflict(f"a workspace named {name} already exists")
         if parent_uuid is not None:
             parent = get_workspace(con, parent_uuid)
             if parent["parent_uuid"] is not None:
@@ -154,12 +177,14 @@ def update_workspace(
     node_limit: int | Any | None = _UNSET,
     subscription_status: str | None = None,
 ) -> dict[str, Any]:
+    """Change what is given; a new name follows the rule of ``create_workspace`` (Conflict)."""
     ws = get_workspace(con, ws_uuid)
     sets: list[str] = []
     params: list[Any] = []
     if name is not None:
+        name = _check_name(name)
         sets.append("name = ?")
-        params.append(_check_name(name))
+        params.append(name)
     if plan is not None:
         sets.append("plan = ?")
         params.append(_check_plan(plan))
@@ -177,9 +202,19 @@ def update_workspace(
             )
         sets.append("subscription_status = ?")
         params.append(subscription_status)
-    if sets:
-        sets.append("updated_at = ?")
-        params.append(utcnow())
+    if not sets:
+        return ws
+    sets.append("updated_at = ?")
+    params.append(utcnow())
+    with transaction(con):
+        # a name kept as it is (up to case) is not checked, so that a workspace that shares its
+        # name with another from before names were unique can still be changed
+        if (
+            name is not None
+            and name.lower() != str(ws["name"]).lower()
+            and _name_taken(con, ws["parent_uuid"], name, ws["uuid"])
+        ):
+            raise Conflict(f"a workspace named {name} already exists")
         con.execute(
             f"UPDATE workspaces SET {', '.join(sets)} WHERE uuid = ?", [*params, str(ws["uuid"])]
         )
