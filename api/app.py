@@ -26,15 +26,14 @@ from store import nodes as nodes_repo
 from store import workspaces as ws_repo
 from store.catalog import export_snapshots, write_catalog
 
-from . import agentapi
+from . import agentapi, metrics
 from .activity import ActivityTracker, ElevationRule
 from .config import Config
 from .detection import DetectionService
 from .dispatcher import DISPATCHER, Dispatcher, dispatcher_ctx
 from .http import HOT_PATH_PREFIXES, api_middleware
-from .metrics import metrics_handler
 from .ratelimit import FixedWindowLimiter
-from .routes import ROUTE_TABLES
+from .routes import ROUTE_TABLES, telemetry
 from .state import STATE, AppState
 
 __all__ = ["AccessLogger", "access_logger_class", "bootstrap", "create_app", "pipeline_settings"]
@@ -357,7 +356,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
     )
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
-    receiver.add_routes(app)
+    telemetry.setup(app, receiver)
     agent = agentapi.setup(app, cfg, store, pipeline, credentials, activity, auth_failures)
     keys = Reloader("node keys preloaded", key_preload(store, credentials))
     # building every node's answer is Python work on the reader thread, which shares the GIL
@@ -380,7 +379,7 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         )
         app[STATE].detection = detection
     app[STATE].on_control_write.append(control_write)
-    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get(metrics.PATH, metrics.metrics_handler)
 
     async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.start()

@@ -43,9 +43,10 @@ Timestamps are UTC in ISO 8601 with a `Z` suffix."""
 
 def _declared_routes() -> list[Route]:
     """The ``OPERATIONS`` of the modules that declare theirs beside imperatively added routes."""
-    from ..routes import health
+    from .. import metrics
+    from ..routes import health, telemetry
 
-    return [*health.OPERATIONS]
+    return [*health.OPERATIONS, *telemetry.OPERATIONS, *metrics.OPERATIONS]
 
 
 def openapi_document(public_url: str = "") -> dict[str, Any]:
