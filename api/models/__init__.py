@@ -32,6 +32,7 @@ from store.errors import InvalidValue
 from ..errors import ApiError
 
 __all__ = [
+    "EXTRA_COMPONENTS",
     "REF_TEMPLATE",
     "REQUEST_CONFIG",
     "RequestModel",
@@ -208,7 +209,8 @@ def component_schemas(
 ) -> dict[str, dict[str, Any]]:
     """``#/components/schemas`` entries: each model under its name, plus the models they use
     (named by their class), in ``validation`` mode for requests or ``serialization`` for
-    answers."""
+    answers. A model whose schema refers to components it makes itself (``component(...)``
+    placeholders that no model owns) names their maker in :data:`EXTRA_COMPONENTS`."""
     out: dict[str, dict[str, Any]] = {}
     for name, (model, mode) in models.items():
         schema = TypeAdapter(model).json_schema(
@@ -217,4 +219,15 @@ def component_schemas(
         for nested, definition in schema.pop("$defs", {}).items():
             out.setdefault(nested, _resolve_components(definition))
         out[name] = _resolve_components(schema)
+        extra: Callable[[], dict[str, dict[str, Any]]] | None = getattr(
+            model, EXTRA_COMPONENTS, None
+        )
+        if extra is not None:
+            for nested, definition in extra().items():
+                out.setdefault(nested, definition)
     return out
+
+
+EXTRA_COMPONENTS = "__extra_components__"
+"""A model's class attribute: a function giving the components its schema refers to besides
+the models it uses (the channel types' ``<Type>Config``)."""

@@ -1,17 +1,17 @@
-"""Notification channels (``/api/v1/channels``): the bodies a client sends and the objects it
-gets back, declared once; ``api/routes/channels.py`` validates with them and
-the OpenAPI document (``api/openapi/``)
-takes their schemas from :func:`schemas`.
+"""Notification channels (``/api/v1/channels``): the bodies a client sends and the answers it
+gets back, declared once; ``api/routes/channels.py`` validates with them and declares its
+operations with them.
 
 What a ``config`` holds per channel type is declared once too, by the type's model in
 ``notify.channels`` (:class:`notify.channels.ChannelConfig` and its subclasses, which the
 dispatcher's code reads as well): ``config`` is validated through it, and its schema is the
-document's ``<Type>Config`` component, which each variant of ``ChannelCreate`` refers to.
+document's ``<Type>Config`` component, which each variant of ``ChannelCreate`` refers to (and
+brings into the document, :data:`api.models.EXTRA_COMPONENTS`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -21,11 +21,10 @@ from pydantic import (
     field_validator,
     with_config,
 )
-from pydantic.json_schema import JsonSchemaMode
 from typing_extensions import TypedDict  # pydantic's TypedDict support needs it on Python 3.11
 
 from notify import CHANNEL_TYPES, ChannelConfigError, validate_channel_config
-from notify.channels import EVENT_KINDS
+from notify.checks import EVENT_KINDS
 
 from . import (
     REQUEST_CONFIG,
@@ -35,9 +34,22 @@ from . import (
     component_schemas,
     invalid,
 )
+from .envelopes import envelope, page
 from .types import Name, Timestamp, Uuid, one_of
 
-__all__ = ["Channel", "ChannelCreate", "ChannelTestResult", "ChannelUpdate", "Delivery", "schemas"]
+__all__ = [
+    "Channel",
+    "ChannelAnswer",
+    "ChannelCreate",
+    "ChannelDeleted",
+    "ChannelPage",
+    "ChannelTestAnswer",
+    "ChannelTestResult",
+    "ChannelUpdate",
+    "Delivery",
+    "DeliveryPage",
+    "config_schemas",
+]
 
 Schema = dict[str, Any]
 
@@ -131,6 +143,39 @@ class ChannelTestResult(ResponseModel):
     at: Timestamp
 
 
+# --------------------------------------------------------------------------- config components
+
+
+def config_component(kind: str) -> str:
+    """The name of the component documenting a ``kind`` channel's ``config``."""
+    return f"{kind.capitalize()}Config"
+
+
+def config_schemas() -> dict[str, Schema]:
+    """Per channel type, its model's schema: the type's own settings first (required ones
+    first), then the filters; what else is accepted for a key, and which keys are secrets, in
+    the description."""
+    models = {config_component(k): (t.model, "validation") for k, t in CHANNEL_TYPES.items()}
+    generated = component_schemas(models)  # type: ignore[arg-type]
+    out: dict[str, Schema] = {}
+    for kind, spec in CHANNEL_TYPES.items():
+        schema = generated[config_component(kind)]
+        properties = schema["properties"]
+        schema["properties"] = {key: properties[key] for key in spec.order}
+        description = f"`config` of a `{kind}` channel."
+        also: dict[str, list[str]] = {}
+        for name, key in spec.aliases.items():
+            also.setdefault(key, []).append(f"`{name}`")
+        if also:
+            names = "; ".join(f"{', '.join(v)} for `{k}`" for k, v in also.items())
+            description += f" Also accepted: {names}."
+        if spec.secrets:
+            secrets = ", ".join(f"`{k}`" for k in spec.order if k in spec.secrets)
+            description += f" Secrets (`x-secret`), masked in answers: {secrets}."
+        out[config_component(kind)] = {"description": description, **schema}
+    return out
+
+
 # --------------------------------------------------------------------------- requests
 
 
@@ -146,6 +191,7 @@ class ChannelCreate(RequestModel):
     checked and made canonical by the type's rules (``notify.validate_channel_config``)."""
 
     model_config = ConfigDict(json_schema_extra=_create_schema)
+    __extra_components__ = staticmethod(config_schemas)
 
     name: Name
     type: str
@@ -205,50 +251,18 @@ class ChannelUpdate(TypedDict, total=False):
     ]
 
 
+# --------------------------------------------------------------------------- envelopes
+
+ChannelPage = page("ChannelPage", "channels", Channel, "Channels, oldest first.")
+ChannelAnswer = envelope("ChannelAnswer", channel=Channel)
+ChannelDeleted = envelope("ChannelDeleted", deleted=Literal[True], id=Id, uuid=Uuid)
+DeliveryPage = page(
+    "DeliveryPage", "deliveries", Delivery, "Attempts, newest first.", channel_id=Id
+)
+ChannelTestAnswer = envelope("ChannelTestAnswer", channel_id=Id, test=ChannelTestResult)
+
+
 # --------------------------------------------------------------------------- the document
-
-_MODELS: dict[str, tuple[type[Any], JsonSchemaMode]] = {
-    "Channel": (Channel, "serialization"),
-    "ChannelCreate": (ChannelCreate, "validation"),
-    "ChannelUpdate": (ChannelUpdate, "validation"),
-    "Delivery": (Delivery, "serialization"),
-    "ChannelTestResult": (ChannelTestResult, "serialization"),
-}
-
-
-def config_component(kind: str) -> str:
-    """The name of the component documenting a ``kind`` channel's ``config``."""
-    return f"{kind.capitalize()}Config"
-
-
-def schemas() -> dict[str, Schema]:
-    """This resource's entries of ``#/components/schemas``, with each channel type's config."""
-    return {**component_schemas(_MODELS), **_config_schemas()}
-
-
-def _config_schemas() -> dict[str, Schema]:
-    """Per channel type, its model's schema: the type's own settings first (required ones
-    first), then the filters; what else is accepted for a key, and which keys are secrets, in
-    the description."""
-    models = {config_component(k): (t.model, "validation") for k, t in CHANNEL_TYPES.items()}
-    generated = component_schemas(models)  # type: ignore[arg-type]
-    out: dict[str, Schema] = {}
-    for kind, spec in CHANNEL_TYPES.items():
-        schema = generated[config_component(kind)]
-        properties = schema["properties"]
-        schema["properties"] = {key: properties[key] for key in spec.order}
-        description = f"`config` of a `{kind}` channel."
-        also: dict[str, list[str]] = {}
-        for name, key in spec.aliases.items():
-            also.setdefault(key, []).append(f"`{name}`")
-        if also:
-            names = "; ".join(f"{', '.join(v)} for `{k}`" for k, v in also.items())
-            description += f" Also accepted: {names}."
-        if spec.secrets:
-            secrets = ", ".join(f"`{k}`" for k in spec.order if k in spec.secrets)
-            description += f" Secrets (`x-secret`), masked in answers: {secrets}."
-        out[config_component(kind)] = {"description": description, **schema}
-    return out
 
 
 def _channel_create() -> Schema:

@@ -1,19 +1,24 @@
-"""Collector keys (``/api/v1/collectors``): the body that creates one and the objects answers
-hold, declared once; ``api/routes/collectors.py`` validates with them and
-the OpenAPI document (``api/openapi/``)
-takes their schemas from :func:`schemas`."""
+"""Collector keys (``/api/v1/collectors``): the body that creates one and the answers, declared
+once; ``api/routes/collectors.py`` validates with them and declares its operations with them."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import Field
-from pydantic.json_schema import JsonSchemaMode
 
-from . import RequestModel, ResponseModel, component_schemas
+from . import RequestModel, ResponseModel
+from .envelopes import Count, envelope
 from .types import Name, Timestamp, Uuid
 
-__all__ = ["Collector", "CollectorCreate", "CollectorCreated", "schemas"]
+__all__ = [
+    "Collector",
+    "CollectorAnswer",
+    "CollectorCreate",
+    "CollectorCreated",
+    "CollectorCreatedAnswer",
+    "CollectorList",
+]
 
 
 class CollectorCreate(RequestModel):
@@ -46,13 +51,6 @@ class CollectorCreated(Collector):
     ]
 
 
-_MODELS: dict[str, tuple[type[Any], JsonSchemaMode]] = {
-    "Collector": (Collector, "serialization"),
-    "CollectorCreated": (CollectorCreated, "serialization"),
-    "CollectorCreate": (CollectorCreate, "validation"),
-}
-
-
-def schemas() -> dict[str, dict[str, Any]]:
-    """This resource's entries of ``#/components/schemas``."""
-    return component_schemas(_MODELS)
+CollectorList = envelope("CollectorList", collectors=list[Collector], total=Count)
+CollectorAnswer = envelope("CollectorAnswer", collector=Collector)
+CollectorCreatedAnswer = envelope("CollectorCreatedAnswer", collector=CollectorCreated)

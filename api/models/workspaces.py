@@ -1,7 +1,6 @@
 """Workspaces (``/api/v1/workspace``, ``/api/v1/workspaces``): the body that creates a
-sub-workspace and the objects answers hold, declared once; ``api/routes/workspaces.py`` validates
-with them and the OpenAPI document (``api/openapi/``) takes
-their schemas from :func:`schemas`.
+sub-workspace and the answers, declared once; ``api/routes/workspaces.py`` validates with them
+and declares its operations with them.
 
 ``WorkspaceCreate`` is a ``TypedDict`` rather than a :class:`RequestModel`: a ``node_limit`` left
 out means the plan's limit, while ``null`` means unlimited, and a ``plan`` left out means the
@@ -14,7 +13,6 @@ import re
 from typing import Annotated, Any, Literal, Required
 
 from pydantic import BeforeValidator, Field, WithJsonSchema, with_config
-from pydantic.json_schema import JsonSchemaMode
 from typing_extensions import TypedDict  # pydantic needs it on Python 3.11
 
 from store.errors import InvalidValue
@@ -22,16 +20,20 @@ from store.plans import PLANS, SUBSCRIPTION_STATUSES
 from store.validate import check_bool, check_choice, check_optional_text
 from store.workspaces import MAX_NODE_LIMIT
 
-from . import REQUEST_CONFIG, ResponseModel, component, component_schemas, reuse_check
+from . import REQUEST_CONFIG, ResponseModel, component, reuse_check
+from .envelopes import envelope, page
 from .types import Name, Timestamp, Uuid, one_of
 
 __all__ = [
     "Workspace",
+    "WorkspaceAnswer",
     "WorkspaceCreate",
     "WorkspaceCreated",
+    "WorkspaceCreatedAnswer",
     "WorkspaceDetail",
+    "WorkspaceDetailAnswer",
+    "WorkspacePage",
     "WorkspaceUser",
-    "schemas",
 ]
 
 
@@ -159,17 +161,19 @@ class WorkspaceCreate(TypedDict, total=False):
     ]
 
 
-# --------------------------------------------------------------------------- the document
+# --------------------------------------------------------------------------- envelopes
 
-_MODELS: dict[str, tuple[type[Any], JsonSchemaMode]] = {
-    "Workspace": (Workspace, "serialization"),
-    "WorkspaceCreated": (WorkspaceCreated, "serialization"),
-    "WorkspaceDetail": (WorkspaceDetail, "serialization"),
-    "WorkspaceUser": (WorkspaceUser, "serialization"),
-    "WorkspaceCreate": (WorkspaceCreate, "validation"),
-}
+WorkspaceAnswer = envelope("WorkspaceAnswer", workspace=Workspace)
+WorkspacePage = page("WorkspacePage", "workspaces", Workspace, "Sub-workspaces, oldest first.")
+WorkspaceDetailAnswer = envelope("WorkspaceDetailAnswer", workspace=WorkspaceDetail)
 
 
-def schemas() -> dict[str, dict[str, Any]]:
-    """This resource's entries of ``#/components/schemas``."""
-    return component_schemas(_MODELS)
+def _absent_not_null(schema: dict[str, Any]) -> None:
+    schema.pop("default")  # the key is left out, never sent as null
+
+
+WorkspaceCreatedAnswer = envelope(
+    "WorkspaceCreatedAnswer",
+    workspace=WorkspaceCreated,
+    user=(WorkspaceUser, Field(None, json_schema_extra=_absent_not_null)),
+)

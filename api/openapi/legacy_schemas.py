@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from store.analytics import RANGES
 from store.incidents import FORENSIC_FIELDS, INCIDENT_STATUSES, SEVERITIES
 from store.nodes import (
     MAX_SERVICE_PORTS,
@@ -13,9 +12,6 @@ from store.nodes import (
     SP_SENSITIVITIES,
 )
 
-from ..models import channels as channel_models
-from ..models import collectors as collector_models
-from ..models import workspaces as workspace_models
 from .build import (
     HEX64,
     NUMBER,
@@ -377,9 +373,6 @@ def schemas() -> dict[str, Schema]:
             "(TCP flags, TTL and length histograms, velocity curve, L7 status codes, ...); "
             "`detail` keeps every report as sent.",
         ),
-        **channel_models.schemas(),
-        **workspace_models.schemas(),
-        **collector_models.schemas(),
         "TelemetryAccepted": envelope(
             {
                 "accepted": integer(description="Rows stored; 0 for a duplicate."),
@@ -395,103 +388,6 @@ def schemas() -> dict[str, Schema]:
                 },
             },
             description="The batch is durable (fsynced).",
-        ),
-        "AnalyticsSummary": envelope(
-            {
-                "range": {"type": "string", "enum": list(RANGES)},
-                "since": ref("Timestamp"),
-                "until": ref("Timestamp"),
-                "incidents": obj(
-                    {
-                        "total": integer(),
-                        "by_severity": obj({s: integer() for s in SEVERITIES}),
-                        "by_family": {
-                            "type": "object",
-                            "additionalProperties": integer(1),
-                            "description": "Incident count per attack family, largest first.",
-                        },
-                        "by_status": obj({s: integer() for s in INCIDENT_STATUSES}),
-                    }
-                ),
-                "series": {
-                    "type": "array",
-                    "description": "One entry per UTC day of the range, oldest first.",
-                    "items": obj(
-                        {
-                            "date": {"type": "string", "format": "date"},
-                            "total": integer(),
-                            **{s: integer() for s in SEVERITIES},
-                            "peak_pps": NUMBER,
-                        }
-                    ),
-                },
-                "top_nodes": {
-                    "type": "array",
-                    "maxItems": 10,
-                    "description": "Nodes with the most incidents in the range.",
-                    "items": obj(
-                        {
-                            "node_uuid": ref("Uuid"),
-                            "name": {"type": "string"},
-                            "incidents": integer(1),
-                            "peak_pps": NUMBER,
-                            "peak_bps": NUMBER,
-                        }
-                    ),
-                },
-                "peak_pps": NUMBER,
-                "peak_bps": NUMBER,
-                "total_attack_seconds": integer(
-                    description="Summed incident durations, false positives excluded."
-                ),
-                "mttr_seconds": nullable(
-                    {"type": "number", "description": "Mean time to resolve; null without data."}
-                ),
-            },
-            description="Incident analytics over `range`, counted by start time.",
-        ),
-        "StatusOverview": envelope(
-            {
-                "status": {
-                    "type": "string",
-                    "enum": ["operational", "degraded", "under_attack"],
-                    "description": "`under_attack` if any node is, `degraded` if any is offline "
-                    "or elevated.",
-                },
-                "generated_at": ref("Timestamp"),
-                "counts": obj({"total": integer(), **{s: integer() for s in NODE_STATUSES}}),
-                "incidents": obj(
-                    {
-                        "active": integer(),
-                        "last_24h": integer(description="Incidents started in the last 24 hours."),
-                    }
-                ),
-                "nodes": {
-                    "type": "array",
-                    "items": obj(
-                        {
-                            k: node[k]
-                            for k in (
-                                "uuid",
-                                "name",
-                                "ip",
-                                "location",
-                                "priority",
-                                "status",
-                                "last_seen",
-                                "last_pps",
-                                "last_bps",
-                                "active_incidents",
-                            )
-                        }
-                    ),
-                },
-                "truncated": {
-                    "type": "boolean",
-                    "description": "True when `nodes` holds only the first 5000 nodes.",
-                },
-            },
-            description="Every node's state at a glance, for status pages and NOC screens.",
         ),
     }
 

@@ -39,6 +39,7 @@ from store import Connection, utcnow
 from store import nodes as nodes_repo
 
 from ..http import authenticate, state
+from ..openapi.operations import answer, operation
 
 __all__ = ["BASELINE_REFRESH_SECS", "routes"]
 
@@ -268,7 +269,20 @@ def _shares(sample: dict[str, Any]) -> dict[str, float]:
 
 
 @routes.get("/api/metrics")
+@operation(
+    "workspaceMetrics",
+    tag="Analytics",
+    security=[{"deployToken": []}, {"tokenQuery": []}],
+    answers={200: answer("The metrics.", {"type": "string"}, content_type="text/plain")},
+)
 async def workspace_metrics(request: web.Request) -> web.Response:
+    """Prometheus scrape of a workspace
+
+    The workspace's node counts, incidents and per-node gauges (`flowtriq_node_pps`, `_bps`,
+    `_tcp_pct`, `_udp_pct`, `_icmp_pct`, `_connections`, `_baseline_avg_pps`,
+    `_baseline_p95_pps`, `_baseline_p99_pps`, labels `node`, `ip`, `node_uuid`) in the
+    Prometheus text format, from live state. The deploy token goes in the Authorization header
+    or, for scrapers that cannot set one, in `?token=`."""
     token = request.query.get("token")
     auth_request = request
     if token and "Authorization" not in request.headers:

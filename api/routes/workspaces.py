@@ -14,9 +14,22 @@ from store.errors import Forbidden
 from ..errors import ApiError, json_response
 from ..http import authenticate, choice_param, int_param, path_uuid, read_json, state
 from ..models import validate
-from ..models.workspaces import WorkspaceCreate
+from ..models.analytics import AnalyticsSummary, StatusOverview
+from ..models.envelopes import MAX_OFFSET, Deleted
+from ..models.workspaces import (
+    WorkspaceAnswer,
+    WorkspaceCreate,
+    WorkspaceCreatedAnswer,
+    WorkspaceDetailAnswer,
+    WorkspacePage,
+)
+from ..openapi.build import param_ref
+from ..openapi.operations import answer, body, operation
 
 routes = web.RouteTableDef()
+
+_TAG = "Workspaces"
+_SUB = param_ref("WorkspaceUuid")
 
 
 def public_workspace(ws: dict[str, Any]) -> dict[str, Any]:
@@ -37,7 +50,11 @@ def public_workspace(ws: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/workspace")
+@operation("getWorkspace", tag=_TAG, answers={200: answer("The workspace.", WorkspaceAnswer)})
 async def workspace_info(request: web.Request) -> web.Response:
+    """Workspace info
+
+    The workspace the token belongs to."""
     caller = await authenticate(request)
     ws = await state(request).store.run(repo.get_workspace, caller.ws_uuid)
     return json_response({"ok": True, "workspace": public_workspace(ws)})
@@ -49,7 +66,19 @@ def _require_parent(caller: Any) -> None:
 
 
 @routes.post("/api/v1/workspaces")
+@operation(
+    "createSubWorkspace",
+    tag=_TAG,
+    request_body=body("The new sub-workspace.", WorkspaceCreate),
+    answers={201: answer("The sub-workspace was created.", WorkspaceCreatedAnswer)},
+    errors=(400, 402, 403, 409, 413),
+)
 async def create_sub_workspace(request: web.Request) -> web.Response:
+    """Create a sub-workspace
+
+    For MSPs and resellers (top-level tokens only). Manage the new workspace's nodes with its
+    own `deploy_token`. A `name` or `email` that a live sub-workspace of the caller already has
+    (ignoring case) is `409 conflict`."""
     caller = await authenticate(request)
     _require_parent(caller)
     new = validate(WorkspaceCreate, await read_json(request))
@@ -76,11 +105,21 @@ async def create_sub_workspace(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/workspaces")
+@operation(
+    "listSubWorkspaces",
+    tag=_TAG,
+    parameters=(param_ref("Limit"), param_ref("Offset")),
+    answers={200: answer("A page of sub-workspaces.", WorkspacePage)},
+    errors=(400, 403),
+)
 async def list_sub_workspaces(request: web.Request) -> web.Response:
+    """List sub-workspaces
+
+    The caller's sub-workspaces, oldest first (top-level tokens only)."""
     caller = await authenticate(request)
     _require_parent(caller)
     limit = int_param(request, "limit", 50, 1, 100)
-    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     rows, total = await state(request).store.run(
         repo.list_workspaces, caller.ws_uuid, limit, offset
     )
@@ -104,7 +143,17 @@ async def _child(request: web.Request, caller: Any) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/workspaces/{uuid}")
+@operation(
+    "getSubWorkspace",
+    tag=_TAG,
+    parameters=(_SUB,),
+    answers={200: answer("The sub-workspace.", WorkspaceDetailAnswer)},
+    errors=(403, 404),
+)
 async def get_sub_workspace(request: web.Request) -> web.Response:
+    """Get a sub-workspace
+
+    A sub-workspace with its first 100 nodes."""
     caller = await authenticate(request)
     _require_parent(caller)
     ws = await _child(request, caller)
@@ -120,7 +169,17 @@ async def get_sub_workspace(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/workspaces/{uuid}")
+@operation(
+    "deleteSubWorkspace",
+    tag=_TAG,
+    parameters=(_SUB,),
+    answers={200: answer("The sub-workspace was deleted.", Deleted)},
+    errors=(402, 403, 404),
+)
 async def delete_sub_workspace(request: web.Request) -> web.Response:
+    """Delete a sub-workspace
+
+    Deactivates the sub-workspace with its nodes, deploy tokens and collector keys."""
     caller = await authenticate(request)
     _require_parent(caller)
     ws = await _child(request, caller)
@@ -130,7 +189,24 @@ async def delete_sub_workspace(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/analytics/summary")
+@operation(
+    "analyticsSummary",
+    tag="Analytics",
+    parameters=(
+        {
+            "name": "range",
+            "in": "query",
+            "required": False,
+            "allowEmptyValue": True,
+            "schema": {"type": "string", "enum": list(analytics.RANGES), "default": "30d"},
+            "description": "Time range ending now. An empty value means `30d`.",
+        },
+    ),
+    answers={200: answer("The summary.", AnalyticsSummary)},
+    errors=(400,),
+)
 async def analytics_summary(request: web.Request) -> web.Response:
+    """Analytics summary"""
     caller = await authenticate(request)
     range_key = choice_param(request, "range", tuple(analytics.RANGES)) or "30d"
     summary = await state(request).store.query(
@@ -140,7 +216,11 @@ async def analytics_summary(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/status")
+@operation(
+    "statusOverview", tag="Analytics", answers={200: answer("The overview.", StatusOverview)}
+)
 async def status_overview(request: web.Request) -> web.Response:
+    """Status overview"""
     caller = await authenticate(request)
     overview = await state(request).store.run(
         analytics.status_overview,
