@@ -43,9 +43,10 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- the declarations
-# Each kind of value a setting takes is declared once: the check (``checks.py``) that validates it and
-# the JSON Schema that documents it. Each channel type's config is declared once, as a model of
-# such values below; the API validates with it and documents it (``api/models/channels.py``).
+# Each kind of value a setting takes is declared once: the check that validates it (in
+# ``checks.py``) and the JSON Schema that documents it. Each channel type's config is declared
+# once, as a model of such values below; the API validates with it and documents it
+# (``api/models/channels.py``).
 
 Schema = dict[str, Any]
 
