@@ -14,7 +14,7 @@ Merge rule with ftagent (one attack, one incident, whoever saw it first):
   packets, the server sees counters).
 * ftagent opens while the node has an active Floodwatch incident that started at most 180 s
   before (or 60 s after) the agent's ``started_at``: the agent's reports fold into that row
-  (``store.agent_incidents.open_incident``), the agent's family and subtype replace the
+  (``api.agentapi.incident_repo``), the agent's family and subtype replace the
   detector's, and from then on the row resolves when the agent resolves it (or when the agent
   falls silent, by the agent expiry rule); the detector's resolve is recorded in
   ``detail.floodwatch.resolved_at``.

@@ -1,7 +1,7 @@
 """The alert outbox: which channel must hear about which incident change, written in the same
 transaction as the change itself.
 
-Every function that changes an incident (``store.agent_incidents``, ``store.detections``,
+Every function that changes an incident (``api.agentapi.incident_repo``, ``store.detections``,
 ``store.nodes``) calls ``incident_changed`` inside its transaction. It compares the incident
 with what each of the workspace's enabled channels was last told about it
 (``alert_channel_incidents``) and queues what is due:

@@ -26,6 +26,7 @@ from detect import agent_incidents as rules
 from detect.agent_incidents import INCIDENT_IDLE_EXPIRY_SECS
 from store import outbox
 from store.db import Connection, rows_as_dicts, transaction
+from store.ids import new_incident_id
 
 from . import settings_repo
 
@@ -126,9 +127,9 @@ def save(
         "INSERT INTO incidents (status, severity, attack_family, attack_subtype, title, "
         "started_at, updated_at, resolved_at, peak_pps, peak_bps, source_ip_count, confidence, "
         "protocol_breakdown, top_sources, top_dst_ports, detail, agent_ref, uuid, "
-        "workspace_uuid, node_uuid, source) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ftagent')",
-        [*values, str(inc_uuid), str(ws_uuid), str(node_uuid)],
+        "workspace_uuid, node_uuid, id, source) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ftagent')",
+        [*values, str(inc_uuid), str(ws_uuid), str(node_uuid), new_incident_id(con)],
     )
     return inc_uuid
 
