@@ -21,7 +21,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from store import Connection, Store, utcnow
+from store import Connection, Store
+from store.clock import SYSTEM_CLOCK, Clock
 
 __all__ = ["ActivityTracker", "ElevationRule", "heartbeat_status"]
 
@@ -139,8 +140,10 @@ class ActivityTracker:
         interval_secs: float = 1.0,
         max_nodes: int = 1_000_000,
         rule: ElevationRule | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ):
         self.store = store
+        self.clock = clock
         self.interval_secs = interval_secs
         self.max_nodes = max_nodes
         self.rule = rule or ElevationRule()
@@ -164,7 +167,7 @@ class ActivityTracker:
     def record(self, items: list[tuple[str, datetime, float, float]]) -> None:
         """Note the newest traffic sample per node (``when`` is the sample's time; the node is
         seen now)."""
-        now = utcnow()
+        now = self.clock.now()
         for node, when, pps, bps in items:
             slot = self._slot(node, now)
             if slot is None:
@@ -176,7 +179,7 @@ class ActivityTracker:
         """The detector's verdict on the node (above its baseline but below an incident, or
         back to normal): it replaces the newest-sample rule for that node from now on."""
         self.verdicts[node] = elevated
-        slot = self._slot(node, utcnow())
+        slot = self._slot(node, self.clock.now())
         if slot is not None:
             slot.elevated = elevated
 
@@ -188,7 +191,7 @@ class ActivityTracker:
         update_error: str | None = None,
     ) -> None:
         """Note an agent heartbeat: the node is alive, and what it said about itself."""
-        slot = self._slot(node, utcnow())
+        slot = self._slot(node, self.clock.now())
         if slot is None:
             return
         if version is not None:

@@ -25,6 +25,7 @@ from store import collectors as collectors_repo
 from store import nodes as nodes_repo
 from store import workspaces as ws_repo
 from store.catalog import export_snapshots, write_catalog
+from store.clock import SYSTEM_CLOCK, Clock
 
 from . import agentapi, metrics
 from .activity import ActivityTracker, ElevationRule
@@ -310,7 +311,11 @@ def _flow_enricher(cfg: Config) -> Callable[[pl.DataFrame], dict[str, Any]] | No
     return enrich
 
 
-def create_app(cfg: Config, store: Store | None = None) -> web.Application:
+def create_app(
+    cfg: Config, store: Store | None = None, clock: Clock = SYSTEM_CLOCK
+) -> web.Application:
+    """The application: every route, its state and its background tasks. ``clock`` is where
+    the API's time-based decisions read the time (a ``ManualClock`` in tests)."""
     store = store or Store(cfg.database_path, cfg.store.threads, cfg.store.memory_limit)
     app = web.Application(
         middlewares=[api_middleware],
@@ -326,7 +331,9 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
 
     credentials = CachedCredentials(resolve, index, ttl_secs=cfg.ingest.auth_cache_secs)
     activity = ActivityTracker(
-        store, rule=ElevationRule(cfg.api.elevated_factor, cfg.api.elevated_floor_pps)
+        store,
+        rule=ElevationRule(cfg.api.elevated_factor, cfg.api.elevated_floor_pps),
+        clock=clock,
     )
     auth_failures = FixedWindowLimiter(cfg.api.auth_failures_per_minute)
     receiver = Receiver(
@@ -353,11 +360,12 @@ def create_app(cfg: Config, store: Store | None = None) -> web.Application:
         receiver=receiver,
         credentials=credentials,
         activity=activity,
+        clock=clock,
     )
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
     telemetry.setup(app, receiver)
-    agent = agentapi.setup(app, cfg, store, pipeline, credentials, activity, auth_failures)
+    agent = agentapi.setup(app, cfg, store, pipeline, credentials, activity, auth_failures, clock)
     keys = Reloader("node keys preloaded", key_preload(store, credentials))
     # building every node's answer is Python work on the reader thread, which shares the GIL
     # with the event loop: a script making hundreds of writes gets a reload a second at most

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from store import utcnow
 from store import workspaces as ws_repo
 from store.plans import is_active
 
@@ -38,7 +36,7 @@ log = logging.getLogger("floodwatch")
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _TOUCH_EVERY = timedelta(minutes=1)
-_RATE_HEADERS = "floodwatch_rate_headers"
+_RATE_HEADERS = web.RequestKey("floodwatch_rate_headers", dict[str, str])
 _DIGITS = re.compile(r"[0-9]{1,12}")
 
 
@@ -89,7 +87,7 @@ async def authenticate(request: web.Request) -> Caller:
     Raises 401 (missing, wrong or revoked token), 429 (too many requests for this token, or too
     many failed attempts from this address) and 402 for writes without an active subscription."""
     st = state(request)
-    now = time.time()
+    now = st.clock.time()
     client = _client_key(request)
     token = _bearer(request)
     found = None
@@ -114,7 +112,7 @@ async def authenticate(request: web.Request) -> Caller:
             f"rate limit of {verdict.limit} requests per minute exceeded",
             headers={"Retry-After": str(verdict.retry_after(now))},
         )
-    when = utcnow()
+    when = st.clock.now()
     last = st.token_last_touched.get(str(token_id))
     if last is None or when - last >= _TOUCH_EVERY:
         st.token_last_touched[str(token_id)] = when

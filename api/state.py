@@ -11,6 +11,7 @@ from aiohttp import web
 from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials, Receiver
 from store import Store
+from store.clock import SYSTEM_CLOCK, Clock
 
 from .activity import ActivityTracker
 from .config import Config
@@ -33,6 +34,8 @@ class AppState:
     on_control_write: list[Callable[[], None]] = field(default_factory=list)
     activity: ActivityTracker | None = None
     detection: DetectionService | None = None
+    clock: Clock = SYSTEM_CLOCK
+    """Where request handling reads the time (rate-limit windows, token touches)."""
 
     def control_changed(self) -> None:
         """A write that may change keys, nodes, overrides or commands went through: forget the

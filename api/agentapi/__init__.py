@@ -23,6 +23,7 @@ from aiohttp import web
 from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials
 from store import Store
+from store.clock import SYSTEM_CLOCK, Clock
 
 from ..activity import ActivityTracker
 from ..config import Config
@@ -42,6 +43,7 @@ def setup(
     credentials: CachedCredentials,
     activity: ActivityTracker,
     auth_failures: FixedWindowLimiter,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AgentApi:
     """Register every route of the Agent API and of its REST side on ``app``; returns the
     ``AgentApi`` whose caches the application clears after writes and whose metrics batcher
@@ -56,6 +58,7 @@ def setup(
         incident_expiry_secs=cfg.api.agent_incident_expiry_secs,
         data_path=cfg.data_path,
         pcap_retention_days=cfg.api.pcap_retention_days,
+        clock=clock,
     )
     app[AGENT] = api
     r = app.router

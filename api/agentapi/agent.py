@@ -41,8 +41,9 @@ from ingest.errors import Backpressure
 from ingest.metrics import METRICS as INGEST_METRICS
 from ingest.pipeline import Pipeline
 from ingest.receiver import CachedCredentials
-from store import Connection, Store, utcnow
+from store import Connection, Store
 from store import errors as store_errors
+from store.clock import SYSTEM_CLOCK, Clock
 
 from ..activity import ActivityTracker, heartbeat_status
 from ..errors import ApiError, json_bytes, json_response
@@ -113,13 +114,15 @@ class AgentApi:
         incident_expiry_secs: float = incident_repo.INCIDENT_IDLE_EXPIRY_SECS,
         data_path: Path | None = None,
         pcap_retention_days: int = pcap_repo.PCAP_RETENTION_DAYS,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.store = store
         self.pipeline = pipeline
         self.credentials = credentials
         self.activity = activity
         self.auth_failures = auth_failures
-        self.configs = ConfigCache(self._load_config, ttl_secs=config_cache_secs)
+        self.configs = ConfigCache(self._load_config, ttl_secs=config_cache_secs, clock=clock)
         self.batcher = MetricsBatcher(pipeline)
         self.incident_expiry_secs = incident_expiry_secs
         self.data_path = data_path
@@ -157,7 +160,7 @@ class AgentApi:
         """Expire every node's incidents the agent fell silent about (§8.10); returns how many.
         Their mitigations' undo commands then wait in the config answers."""
         return await self.store.run(
-            incident_repo.expire_idle_incidents, utcnow(), self.incident_expiry_secs
+            incident_repo.expire_idle_incidents, self.clock.now(), self.incident_expiry_secs
         )
 
     async def delete_expired_pcaps(self) -> int:
@@ -165,7 +168,10 @@ class AgentApi:
         if self.data_path is None:
             return 0
         return await self.store.run(
-            pcap_repo.delete_expired_pcaps, self.data_path, utcnow(), self.pcap_retention_days
+            pcap_repo.delete_expired_pcaps,
+            self.data_path,
+            self.clock.now(),
+            self.pcap_retention_days,
         )
 
     # --- helpers ------------------------------------------------------------------------------
@@ -183,7 +189,7 @@ class AgentApi:
         if scheme.lower() == "bearer" and key and len(key) <= 256:
             cred = await self.credentials.resolve(key)
         if cred is None or cred.node is None:
-            count_auth_failure(self.auth_failures, request.remote or "unknown", time.time())
+            count_auth_failure(self.auth_failures, request.remote or "unknown", self.clock.time())
             if not key:
                 raise ApiError(401, "unauthorized", "missing node key (Authorization: Bearer)")
             raise ApiError(401, "unauthorized", "invalid node key")
@@ -246,7 +252,7 @@ class AgentApi:
             self.activity.heartbeat(node, version, None)
         else:
             self.activity.heartbeat(node, version, heartbeat_status(body))
-            self.replays.heartbeat(node, body.get("retry_queue_size"), time.monotonic())
+            self.replays.heartbeat(node, body.get("retry_queue_size"), self.clock.monotonic())
             traits = AgentTraits.of(body)
             known = self.traits.get(node)
             self.traits[node] = traits
@@ -265,7 +271,7 @@ class AgentApi:
             ws, node = await self.authenticate(request)
             body = await self.body(request)
             validate(model, body)
-            cleared = await self.store.run(_record_report, ws, node, kind, body, utcnow())
+            cleared = await self.store.run(_record_report, ws, node, kind, body, self.clock.now())
             if cleared:  # the node's config lost its l7.action
                 self.configs.invalidate(str(node))
             answer: dict[str, Any] = {"ok": True}
@@ -278,10 +284,10 @@ class AgentApi:
     async def metrics(self, request: web.Request) -> web.Response:
         ws, node = await self.authenticate_ids(request)
         body = await self.body(request)
-        now = utcnow()
+        now = self.clock.now()
         # Replays carry no time of their own and would pass for current traffic: they are kept
         # (source ftagent-replay, stamped on arrival) but never set the node's live pps.
-        replay = self.replays.is_replay(node, time.monotonic())
+        replay = self.replays.is_replay(node, self.clock.monotonic())
         row = metrics_row(body, node, now, "ftagent-replay" if replay else "ftagent")
         await self.batcher.submit(ws, row)
         if not replay:
@@ -295,7 +301,7 @@ class AgentApi:
         body = await self.body(request)
         validate(IncidentOpen, body)  # refuses nothing today; the body is kept as sent
         inc, merged = await self.store.run(
-            incident_repo.open_incident, ws, node, body, utcnow(), self.incident_expiry_secs
+            incident_repo.open_incident, ws, node, body, self.clock.now(), self.incident_expiry_secs
         )
         # an open first expires the node's silent incidents, whose mitigations' undo commands
         # then wait in the config answer (docs/agent-api.md §8.10)
@@ -316,7 +322,7 @@ class AgentApi:
             ref,
             kind,
             body,
-            utcnow(),
+            self.clock.now(),
             self.incident_expiry_secs,
         )
         # a resolve withdraws the incident's mitigations and queues their undo commands; an
@@ -334,7 +340,7 @@ class AgentApi:
         _, node = await self.authenticate(request)
         ack = validate(CommandAck, await self.body(request))
         await self.store.run(
-            settings_repo.record_ack, node, ack.command_id, ack.status, ack.error, utcnow()
+            settings_repo.record_ack, node, ack.command_id, ack.status, ack.error, self.clock.now()
         )
         self.configs.invalidate(str(node))
         return json_response({"ok": True})

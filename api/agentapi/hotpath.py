@@ -23,7 +23,6 @@ behind the database.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -35,6 +34,7 @@ from ingest.errors import Backpressure
 from ingest.metrics import METRICS as COUNTERS
 from ingest.pipeline import Pipeline
 from ingest.schema import METRICS
+from store.clock import SYSTEM_CLOCK, Clock
 
 from ..errors import ApiError
 
@@ -46,8 +46,15 @@ Loader = Callable[[str, str], Awaitable[bytes | None]]
 class ConfigCache:
     """node UUID -> the serialized config answer (bytes, about 1 KiB a node)."""
 
-    def __init__(self, loader: Loader, ttl_secs: float = 600.0, max_entries: int = 200_000):
+    def __init__(
+        self,
+        loader: Loader,
+        ttl_secs: float = 600.0,
+        max_entries: int = 200_000,
+        clock: Clock = SYSTEM_CLOCK,
+    ):
         self._loader = loader
+        self.clock = clock
         self.ttl = ttl_secs
         self.max_entries = max_entries
         self._entries: dict[str, tuple[float, bytes]] = {}
@@ -80,7 +87,7 @@ class ConfigCache:
         cleared, invalidated = epoch
         if cleared != self._cleared:
             return 0
-        expires = time.monotonic() + self.ttl
+        expires = self.clock.monotonic() + self.ttl
         added = 0
         for node, body in answers.items():
             if len(self._entries) >= self.max_entries:
@@ -92,7 +99,7 @@ class ConfigCache:
         return added
 
     async def get(self, workspace: str, node: str) -> bytes | None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         hit = self._entries.get(node)
         if hit is not None and hit[0] > now:
             COUNTERS.agent_config_cache.inc(1, "hit")
