@@ -21,11 +21,17 @@ from .db import Connection, rows_as_dicts, transaction, utcnow
 from .errors import Conflict, InvalidValue, LimitReached, NotFound, SubscriptionInactive
 from .plans import is_active
 from .secrets import hash_secret, new_secret, secret_prefix
+from .types import Workspace
 from .validate import check_bool, check_choice, check_ip, check_optional_text, check_text
 
 __all__ = [
     "NODE_STATUSES",
     "PRIORITIES",
+    "check_create_keys",
+    "check_interface",
+    "check_priority",
+    "check_service_ports",
+    "check_update_keys",
     "create_node",
     "delete_node",
     "get_node",
@@ -74,7 +80,8 @@ READ_ONLY_FIELDS = frozenset(
 )
 
 
-def _check_interface(value: Any) -> str:
+def check_interface(value: Any) -> str:
+    """A network interface name; empty or null means ``eth0``."""
     if value is None or value == "":
         return "eth0"
     if not isinstance(value, str) or not _IFACE.fullmatch(value):
@@ -100,7 +107,8 @@ def _check_port_value(value: Any, where: str) -> str:
     return text
 
 
-def _check_service_ports(value: Any) -> list[dict[str, Any]]:
+def check_service_ports(value: Any) -> list[dict[str, Any]]:
+    """The service-port list, each entry normalised; every error names ``service_ports``."""
     if not isinstance(value, list):
         raise InvalidValue("service_ports must be an array", "service_ports")
     if len(value) > MAX_SERVICE_PORTS:
@@ -131,30 +139,34 @@ def validate_node_fields(body: dict[str, Any], strict: bool = False) -> dict[str
     """Checked and normalised fields for a new node. ``strict`` (REST create) refuses unknown
     fields; the Deploy API ignores them, as installers in the wild send extras."""
     if strict:
-        for key in body:
-            if key not in _CREATE_FIELDS:
-                raise InvalidValue(f"unknown field {key} (known: {', '.join(_CREATE_FIELDS)})", key)
+        check_create_keys(body)
     return {
         "name": check_text(body.get("name"), "name"),
         "ip": check_ip(body.get("ip")),
         "location": check_optional_text(body.get("location"), "location"),
         "os": check_optional_text(body.get("os"), "os"),
-        "interface": _check_interface(body.get("interface")),
-        "priority": (
-            "production"
-            if body.get("priority") is None
-            else check_choice(body.get("priority"), "priority", PRIORITIES)
-        ),
+        "interface": check_interface(body.get("interface")),
+        "priority": check_priority(body.get("priority")),
     }
+
+
+def check_create_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` unchanged if it holds only fields of a new node; else the first other one, in
+    the order sent, is refused."""
+    for key in body:
+        if key not in _CREATE_FIELDS:
+            raise InvalidValue(f"unknown field {key} (known: {', '.join(_CREATE_FIELDS)})", key)
+    return body
+
+
+def check_priority(value: Any) -> str:
+    """A new node's priority; null means ``production``."""
+    return "production" if value is None else check_choice(value, "priority", PRIORITIES)
 
 
 def validate_node_changes(body: dict[str, Any]) -> dict[str, Any]:
     """Checked and normalised fields of a partial update; only the keys sent are returned."""
-    for key in body:
-        if key in READ_ONLY_FIELDS:
-            raise InvalidValue(f"{key} cannot be changed", key)
-        if key not in _UPDATE_FIELDS:
-            raise InvalidValue(f"unknown field {key}", key)
+    check_update_keys(body)
     out: dict[str, Any] = {}
     if "name" in body:
         out["name"] = check_text(body["name"], "name")
@@ -165,7 +177,7 @@ def validate_node_changes(body: dict[str, Any]) -> dict[str, Any]:
     if "os" in body:
         out["os"] = check_optional_text(body["os"], "os")
     if "interface" in body:
-        out["interface"] = _check_interface(body["interface"])
+        out["interface"] = check_interface(body["interface"])
     if "priority" in body:
         out["priority"] = check_choice(body["priority"], "priority", PRIORITIES)
     if "sp_enabled" in body:
@@ -179,8 +191,19 @@ def validate_node_changes(body: dict[str, Any]) -> dict[str, Any]:
             body["sp_response_mode"], "sp_response_mode", SP_RESPONSE_MODES
         )
     if "service_ports" in body:
-        out["service_ports"] = orjson.dumps(_check_service_ports(body["service_ports"])).decode()
+        out["service_ports"] = orjson.dumps(check_service_ports(body["service_ports"])).decode()
     return out
+
+
+def check_update_keys(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` unchanged if every field it holds may be changed; else the first other one, in
+    the order sent, is refused (a read-only one as such)."""
+    for key in body:
+        if key in READ_ONLY_FIELDS:
+            raise InvalidValue(f"{key} cannot be changed", key)
+        if key not in _UPDATE_FIELDS:
+            raise InvalidValue(f"unknown field {key}", key)
+    return body
 
 
 def _status_sql() -> str:
@@ -285,7 +308,7 @@ def _name_taken(con: Connection, ws_uuid: uuid.UUID, name: str, exclude: uuid.UU
 
 
 def create_node(
-    con: Connection, workspace: dict[str, Any], fields: dict[str, Any]
+    con: Connection, workspace: Workspace, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], str]:
     """Register a node from already validated ``fields``; returns (node, plaintext API key).
 
@@ -347,6 +370,8 @@ def update_node(
     if changes:
         if "name" in changes and _name_taken(con, ws_uuid, changes["name"], node_uuid):
             raise Conflict(f"a node named {changes['name']} already exists")
+        if isinstance(changes.get("service_ports"), list):  # as the typed model gives it
+            changes = {**changes, "service_ports": orjson.dumps(changes["service_ports"]).decode()}
         cols = list(changes)
         con.execute(
             f"UPDATE nodes SET {', '.join(f'{c} = ?' for c in cols)}, updated_at = ? "

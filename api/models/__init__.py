@@ -196,6 +196,10 @@ class _Schemas(GenerateJsonSchema):
     def model_schema(self, schema: core_schema.ModelSchema) -> dict[str, Any]:
         out = super().model_schema(schema)
         out.pop("title", None)
+        if isinstance(out.get("description"), str):  # a docstring's lines make one paragraph
+            out["description"] = "\n\n".join(
+                " ".join(p.split()) for p in out["description"].split("\n\n")
+            )
         return out
 
     def typed_dict_schema(self, schema: core_schema.TypedDictSchema) -> dict[str, Any]:

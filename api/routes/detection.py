@@ -19,8 +19,14 @@ from store import nodes as nodes_repo
 from ..detection import effective_settings, patch_overrides
 from ..errors import ApiError, json_response
 from ..http import authenticate, path_uuid, read_json, state
+from ..models.detection import DetectionAnswer, DetectionPatch
+from ..openapi.build import param_ref
+from ..openapi.operations import answer, body, operation
 
 routes = web.RouteTableDef()
+
+_SETTINGS = {200: answer("The settings.", DetectionAnswer)}
+_PATCH = body("The settings to change.", DetectionPatch)
 
 
 def _bad(exc: SettingsError) -> ApiError:
@@ -61,14 +67,24 @@ def _effective(*layers: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/workspace/detection")
+@operation("getWorkspaceDetection", tag="Detection", answers=_SETTINGS)
 async def get_workspace_detection(request: web.Request) -> web.Response:
+    """Detection settings of the workspace"""
     caller = await authenticate(request)
     ws_over, _ = await _load(request, caller.ws_uuid, None)
     return _answer(_effective(ws_over), ws_over, DetectionSettings().to_dict())
 
 
 @routes.patch("/api/v1/workspace/detection")
+@operation(
+    "patchWorkspaceDetection",
+    tag="Detection",
+    request_body=_PATCH,
+    answers=_SETTINGS,
+    errors=(400, 402, 413),
+)
 async def patch_workspace_detection(request: web.Request) -> web.Response:
+    """Change the workspace's detection settings"""
     caller = await authenticate(request)
     body = await read_json(request)
     ws_over, _ = await _load(request, caller.ws_uuid, None)
@@ -88,7 +104,15 @@ async def _node(request: web.Request, ws: uuid.UUID) -> uuid.UUID:
 
 
 @routes.get("/api/v1/nodes/{uuid}/detection")
+@operation(
+    "getNodeDetection",
+    tag="Detection",
+    parameters=(param_ref("NodeUuid"),),
+    answers=_SETTINGS,
+    errors=(404,),
+)
 async def get_node_detection(request: web.Request) -> web.Response:
+    """Detection settings of one node"""
     caller = await authenticate(request)
     node = await _node(request, caller.ws_uuid)
     ws_over, node_over = await _load(request, caller.ws_uuid, node)
@@ -97,7 +121,16 @@ async def get_node_detection(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/nodes/{uuid}/detection")
+@operation(
+    "patchNodeDetection",
+    tag="Detection",
+    parameters=(param_ref("NodeUuid"),),
+    request_body=_PATCH,
+    answers=_SETTINGS,
+    errors=(400, 402, 404, 413),
+)
 async def patch_node_detection(request: web.Request) -> web.Response:
+    """Change one node's detection settings"""
     caller = await authenticate(request)
     node = await _node(request, caller.ws_uuid)
     body = await read_json(request)

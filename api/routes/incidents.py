@@ -11,6 +11,10 @@ from store import incidents as repo
 
 from ..errors import ApiError, json_response
 from ..http import authenticate, choice_param, int_param, parse_uuid, state
+from ..models.envelopes import MAX_OFFSET
+from ..models.incidents import IncidentAnswer, IncidentPage
+from ..openapi.build import param_ref, query_filter
+from ..openapi.operations import answer, operation
 
 routes = web.RouteTableDef()
 
@@ -26,10 +30,33 @@ def _compat(row: dict[str, Any]) -> dict[str, Any]:
 
 
 @routes.get("/api/v1/incidents")
+@operation(
+    "listIncidents",
+    tag="Incidents",
+    parameters=(
+        param_ref("Limit"),
+        param_ref("Offset"),
+        query_filter("status", repo.INCIDENT_STATUSES, "Only incidents in this state."),
+        query_filter("severity", repo.SEVERITIES, "Only incidents of this severity."),
+        {
+            "name": "node",
+            "in": "query",
+            "required": False,
+            "allowEmptyValue": True,
+            "schema": {"type": "string", "format": "uuid"},
+            "description": "Only incidents of this node. An empty value means no filter.",
+        },
+    ),
+    answers={200: answer("A page of incidents.", IncidentPage)},
+    errors=(400,),
+)
 async def list_incidents(request: web.Request) -> web.Response:
+    """List incidents
+
+    Incidents of every node, newest first."""
     caller = await authenticate(request)
     limit = int_param(request, "limit", 50, 1, 100)
-    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     status = choice_param(request, "status", repo.INCIDENT_STATUSES)
     severity = choice_param(request, "severity", repo.SEVERITIES)
     node = request.query.get("node")
@@ -59,7 +86,17 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/incidents/{ref}")
+@operation(
+    "getIncident",
+    tag="Incidents",
+    parameters=(param_ref("IncidentRef"),),
+    answers={200: answer("The incident.", IncidentAnswer)},
+    errors=(404,),
+)
 async def get_incident(request: web.Request) -> web.Response:
+    """Get an incident
+
+    Full detail: protocol breakdown, origin, top sources and ports, summary."""
     caller = await authenticate(request)
     raw = request.match_info["ref"]
     ref: Any = int(raw) if _INT_ID.fullmatch(raw) else parse_uuid(raw)

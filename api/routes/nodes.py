@@ -10,8 +10,23 @@ from store import nodes as repo
 
 from ..errors import json_response
 from ..http import authenticate, choice_param, int_param, path_uuid, read_json, state
+from ..models import validate
+from ..models.envelopes import MAX_OFFSET, Deleted
+from ..models.nodes import (
+    Deployed,
+    DeployRequest,
+    NodeAnswer,
+    NodeCreate,
+    NodeCreatedAnswer,
+    NodePage,
+    NodeUpdate,
+)
+from ..openapi.build import param_ref, query_filter
+from ..openapi.operations import answer, body, operation
 
 routes = web.RouteTableDef()
+
+_NODE = param_ref("NodeUuid")
 
 
 def _offline_after(request: web.Request) -> int:
@@ -19,10 +34,20 @@ def _offline_after(request: web.Request) -> int:
 
 
 @routes.post("/api/deploy")
+@operation(
+    "deployNode",
+    tag="Deploy",
+    request_body=body("The new node.", DeployRequest),
+    answers={200: answer("The node was registered.", Deployed)},
+    errors=(400, 402, 409, 413),
+)
 async def deploy(request: web.Request) -> web.Response:
+    """Register a node (Deploy API)
+
+    Registers a node with the workspace's deploy token and returns its agent API key. Answers
+    200, not 201, as the hosted service does."""
     caller = await authenticate(request)
-    body = await read_json(request)
-    fields = repo.validate_node_fields(body)
+    fields = validate(DeployRequest, await read_json(request)).model_dump()
     node, api_key = await state(request).store.run(repo.create_node, caller.workspace, fields)
     state(request).credentials.clear()
     return json_response(
@@ -37,10 +62,24 @@ async def deploy(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/nodes")
+@operation(
+    "listNodes",
+    tag="Nodes",
+    parameters=(
+        param_ref("Limit"),
+        param_ref("Offset"),
+        query_filter("status", repo.NODE_STATUSES, "Only nodes in this state."),
+    ),
+    answers={200: answer("A page of nodes.", NodePage)},
+    errors=(400,),
+)
 async def list_nodes(request: web.Request) -> web.Response:
+    """List nodes
+
+    The workspace's nodes, oldest first."""
     caller = await authenticate(request)
     limit = int_param(request, "limit", 50, 1, 100)
-    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     status = choice_param(request, "status", repo.NODE_STATUSES)
     rows, total = await state(request).store.run(
         repo.list_nodes,
@@ -56,10 +95,19 @@ async def list_nodes(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/nodes")
+@operation(
+    "createNode",
+    tag="Nodes",
+    request_body=body("The new node.", NodeCreate),
+    answers={201: answer("The node was created.", NodeCreatedAnswer)},
+    errors=(400, 402, 409, 413),
+)
 async def create_node(request: web.Request) -> web.Response:
+    """Create a node
+
+    Like the Deploy API, but answers with the full node."""
     caller = await authenticate(request)
-    body = await read_json(request)
-    fields = repo.validate_node_fields(body, strict=True)
+    fields = validate(NodeCreate, await read_json(request)).model_dump()
     store = state(request).store
     node, api_key = await store.run(repo.create_node, caller.workspace, fields)
     state(request).credentials.clear()
@@ -98,25 +146,54 @@ def _add_detector_baseline(request: web.Request, node: str, stats: dict[str, Any
 
 
 @routes.get("/api/v1/nodes/{uuid}")
+@operation(
+    "getNode",
+    tag="Nodes",
+    parameters=(_NODE,),
+    answers={200: answer("The node.", NodeAnswer)},
+    errors=(404,),
+)
 async def get_node(request: web.Request) -> web.Response:
+    """Get a node
+
+    One node with its baseline traffic and protocol breakdown."""
     caller = await authenticate(request)
     node_uuid = path_uuid(request, "uuid", "node")
     return json_response({"ok": True, "node": await _node_with_stats(request, caller, node_uuid)})
 
 
 @routes.patch("/api/v1/nodes/{uuid}")
+@operation(
+    "updateNode",
+    tag="Nodes",
+    parameters=(_NODE,),
+    request_body=body("The fields to change.", NodeUpdate),
+    answers={200: answer("The updated node.", NodeAnswer)},
+    errors=(400, 402, 404, 409, 413),
+)
 async def update_node(request: web.Request) -> web.Response:
+    """Update a node"""
     caller = await authenticate(request)
     node_uuid = path_uuid(request, "uuid", "node")
-    body = await read_json(request)
-    changes = repo.validate_node_changes(body)
+    changes = validate(NodeUpdate, await read_json(request)).changes()
     await state(request).store.run(repo.update_node, caller.ws_uuid, node_uuid, changes)
     state(request).credentials.clear()
     return json_response({"ok": True, "node": await _node_with_stats(request, caller, node_uuid)})
 
 
 @routes.delete("/api/v1/nodes/{uuid}")
+@operation(
+    "deleteNode",
+    tag="Nodes",
+    parameters=(_NODE,),
+    answers={200: answer("The node was deleted.", Deleted)},
+    errors=(402, 404),
+)
 async def delete_node(request: web.Request) -> web.Response:
+    """Delete a node
+
+    Soft delete: the node disappears from listings and its API key stops working; its incidents
+    stay readable. Cannot be undone through the API."""
     caller = await authenticate(request)
     node_uuid = path_uuid(request, "uuid", "node")
     await state(request).store.run(repo.delete_node, caller.ws_uuid, node_uuid)
