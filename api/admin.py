@@ -24,6 +24,7 @@ from aiohttp import web
 from store import Connection, Store, collectors, iso_utc
 from store import workspaces as repo
 from store.errors import InvalidValue, NotFound, StoreError
+from store.types import CollectorKey, DeployToken, Workspace
 
 from .config import Config
 from .errors import ApiError, error_middleware, json_response
@@ -61,7 +62,7 @@ def _iso(when: Any) -> str | None:
     return text
 
 
-def _ws_out(ws: dict[str, Any]) -> dict[str, Any]:
+def _ws_out(ws: Workspace) -> dict[str, Any]:
     return {
         "workspace_id": str(ws["uuid"]),
         "name": ws["name"],
@@ -74,7 +75,7 @@ def _ws_out(ws: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _token_out(t: dict[str, Any]) -> dict[str, Any]:
+def _token_out(t: DeployToken) -> dict[str, Any]:
     return {
         "token_id": str(t["id"]),
         "workspace_id": str(t["workspace_uuid"]),
@@ -86,7 +87,7 @@ def _token_out(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _all_workspaces(con: Connection) -> list[dict[str, Any]]:
+def _all_workspaces(con: Connection) -> list[Workspace]:
     """Every live workspace, each top-level one followed by its sub-workspaces."""
     top, _ = repo.list_workspaces(con, None, limit=100_000)
     out = []
@@ -178,7 +179,7 @@ def op_token_revoke(con: Connection, cfg: Config, a: dict[str, Any]) -> dict[str
     return _token_out(repo.revoke_token(con, ref))
 
 
-def _collector_out(c: dict[str, Any], ws_uuid: uuid.UUID) -> dict[str, Any]:
+def _collector_out(c: CollectorKey, ws_uuid: uuid.UUID) -> dict[str, Any]:
     return {
         "key_id": str(c["id"]),
         "workspace_id": str(ws_uuid),

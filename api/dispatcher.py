@@ -25,7 +25,7 @@ import dataclasses
 import logging
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from aiohttp import web
 from ingest.metrics import Counter, Gauge, Histogram, MetricSet
 from notify.events import AlertEvent, Attempt, ChannelTarget, deliver
 from store import Store, outbox
+from store.types import Channel
 
 from .config import AlertsConfig
 
@@ -298,7 +299,11 @@ class Dispatcher:
             self.metrics.retried.inc(1, ctype)
 
     async def _send(
-        self, channel: dict[str, Any], event: AlertEvent, delivery_id: str, remote_ref: str | None
+        self,
+        channel: Mapping[str, Any],
+        event: AlertEvent,
+        delivery_id: str,
+        remote_ref: str | None,
     ) -> Attempt:
         assert self.session is not None
         target = ChannelTarget(
@@ -350,7 +355,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ tests from the API
 
-    async def send_test(self, ws_uuid: uuid.UUID, channel: dict[str, Any]) -> dict[str, Any]:
+    async def send_test(self, ws_uuid: uuid.UUID, channel: Channel) -> dict[str, Any]:
         """Send a ``test`` event to ``channel`` now (one attempt, no retry), log it like any
         delivery and return the attempt's outcome."""
         now = datetime.now(UTC)

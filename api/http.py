@@ -15,6 +15,7 @@ from aiohttp import web
 
 from store import workspaces as ws_repo
 from store.plans import is_active
+from store.types import Workspace
 
 from .errors import ApiError, error_middleware
 from .ratelimit import FixedWindowLimiter
@@ -42,13 +43,12 @@ _DIGITS = re.compile(r"[0-9]{1,12}")
 
 @dataclass(frozen=True)
 class Caller:
-    workspace: dict[str, Any]
+    workspace: Workspace
     token_id: uuid.UUID
 
     @property
     def ws_uuid(self) -> uuid.UUID:
-        value: uuid.UUID = self.workspace["uuid"]
-        return value
+        return self.workspace["uuid"]
 
 
 def state(request: web.Request) -> AppState:

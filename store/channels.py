@@ -10,21 +10,22 @@ import orjson
 from .db import Connection, rows_as_dicts, utcnow
 from .errors import NotFound
 from .ids import new_channel_id
+from .types import Channel, typed_row
 
 __all__ = ["create_channel", "delete_channel", "get_channel", "list_channels", "update_channel"]
 
 _COLUMNS = "id, uuid, name, type, config, enabled, created_at"
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
+def _decode(row: dict[str, Any]) -> Channel:
     if isinstance(row["config"], str):
         row["config"] = orjson.loads(row["config"])
-    return row
+    return typed_row(row, Channel)
 
 
 def list_channels(
     con: Connection, ws_uuid: uuid.UUID, limit: int = 100, offset: int = 0
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[Channel], int]:
     total = con.execute(
         "SELECT count(*) FROM channels WHERE workspace_uuid = ?", [str(ws_uuid)]
     ).fetchone()
@@ -38,7 +39,7 @@ def list_channels(
     return [_decode(r) for r in rows], int(total[0]) if total else 0
 
 
-def get_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> dict[str, Any]:
+def get_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> Channel:
     column = "id" if isinstance(ref, int) else "uuid"
     rows = rows_as_dicts(
         con.execute(
@@ -58,7 +59,7 @@ def create_channel(
     channel_type: str,
     config: dict[str, Any],
     enabled: bool = True,
-) -> dict[str, Any]:
+) -> Channel:
     ch_uuid = uuid.uuid4()
     con.execute(
         "INSERT INTO channels (id, uuid, workspace_uuid, name, type, config, enabled, created_at) "
@@ -77,7 +78,7 @@ def create_channel(
     return get_channel(con, ws_uuid, ch_uuid)
 
 
-def delete_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> dict[str, Any]:
+def delete_channel(con: Connection, ws_uuid: uuid.UUID, ref: int | uuid.UUID) -> Channel:
     ch = get_channel(con, ws_uuid, ref)
     con.execute(
         "DELETE FROM channels WHERE id = ? AND workspace_uuid = ?", [ch["id"], str(ws_uuid)]
@@ -93,7 +94,7 @@ def update_channel(
     name: str | None = None,
     config: dict[str, Any] | None = None,
     enabled: bool | None = None,
-) -> dict[str, Any]:
+) -> Channel:
     """Change a channel's name, config (already validated by the caller) or enabled flag."""
     ch = get_channel(con, ws_uuid, ref)
     con.execute(

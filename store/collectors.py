@@ -8,6 +8,7 @@ from typing import Any
 
 from .db import Connection, one_by_id_prefix, rows_as_dicts, utcnow
 from .secrets import hash_secret, new_secret, secret_prefix, secrets_equal
+from .types import CollectorKey, typed_row, typed_rows
 from .validate import check_text
 
 __all__ = [
@@ -22,7 +23,7 @@ __all__ = [
 _COLUMNS = "id, name, prefix, created_at, revoked_at"
 
 
-def create_collector(con: Connection, ws_uuid: uuid.UUID, name: Any) -> tuple[dict[str, Any], str]:
+def create_collector(con: Connection, ws_uuid: uuid.UUID, name: Any) -> tuple[CollectorKey, str]:
     name = check_text(name, "name")
     key = new_secret()
     key_id = uuid.uuid4()
@@ -33,20 +34,21 @@ def create_collector(con: Connection, ws_uuid: uuid.UUID, name: Any) -> tuple[di
     row = rows_as_dicts(
         con.execute(f"SELECT {_COLUMNS} FROM collector_keys WHERE id = ?", [str(key_id)])
     )[0]
-    return row, key
+    return typed_row(row, CollectorKey), key
 
 
-def list_collectors(con: Connection, ws_uuid: uuid.UUID) -> list[dict[str, Any]]:
-    return rows_as_dicts(
+def list_collectors(con: Connection, ws_uuid: uuid.UUID) -> list[CollectorKey]:
+    rows = rows_as_dicts(
         con.execute(
             f"SELECT {_COLUMNS} FROM collector_keys WHERE workspace_uuid = ? "
             "ORDER BY created_at, id",
             [str(ws_uuid)],
         )
     )
+    return typed_rows(rows, CollectorKey)
 
 
-def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_ref: str) -> dict[str, Any]:
+def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_ref: str) -> CollectorKey:
     """Revoke a collector key of the workspace named by its id or a unique prefix of it (4+
     characters, like ``token revoke``)."""
     row = one_by_id_prefix(
@@ -65,7 +67,7 @@ def revoke_collector(con: Connection, ws_uuid: uuid.UUID, key_ref: str) -> dict[
             "UPDATE collector_keys SET revoked_at = ? WHERE id = ?",
             [row["revoked_at"], str(row["id"])],
         )
-    return row
+    return typed_row(row, CollectorKey)
 
 
 def authenticate_collector(con: Connection, key: str) -> tuple[uuid.UUID, uuid.UUID] | None:

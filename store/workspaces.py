@@ -10,6 +10,7 @@ from .db import Connection, one_by_id_prefix, rows_as_dicts, transaction, utcnow
 from .errors import Conflict, Forbidden, InvalidValue, NotFound
 from .plans import PLANS, SUBSCRIPTION_STATUSES, default_node_limit
 from .secrets import hash_secret, new_secret, secret_prefix, secrets_equal
+from .types import DeployToken, Workspace, typed_row, typed_rows
 from .validate import check_text
 
 __all__ = [
@@ -77,7 +78,7 @@ def _check_limit(limit: int | None) -> int | None:
     return limit
 
 
-def get_workspace(con: Connection, ws_uuid: uuid.UUID | str) -> dict[str, Any]:
+def get_workspace(con: Connection, ws_uuid: uuid.UUID | str) -> Workspace:
     rows = rows_as_dicts(
         con.execute(
             f"SELECT {_WS_COLUMNS} FROM workspaces w WHERE w.uuid = ? AND w.deleted_at IS NULL",
@@ -86,7 +87,7 @@ def get_workspace(con: Connection, ws_uuid: uuid.UUID | str) -> dict[str, Any]:
     )
     if not rows:
         raise NotFound("workspace not found")
-    return rows[0]
+    return typed_row(rows[0], Workspace)
 
 
 def create_workspace(
@@ -98,7 +99,7 @@ def create_workspace(
     email: str | None = None,
     subscription_status: str = "active",
     token_name: str = "default",  # noqa: S107 (a label, not a secret)
-) -> tuple[dict[str, Any], str]:
+) -> tuple[Workspace, str]:
     """Create a workspace and its first deploy token; returns (workspace, plaintext token).
 
     Raises Conflict when a live workspace of the same parent (or another top-level one) has the
@@ -151,7 +152,7 @@ def create_workspace(
 
 def list_workspaces(
     con: Connection, parent_uuid: uuid.UUID | None, limit: int = 100, offset: int = 0
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[Workspace], int]:
     """Top-level workspaces when ``parent_uuid`` is None, else that workspace's children."""
     cond = "w.parent_uuid IS NULL" if parent_uuid is None else "w.parent_uuid = ?"
     params: list[Any] = [] if parent_uuid is None else [str(parent_uuid)]
@@ -165,7 +166,7 @@ def list_workspaces(
             [*params, limit, offset],
         )
     )
-    return rows, int(total_row[0]) if total_row else 0
+    return typed_rows(rows, Workspace), int(total_row[0]) if total_row else 0
 
 
 def update_workspace(
@@ -176,7 +177,7 @@ def update_workspace(
     plan: str | None = None,
     node_limit: int | Any | None = _UNSET,
     subscription_status: str | None = None,
-) -> dict[str, Any]:
+) -> Workspace:
     """Change what is given; a new name follows the rule of ``create_workspace`` (Conflict)."""
     ws = get_workspace(con, ws_uuid)
     sets: list[str] = []
@@ -273,28 +274,29 @@ _TOKEN_COLUMNS = "id, workspace_uuid, name, prefix, created_at, revoked_at, last
 
 def create_token(
     con: Connection, ws_uuid: uuid.UUID | str, name: str = "cli"
-) -> tuple[dict[str, Any], str]:
+) -> tuple[DeployToken, str]:
     ws = get_workspace(con, ws_uuid)
     name = _check_name(name)
     token_id, token = _insert_token(con, ws["uuid"], name, utcnow())
     row = rows_as_dicts(
         con.execute(f"SELECT {_TOKEN_COLUMNS} FROM deploy_tokens WHERE id = ?", [str(token_id)])
     )[0]
-    return row, token
+    return typed_row(row, DeployToken), token
 
 
-def list_tokens(con: Connection, ws_uuid: uuid.UUID | str) -> list[dict[str, Any]]:
+def list_tokens(con: Connection, ws_uuid: uuid.UUID | str) -> list[DeployToken]:
     get_workspace(con, ws_uuid)
-    return rows_as_dicts(
+    rows = rows_as_dicts(
         con.execute(
             f"SELECT {_TOKEN_COLUMNS} FROM deploy_tokens WHERE workspace_uuid = ? "
             "ORDER BY created_at, id",
             [str(ws_uuid)],
         )
     )
+    return typed_rows(rows, DeployToken)
 
 
-def revoke_token(con: Connection, token_ref: str) -> dict[str, Any]:
+def revoke_token(con: Connection, token_ref: str) -> DeployToken:
     """Revoke a token named by its id (or a unique prefix of it, 4+ characters) or by the
     token itself."""
     ref = token_ref.strip()
@@ -316,10 +318,10 @@ def revoke_token(con: Connection, token_ref: str) -> dict[str, Any]:
         now = utcnow()
         con.execute("UPDATE deploy_tokens SET revoked_at = ? WHERE id = ?", [now, str(row["id"])])
         row["revoked_at"] = now
-    return row
+    return typed_row(row, DeployToken)
 
 
-def authenticate_token(con: Connection, token: str) -> tuple[dict[str, Any], uuid.UUID] | None:
+def authenticate_token(con: Connection, token: str) -> tuple[Workspace, uuid.UUID] | None:
     """The live workspace and token id for a presented deploy token, or None."""
     row = con.execute(
         "SELECT t.id, t.token_hash, t.workspace_uuid FROM deploy_tokens t "

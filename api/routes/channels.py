@@ -10,6 +10,7 @@ from aiohttp import web
 from notify import mask_config, validate_channel_config
 from store import channels as repo
 from store import outbox
+from store.types import Channel
 
 from ..dispatcher import DISPATCHER
 from ..errors import ApiError, json_response
@@ -37,7 +38,7 @@ _INT_ID = re.compile(r"[0-9]{1,18}")
 _CONFIG_FIELD = re.compile(r"config\.[A-Za-z0-9_]+")
 
 
-def _public(row: dict[str, Any]) -> dict[str, Any]:
+def _public(row: Channel) -> dict[str, Any]:
     return {**row, "config": mask_config(row["type"], row["config"])}
 
 

@@ -10,9 +10,10 @@ from store import analytics
 from store import nodes as nodes_repo
 from store import workspaces as repo
 from store.errors import Forbidden
+from store.types import Workspace
 
 from ..errors import ApiError, json_response
-from ..http import authenticate, choice_param, int_param, path_uuid, read_json, state
+from ..http import Caller, authenticate, choice_param, int_param, path_uuid, read_json, state
 from ..models import validate
 from ..models.analytics import AnalyticsSummary, StatusOverview
 from ..models.envelopes import MAX_OFFSET, Deleted
@@ -32,7 +33,7 @@ _TAG = "Workspaces"
 _SUB = param_ref("WorkspaceUuid")
 
 
-def public_workspace(ws: dict[str, Any]) -> dict[str, Any]:
+def public_workspace(ws: Workspace) -> dict[str, Any]:
     return {
         "uuid": ws["uuid"],
         "name": ws["name"],
@@ -134,7 +135,7 @@ async def list_sub_workspaces(request: web.Request) -> web.Response:
     )
 
 
-async def _child(request: web.Request, caller: Any) -> dict[str, Any]:
+async def _child(request: web.Request, caller: Caller) -> Workspace:
     ws_uuid = path_uuid(request, "uuid", "workspace")
     ws = await state(request).store.run(repo.get_workspace, ws_uuid)
     if ws["parent_uuid"] != caller.ws_uuid:
