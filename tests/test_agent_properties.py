@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from api.activity import heartbeat_status
 from api.agentapi import incident_repo as incidents
+from api.agentapi import overrides
 from api.agentapi import report_repo as reports
-from api.agentapi import settings_repo
 from api.agentapi.defaults import AgentTraits, config_body
 from api.agentapi.hotpath import metrics_row
 from api.agentapi.models import REPORT_FIELDS, REPORT_MODELS
@@ -149,20 +149,28 @@ def test_report_validation_raises_only_invalid_parameter(kind: str, body: dict[s
 @UNIT
 @given(
     patch=st.dictionaries(
-        st.one_of(st.sampled_from(sorted(settings_repo.SETTINGS)), tricky_text),
+        st.one_of(st.sampled_from(sorted(overrides.SETTINGS)), tricky_text),
         json_values,
         max_size=4,
     )
 )
 def test_override_checks_raise_only_invalid_value(patch: dict[str, Any]) -> None:
     for key, value in patch.items():
-        check = settings_repo.SETTINGS.get(key)
-        if check is None or value is None:
+        setting = overrides.SETTINGS.get(key)
+        if setting is None or value is None:
             continue
         try:
-            check(key, value)
+            setting.check(key, value)
         except InvalidValue as err:
             assert err.field == key or (err.field or "").startswith(key)
+    # the PATCH's check, through the model: a 400 naming a key sent, or the values to store
+    try:
+        checked = overrides.check_patch(patch)
+    except ApiError as err:
+        assert (err.status, err.code) == (400, "invalid_parameter")
+        assert any(err.field == key or (err.field or "").startswith(f"{key}.") for key in patch)
+    else:
+        assert checked.keys() == patch.keys()
 
 
 @pytest.fixture(scope="module")

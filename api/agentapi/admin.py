@@ -24,10 +24,25 @@ from ..http import (
     read_json,
     state,
 )
+from ..models import refuse_unknown
+from ..models.envelopes import MAX_OFFSET
+from ..openapi.build import param_ref, query_filter
+from ..openapi.operations import answer, body, operation
 from . import report_repo
 from . import settings_repo as repo
+from .answers import AgentConfigAnswer, CommandAnswer, CommandList, LatestReports, ReportPage
+from .models import CommandCreate
+from .overrides import AgentConfigPatch, check_patch
 
 routes = web.RouteTableDef()
+
+_CONTROL = "Agent control"
+_NODE = param_ref("NodeUuid")
+_PATCH = body(
+    "Overrides to set; null removes one; objects (flow, l7) merge by key, and null for a key "
+    'inside one removes that key (`{"l7": {"action": null}}`).',
+    AgentConfigPatch,
+)
 
 COMMANDS_SHOWN = 100  # the newest ones; ``total`` counts all
 
@@ -39,22 +54,44 @@ async def _node(request: web.Request, caller: Caller) -> uuid.UUID:
 
 
 @routes.get("/api/v1/workspace/agent-config")
+@operation(
+    "getWorkspaceAgentConfig",
+    tag=_CONTROL,
+    answers={200: answer("The workspace's overrides.", AgentConfigAnswer)},
+)
 async def get_workspace_agent_config(request: web.Request) -> web.Response:
+    """Agent config defaults of the workspace"""
     caller = await authenticate(request)
     overrides = await state(request).store.run(repo.get_overrides, caller.ws_uuid, None)
     return json_response({"ok": True, "agent_config": overrides})
 
 
 @routes.patch("/api/v1/workspace/agent-config")
+@operation(
+    "patchWorkspaceAgentConfig",
+    tag=_CONTROL,
+    request_body=_PATCH,
+    answers={200: answer("The stored overrides.", AgentConfigAnswer)},
+    errors=(400, 402, 413),
+)
 async def patch_workspace_agent_config(request: web.Request) -> web.Response:
+    """Change the workspace's agent config defaults"""
     caller = await authenticate(request)
-    body = await read_json(request)
-    overrides = await state(request).store.run(repo.set_overrides, caller.ws_uuid, None, body)
+    patch = check_patch(await read_json(request))
+    overrides = await state(request).store.run(repo.set_overrides, caller.ws_uuid, None, patch)
     return json_response({"ok": True, "agent_config": overrides})
 
 
 @routes.get("/api/v1/nodes/{uuid}/agent-config")
+@operation(
+    "getNodeAgentConfig",
+    tag=_CONTROL,
+    parameters=(_NODE,),
+    answers={200: answer("The node's overrides.", AgentConfigAnswer)},
+    errors=(404,),
+)
 async def get_node_agent_config(request: web.Request) -> web.Response:
+    """Agent config overrides of one node"""
     caller = await authenticate(request)
     node_uuid = await _node(request, caller)
     overrides = await state(request).store.run(repo.get_overrides, caller.ws_uuid, node_uuid)
@@ -62,16 +99,33 @@ async def get_node_agent_config(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/nodes/{uuid}/agent-config")
+@operation(
+    "patchNodeAgentConfig",
+    tag=_CONTROL,
+    parameters=(_NODE,),
+    request_body=_PATCH,
+    answers={200: answer("The stored overrides.", AgentConfigAnswer)},
+    errors=(400, 402, 404, 413),
+)
 async def patch_node_agent_config(request: web.Request) -> web.Response:
+    """Change one node's agent config overrides"""
     caller = await authenticate(request)
     node_uuid = await _node(request, caller)
-    body = await read_json(request)
-    overrides = await state(request).store.run(repo.set_overrides, caller.ws_uuid, node_uuid, body)
+    patch = check_patch(await read_json(request))
+    overrides = await state(request).store.run(repo.set_overrides, caller.ws_uuid, node_uuid, patch)
     return json_response({"ok": True, "agent_config": overrides})
 
 
 @routes.get("/api/v1/nodes/{uuid}/commands")
+@operation(
+    "listNodeCommands",
+    tag=_CONTROL,
+    parameters=(_NODE,),
+    answers={200: answer("The commands.", CommandList)},
+    errors=(404,),
+)
 async def list_commands(request: web.Request) -> web.Response:
+    """The node's newest 100 remote commands, with their acks"""
     caller = await authenticate(request)
     node_uuid = await _node(request, caller)
     rows, total = await state(request).store.run(
@@ -80,20 +134,24 @@ async def list_commands(request: web.Request) -> web.Response:
     return json_response({"ok": True, "commands": rows, "total": total})
 
 
-_COMMAND_FIELDS = frozenset(
-    {"command_type", "command_text", "title", "incident_uuid", "undo_command_text"}
-)
-
-
 @routes.post("/api/v1/nodes/{uuid}/commands")
+@operation(
+    "createNodeCommand",
+    tag=_CONTROL,
+    parameters=(_NODE,),
+    request_body=body("A remote command for the node's agent.", CommandCreate),
+    answers={201: answer("The queued command.", CommandAnswer)},
+    errors=(400, 402, 404, 409, 413),
+)
 async def create_command(request: web.Request) -> web.Response:
+    """Queue a remote command for the node's agent
+
+    Delivered in pending_commands of GET /api/v1/agent/config until the agent acknowledges
+    it."""
     caller = await authenticate(request)
     node_uuid = await _node(request, caller)
     body: dict[str, Any] = await read_json(request)
-    unknown = set(body) - _COMMAND_FIELDS
-    if unknown:
-        field = sorted(unknown)[0]
-        raise ApiError(400, "invalid_parameter", f"unknown field {field}", field=field)
+    refuse_unknown(CommandCreate, body)  # the values: create_command, which needs the database
     row = await state(request).store.run(
         repo.create_command,
         caller.ws_uuid,
@@ -108,11 +166,35 @@ async def create_command(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/reports")
+@operation(
+    "listAgentReports",
+    tag="Nodes",
+    parameters=(
+        param_ref("Limit"),
+        param_ref("Offset"),
+        query_filter("kind", report_repo.REPORT_KINDS, "Only reports of this kind."),
+        {
+            "name": "node",
+            "in": "query",
+            "required": False,
+            "allowEmptyValue": True,
+            "schema": {"type": "string", "format": "uuid"},
+            "description": "Only reports of this node. An empty value means no filter.",
+        },
+    ),
+    answers={200: answer("A page of reports.", ReportPage)},
+    errors=(400,),
+)
 async def list_reports(request: web.Request) -> web.Response:
-    """REST: reports of the caller's nodes, newest first, optionally of one node and kind."""
+    """List agent reports
+
+    The reports the workspace's ftagent agents sent (GRE tunnels, VM stats, service-port
+    metrics and blocks, L7 detection and metrics, mirror metrics), newest first. Identical
+    consecutive reports of a node are one item with `repeats` counted; only the newest 500 of
+    each kind are kept per node."""
     caller = await authenticate(request)
     limit = int_param(request, "limit", 50, 1, 100)
-    offset = int_param(request, "offset", 0, 0, 1_000_000_000)
+    offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     kind = choice_param(request, "kind", report_repo.REPORT_KINDS)
     node = request.query.get("node")
     node_uuid = None
@@ -129,8 +211,18 @@ async def list_reports(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/nodes/{uuid}/reports")
+@operation(
+    "latestNodeReports",
+    tag="Nodes",
+    parameters=(_NODE,),
+    answers={200: answer("The newest report of each kind.", LatestReports)},
+    errors=(404,),
+)
 async def latest_node_reports(request: web.Request) -> web.Response:
-    """REST: the newest report of each kind of one of the caller's nodes (404 otherwise)."""
+    """A node's latest agent reports
+
+    The newest report of each kind the node's ftagent sent, null for a kind it never sent. A
+    node of another workspace is 404."""
     caller = await authenticate(request)
     node_uuid = path_uuid(request, "uuid", "node")
     latest = await state(request).store.run(report_repo.latest_reports, caller.ws_uuid, node_uuid)

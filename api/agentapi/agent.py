@@ -49,6 +49,7 @@ from ..activity import ActivityTracker, heartbeat_status
 from ..errors import ApiError, json_bytes, json_response
 from ..http import count_auth_failure
 from ..models import validate
+from ..openapi import operations as oa
 from ..ratelimit import FixedWindowLimiter
 from . import incident_repo, pcap_repo, report_repo, settings_repo
 from .defaults import AgentTraits, load_all_answers, load_config
@@ -62,7 +63,9 @@ __all__ = [
     "TEST_HEARTBEAT_FIELDS",
     "WRITER_BACKLOG_LIMIT",
     "AgentApi",
+    "agent_operation",
     "guard",
+    "incident_ref",
 ]
 
 log = logging.getLogger("floodwatch.agent")
@@ -417,3 +420,66 @@ def guard(endpoint: str, handler: Handler, writer: Backlogged | None = None) -> 
 
 
 AGENT = web.AppKey("floodwatch_agent_api", AgentApi)
+
+
+# --------------------------------------------------------------------------- OpenAPI
+
+
+def agent_operation(
+    operation_id: str,
+    summary: str,
+    description: str,
+    ok: Any,
+    *,
+    request: Any = None,
+    errors: tuple[int, ...] = (),
+    parameters: tuple[Any, ...] = (),
+    **extra: Any,
+) -> oa.Operation:
+    """The operation of an ftagent endpoint: node key plus ``X-Node-UUID``, ``ok`` the 200's
+    body, ``request`` the model of the JSON body; the errors any call can answer (and 400,
+    413 with a body) besides ``errors``. ``extra`` reaches the operation as it is (a
+    ``requestBody`` of another content type)."""
+    statuses = {401, 403, 429, 500, 503, *errors}
+    if request is not None or "requestBody" in extra:
+        statuses |= {400, 413}
+    return oa.operation(
+        operation_id,
+        tag="Agent",
+        summary=summary,
+        description=description
+        + " Authenticated by the node's API key (`Authorization: Bearer`) plus `X-Node-UUID`, "
+        "which must name that key's node (missing: 401, another node: 403). Overload is 503 "
+        "with an integer `Retry-After`.",
+        security=[{"nodeKey": []}],
+        parameters=(
+            {
+                "name": "X-Node-UUID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The node's UUID; required in practice (401 without it).",
+            },
+            *parameters,
+        ),
+        request_body=None
+        if request is None
+        else oa.body("The agent's JSON object; unknown fields are kept or ignored.", request),
+        answers={200: oa.answer("Accepted.", ok)},
+        errors=sorted(statuses),
+        standard_errors=False,
+        **extra,
+    )
+
+
+def incident_ref(unknown: str) -> dict[str, Any]:
+    """The path parameter of a call about an incident: the uuid the open answered, or one the
+    agent made up (``unknown``: what then happens)."""
+    return {
+        "name": "uuid",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        "description": f"The incident uuid from the open, or one the agent made up ({unknown}); "
+        "blank: 404.",
+    }

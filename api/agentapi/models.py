@@ -20,19 +20,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, create_model
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
 from detect.agent_incidents import num
 
 from ..models import RequestModel, invalid
+from ..models.types import Uuid
+from .settings_repo import COMMAND_TYPES, MAX_COMMAND_TEXT
 
 __all__ = [
     "REPORT_FIELDS",
     "REPORT_MODELS",
     "AgentPayload",
     "CommandAck",
+    "CommandCreate",
     "Heartbeat",
     "IncidentOpen",
     "IncidentReport",
@@ -53,6 +56,18 @@ def _tolerant(read: Callable[[Any], Any]) -> Any:
     return BeforeValidator(read)
 
 
+def _schema(description: str | None = None, **schema: Any) -> Any:
+    """The schema a body field shows; a tolerant field's takes any value (no ``type``): the
+    document must not refuse what the server reads as absent."""
+    if description is not None:
+        schema["description"] = description
+    return WithJsonSchema(schema, mode="validation")
+
+
+_ANY_NUMBER = _schema("A finite non-negative number; anything else reads as absent.")
+_ANY_TEXT = _schema("A string; anything else reads as absent.")
+
+
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -61,13 +76,25 @@ def _flag(value: Any) -> bool:
     return value is True
 
 
-TolerantNumber = Annotated[float | None, _tolerant(num)]
+TolerantNumber = Annotated[float | None, _tolerant(num), _ANY_NUMBER]
 """A finite non-negative number (an int too); anything else reads as null."""
-TolerantText = Annotated[str | None, _tolerant(_text_or_none)]
+TolerantText = Annotated[str | None, _tolerant(_text_or_none), _ANY_TEXT]
 """A string; anything else reads as null."""
-TolerantFlag = Annotated[bool, _tolerant(_flag)]
+TolerantFlag = Annotated[bool, _tolerant(_flag), _schema("true; anything else reads as false.")]
 """``true``; anything else reads as ``false``."""
 Tolerant = Annotated[Any, Field(description="Kept as sent; never refused.")]
+
+
+def _required(*names: str) -> Callable[[dict[str, Any]], None]:
+    """The schema of a model whose ``names`` are checked on a field left out too (their
+    ``default`` only makes the check run): required."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["required"] = list(names)
+        for name in names:
+            schema["properties"][name].pop("default", None)
+
+    return edit
 
 
 def _measure(name: str) -> Callable[[Any], float]:
@@ -85,6 +112,8 @@ def _measure(name: str) -> Callable[[Any], float]:
 class Metrics(AgentPayload):
     """``POST /agent/metrics`` (§7.1): one sample of the node's traffic. ``pps`` and ``bps``
     must be usable (400 otherwise, the agent drops the post); the rest is read when usable."""
+
+    model_config = ConfigDict(json_schema_extra=_required("pps", "bps"))
 
     pps: Annotated[float, BeforeValidator(_measure("pps"))] = Field(
         default=None, validate_default=True, ge=0, description="Packets per second."
@@ -113,14 +142,19 @@ class Heartbeat(AgentPayload):
     (§6.3) and a body with ``update_error`` but no ``version`` (§6.4) are told apart by the
     handler."""
 
-    version: Annotated[str | None, _tolerant(_version)] = None
-    current_version: Annotated[str | None, _tolerant(_version)] = Field(
+    version: Annotated[
+        str | None,
+        _tolerant(_version),
+        _schema("The agent's version, at most 64 characters; anything else reads as absent."),
+    ] = None
+    current_version: Annotated[str | None, _tolerant(_version), _ANY_TEXT] = Field(
         default=None, description="Read when version is absent."
     )
     update_error: TolerantText = Field(default=None, description="A self-update failure (§6.4).")
     retry_queue_size: Annotated[
         int | None,
         _tolerant(lambda v: v if isinstance(v, int) and not isinstance(v, bool) else None),
+        _ANY_NUMBER,
     ] = Field(default=None, description="Posts the agent's retry queue holds (§7.2).")
     flow_active: TolerantFlag = False
     mirror_flow_only: TolerantFlag = False
@@ -168,15 +202,27 @@ class CommandAck(AgentPayload):
     """``POST /agent/commands/ack`` (§5.3). ``command_id`` is an integer (digits in a string
     too); ``status`` and ``error`` are cut to 32 and 4000 characters."""
 
-    command_id: Annotated[int, BeforeValidator(_command_id)] = Field(
-        default=None, validate_default=True
-    )
+    model_config = ConfigDict(json_schema_extra=_required("command_id"))
+
+    command_id: Annotated[
+        int,
+        BeforeValidator(_command_id),
+        _schema(
+            "The command's id: an integer, or its digits in a string.",
+            anyOf=[
+                {"type": "integer", "minimum": -(2**63) + 1, "maximum": 2**63 - 1},
+                {"type": "string"},
+            ],
+        ),
+    ] = Field(default=None, validate_default=True)
     status: Annotated[
-        str, _tolerant(lambda v: v[:32] if isinstance(v, str) and v else "unknown")
-    ] = Field(default="unknown", description="applied, failed, ...")
-    error: Annotated[str | None, _tolerant(lambda v: v[:4000] if isinstance(v, str) else None)] = (
-        None
-    )
+        str,
+        _tolerant(lambda v: v[:32] if isinstance(v, str) and v else "unknown"),
+        _schema("applied, failed, ...; anything but a non-empty string reads as unknown."),
+    ] = "unknown"
+    error: Annotated[
+        str | None, _tolerant(lambda v: v[:4000] if isinstance(v, str) else None), _ANY_TEXT
+    ] = None
 
 
 # --------------------------------------------------------------------------- reports (§10)
@@ -279,3 +325,36 @@ def _report_model(kind: str) -> type[AgentPayload]:
 
 REPORT_MODELS: dict[str, type[AgentPayload]] = {kind: _report_model(kind) for kind in REPORT_FIELDS}
 """report kind -> its model."""
+
+
+# --------------------------------------------------------------------------- operators (§5.2)
+
+
+class CommandCreate(RequestModel):
+    """A remote command for the node's agent (docs/agent-api.md §5.2); unknown fields are
+    refused."""
+
+    # the handler refuses unknown fields through this model; settings_repo.create_command
+    # checks the values, as it needs the database for the incident
+
+    command_type: Literal[COMMAND_TYPES] = "iptables"  # type: ignore[valid-type]
+    command_text: Annotated[
+        str, Field(min_length=1, max_length=MAX_COMMAND_TEXT, pattern=r"\S")
+    ] = Field(
+        description='An xdp command is a JSON object of type "xdp_filter" or "xdp_filter_remove".'
+    )
+    title: Annotated[str | None, Field(max_length=200)] = None
+    incident_uuid: Uuid | None = Field(
+        default=None,
+        description="Makes the command a mitigation of this active incident of the node: when "
+        "the incident ends, its undo is queued and, if the agent never acknowledged it, the "
+        "command is withdrawn.",
+    )
+    undo_command_text: Annotated[
+        str | None, Field(min_length=1, max_length=MAX_COMMAND_TEXT, pattern=r"\S")
+    ] = Field(
+        default=None,
+        description="The lines that take the mitigation back. For iptables/ip6tables rules "
+        "added with -A or -I it is derived (-D) when omitted; ftagent itself only cleans up "
+        "nft and xdp rules.",
+    )

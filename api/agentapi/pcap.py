@@ -37,11 +37,21 @@ from aiohttp import BodyPartReader, web
 
 from ..errors import ApiError, json_response
 from ..http import authenticate, parse_uuid, path_uuid, state
+from ..openapi.build import param_ref, rate_headers
+from ..openapi.operations import Route, answer, operation
 from ..state import STATE
 from . import pcap_repo as repo
-from .agent import AGENT, PREFIX, guard
+from .agent import AGENT, PREFIX, agent_operation, guard, incident_ref
+from .answers import PcapList, PcapUploaded
 
-__all__ = ["MAX_MULTIPART_BODY_BYTES", "OPENAPI_PATHS", "PCAP_CONTENT_TYPE", "setup"]
+__all__ = [
+    "MAX_MULTIPART_BODY_BYTES",
+    "OPERATIONS",
+    "PCAP_CONTENT_TYPE",
+    "UPLOAD_PATH",
+    "routes",
+    "setup",
+]
 
 MAX_MULTIPART_BODY_BYTES = repo.MAX_PCAP_SINGLE_BYTES + 64 * 1024
 """Largest multipart request: one file of up to 2 MiB plus the form framing."""
@@ -299,6 +309,10 @@ def _head(path: Path) -> bytes:
 
 # --------------------------------------------------------------------------- REST
 
+routes = web.RouteTableDef()
+"""The REST routes (deploy token); ``api.agentapi.setup`` adds them."""
+_REF = param_ref("IncidentRef")
+
 
 async def _incident(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
     caller = await authenticate(request)
@@ -312,13 +326,58 @@ async def _incident(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
     return caller.ws_uuid, inc
 
 
+@routes.get("/api/v1/incidents/{ref}/pcaps", allow_head=False)
+@operation(
+    "listIncidentPcaps",
+    tag="Incidents",
+    parameters=(_REF,),
+    answers={200: answer("The captures.", PcapList)},
+    errors=(404,),
+)
 async def list_incident_pcaps(request: web.Request) -> web.Response:
+    """List an incident's packet captures
+
+    Every capture the agent uploaded for the incident, oldest first."""
     ws, inc = await _incident(request)
     rows = await state(request).store.run(repo.list_pcaps, ws, inc)
     return json_response({"ok": True, "pcaps": rows, "total": len(rows)})
 
 
+@routes.get("/api/v1/incidents/{ref}/pcaps/{id}", allow_head=False)
+@operation(
+    "downloadIncidentPcap",
+    tag="Incidents",
+    parameters=(
+        _REF,
+        {
+            "name": "id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "format": "uuid"},
+            "description": "The capture's `id`.",
+        },
+    ),
+    answers={
+        200: answer(
+            "The capture file.",
+            {"type": "string", "contentMediaType": PCAP_CONTENT_TYPE},
+            content_type=PCAP_CONTENT_TYPE,
+            headers={
+                **rate_headers(),
+                "Content-Disposition": {
+                    "description": 'attachment; filename="<name>"',
+                    "required": True,
+                    "schema": {"type": "string"},
+                },
+            },
+        )
+    },
+    errors=(404,),
+)
 async def download_pcap(request: web.Request) -> web.StreamResponse:
+    """Download a packet capture
+
+    The file as uploaded (pcap or pcapng), as an attachment."""
     ws, inc = await _incident(request)
     pcap_id = path_uuid(request, "id", "pcap")
     st = state(request)
@@ -336,126 +395,55 @@ async def download_pcap(request: web.Request) -> web.StreamResponse:
     )
 
 
+UPLOAD_PATH = f"{PREFIX}/incidents/{{uuid}}/pcap"
+
+
 def setup(app: web.Application) -> None:
-    """Routes of this module; the upload authenticates through the ``AgentApi`` in ``app``."""
+    """The upload's route (the REST ones are :data:`routes`); it authenticates through the
+    ``AgentApi`` in ``app``."""
     uploads = PcapUploads(app)
-    r = app.router
-    r.add_post(f"{PREFIX}/incidents/{{uuid}}/pcap", guard("pcap", uploads.upload))
-    r.add_get("/api/v1/incidents/{ref}/pcaps", list_incident_pcaps, allow_head=False)
-    r.add_get("/api/v1/incidents/{ref}/pcaps/{id}", download_pcap, allow_head=False)
+    app.router.add_post(UPLOAD_PATH, guard("pcap", uploads.upload))
 
 
-# --------------------------------------------------------------------------- OpenAPI
-
-_RATE = {
-    name: {"$ref": f"#/components/headers/{name}"}
-    for name in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
-}
-
-
-def _error_refs(*statuses: int) -> dict[str, Any]:
-    names = {
-        400: "BadRequest",
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "NotFound",
-        409: "Conflict",
-        413: "PayloadTooLarge",
-        429: "RateLimited",
-        500: "InternalError",
-        503: "Unavailable",
-    }
-    return {str(s): {"$ref": f"#/components/responses/{names[s]}"} for s in sorted(statuses)}
-
-
-_PCAP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["id", "name", "size", "created_at", "sha256"],
-    "properties": {
-        "id": {"$ref": "#/components/schemas/Uuid"},
-        "name": {"type": "string", "description": "File name for downloads."},
-        "size": {"type": "integer", "minimum": 0, "description": "Bytes."},
-        "created_at": {"$ref": "#/components/schemas/Timestamp"},
-        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    },
-    "additionalProperties": False,
-}
-
-_UPLOAD_ANSWER: dict[str, Any] = {
-    "type": "object",
-    "required": ["ok", "uuid"],
-    "properties": {
-        "ok": {"const": True},
-        "uuid": {"$ref": "#/components/schemas/Uuid"},
-        "created": {"type": "boolean", "description": "The incident was unknown and created."},
-        "pcap": _PCAP_SCHEMA,
-        "chunk_received": {"type": "integer", "minimum": 0, "description": "This chunk's index."},
-        "of": {"type": "integer", "minimum": 1, "description": "X-Chunk-Total."},
-        "received": {"type": "integer", "minimum": 0, "description": "Chunks held so far."},
-        "complete": {"type": "boolean", "description": "The file was put together and stored."},
-    },
-}
-
-
-def _chunk_header(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+def _chunk_header(name: str, pattern: str, description: str) -> dict[str, Any]:
     return {
         "name": name,
         "in": "header",
         "required": False,
-        "schema": schema,
-        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+        "description": f"Raw chunks only: {description}",
     }
 
 
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/agent/incidents/{uuid}/pcap": {
-        "post": {
-            "tags": ["Agent"],
-            "operationId": "agentUploadPcap",
-            "summary": "Upload a packet capture (ftagent)",
-            "description": "Stores a pcap or pcapng file for the node's incident; an unknown uuid "
-            "creates the incident, uploads after the resolve are accepted and every upload is "
-            "kept as its own file. Either one multipart request (file part `pcap`, at most "
-            "2 MiB), or raw chunks of at most 2 MiB with `X-Chunk-Index`, `X-Chunk-Total` (at "
-            "most 250) and `X-Upload-Id`: the file is put together once all chunks are held; "
-            "re-sent chunks are accepted idempotently. A file that is neither pcap nor pcapng "
-            "is 400 (`field: pcap`); too large is 413. Authenticated by the node's API key "
-            "(`Authorization: Bearer`) plus `X-Node-UUID`, which must name that key's node "
-            "(missing: 401, another node: 403). Overload is 503 with an integer `Retry-After`.",
-            "security": [{"nodeKey": []}],
-            "parameters": [
-                {
-                    "name": "X-Node-UUID",
-                    "in": "header",
-                    "required": False,
-                    "schema": {"type": "string"},
-                    "description": "The node's UUID; required in practice (401 without it).",
-                },
-                {
-                    "name": "uuid",
-                    "in": "path",
-                    "required": True,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                    "description": "The incident uuid from the open, or one the agent made up "
-                    "(created).",
-                },
-                _chunk_header(
-                    "X-Chunk-Index",
-                    {"type": "string", "pattern": "^[0-9]{1,6}$"},
-                    "Raw chunks only: this chunk's 0-based index.",
-                ),
-                _chunk_header(
-                    "X-Chunk-Total",
-                    {"type": "string", "pattern": "^[0-9]{1,6}$"},
-                    "Raw chunks only: the number of chunks, 1 to 250.",
-                ),
+_PCAP_FILE = {"type": "string", "contentMediaType": PCAP_CONTENT_TYPE}
+
+OPERATIONS = [
+    Route(
+        "POST",
+        UPLOAD_PATH,
+        agent_operation(
+            "agentUploadPcap",
+            "Upload a packet capture (ftagent)",
+            "Stores a pcap or pcapng file for the node's incident; an unknown uuid creates the "
+            "incident, uploads after the resolve are accepted and every upload is kept as its "
+            "own file. Either one multipart request (file part `pcap`, at most 2 MiB), or raw "
+            "chunks of at most 2 MiB with `X-Chunk-Index`, `X-Chunk-Total` (at most 250) and "
+            "`X-Upload-Id`: the file is put together once all chunks are held; re-sent chunks "
+            "are accepted idempotently. A file that is neither pcap nor pcapng is 400 (`field: "
+            "pcap`); too large is 413.",
+            PcapUploaded,
+            errors=(404, 409),
+            parameters=(
+                incident_ref("created"),
+                _chunk_header("X-Chunk-Index", "^[0-9]{1,6}$", "this chunk's 0-based index."),
+                _chunk_header("X-Chunk-Total", "^[0-9]{1,6}$", "the number of chunks, 1 to 250."),
                 _chunk_header(
                     "X-Upload-Id",
-                    {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
-                    "Raw chunks only: one value per file, kept across retries.",
+                    "^[A-Za-z0-9_-]{1,64}$",
+                    "one value per file, kept across retries.",
                 ),
-            ],
-            "requestBody": {
+            ),
+            requestBody={
                 "required": True,
                 "description": "The capture: multipart with one file part `pcap`, or raw bytes.",
                 "content": {
@@ -463,90 +451,13 @@ OPENAPI_PATHS: dict[str, Any] = {
                         "schema": {
                             "type": "object",
                             "required": ["pcap"],
-                            "properties": {
-                                "pcap": {"type": "string", "contentMediaType": PCAP_CONTENT_TYPE}
-                            },
+                            "properties": {"pcap": _PCAP_FILE},
                         }
                     },
-                    "application/octet-stream": {
-                        "schema": {"type": "string", "contentMediaType": PCAP_CONTENT_TYPE}
-                    },
+                    "application/octet-stream": {"schema": _PCAP_FILE},
                 },
             },
-            "responses": {
-                "200": {
-                    "description": "The file, or the chunk, was accepted.",
-                    "content": {"application/json": {"schema": _UPLOAD_ANSWER}},
-                },
-                **_error_refs(400, 401, 403, 409, 413, 429, 500, 503),
-            },
-        }
-    },
-    "/api/v1/incidents/{ref}/pcaps": {
-        "parameters": [{"$ref": "#/components/parameters/IncidentRef"}],
-        "get": {
-            "tags": ["Incidents"],
-            "operationId": "listIncidentPcaps",
-            "summary": "List an incident's packet captures",
-            "description": "Every capture the agent uploaded for the incident, oldest first.",
-            "responses": {
-                "200": {
-                    "description": "The captures.",
-                    "headers": _RATE,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["ok", "pcaps", "total"],
-                                "properties": {
-                                    "ok": {"const": True},
-                                    "pcaps": {"type": "array", "items": _PCAP_SCHEMA},
-                                    "total": {"type": "integer", "minimum": 0},
-                                },
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
-                **_error_refs(401, 404, 429, 500, 503),
-            },
-        },
-    },
-    "/api/v1/incidents/{ref}/pcaps/{id}": {
-        "parameters": [
-            {"$ref": "#/components/parameters/IncidentRef"},
-            {
-                "name": "id",
-                "in": "path",
-                "required": True,
-                "schema": {"type": "string", "format": "uuid"},
-                "description": "The capture's `id`.",
-            },
-        ],
-        "get": {
-            "tags": ["Incidents"],
-            "operationId": "downloadIncidentPcap",
-            "summary": "Download a packet capture",
-            "description": "The file as uploaded (pcap or pcapng), as an attachment.",
-            "responses": {
-                "200": {
-                    "description": "The capture file.",
-                    "headers": {
-                        **_RATE,
-                        "Content-Disposition": {
-                            "description": 'attachment; filename="<name>"',
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                    },
-                    "content": {
-                        PCAP_CONTENT_TYPE: {
-                            "schema": {"type": "string", "contentMediaType": PCAP_CONTENT_TYPE}
-                        }
-                    },
-                },
-                **_error_refs(401, 404, 429, 500, 503),
-            },
-        },
-    },
-}
+        ),
+    )
+]
+"""The upload, added by :func:`setup`; ``api.agentapi.OPERATIONS`` lists it."""

@@ -2,8 +2,9 @@
 mitigation commands.
 
 Overrides are the keys of the agent's ``GET /agent/config`` answer that an operator may set
-(docs/agent-api.md §4.3). Each is checked here, so an agent never receives a value of the wrong
-type (a wrong type aborts the agent's config handling). A node's effective config is the built-in
+(docs/agent-api.md §4.3). Each is checked before it is stored (``overrides.py`` declares the
+keys, their checks and their types), so an agent never receives a value of the wrong type (a
+wrong type aborts the agent's config handling). A node's effective config is the built-in
 defaults, overlaid by its workspace's overrides, overlaid by its own; objects (``flow``, ``l7``)
 merge key by key. In a PATCH, ``null`` removes an override, and ``null`` for a key inside an
 object removes that key (unless the key takes ``null`` as a value, as ``l7.rps_threshold``).
@@ -18,10 +19,8 @@ docs/agent-api.md §4 and §5.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +28,8 @@ import orjson
 
 from store.db import Connection, rows_as_dicts, utcnow
 from store.errors import Conflict, InvalidValue, NotFound
+
+from .overrides import UNSET
 
 __all__ = [
     "COMMAND_TYPES",
@@ -51,176 +52,6 @@ __all__ = [
 
 COMMAND_TYPES = ("iptables", "ip6tables", "nft", "sysctl", "shell", "xdp", "tc", "ipset")
 MAX_COMMAND_TEXT = 16_384
-
-Check = Callable[[str, Any], Any]
-
-
-def _bool(key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise InvalidValue(f"{key} must be true or false", key)
-    return v
-
-
-def _int(lo: int, hi: int) -> Check:
-    def check(key: str, v: Any) -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise InvalidValue(f"{key} must be an integer from {lo} to {hi}", key)
-        return v
-
-    return check
-
-
-def _num(lo: float, hi: float, nullable: bool = False) -> Check:
-    def check(key: str, v: Any) -> float | int | None:
-        if v is None and nullable:
-            return None
-        if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
-            raise InvalidValue(f"{key} must be a number from {lo:g} to {hi:g}", key)
-        return v
-
-    return check
-
-
-def _choice(*choices: str) -> Check:
-    def check(key: str, v: Any) -> str:
-        if v not in choices:
-            raise InvalidValue(f"{key} must be one of {', '.join(choices)}", key)
-        return str(v)
-
-    return check
-
-
-def _text(max_len: int) -> Check:
-    def check(key: str, v: Any) -> str:
-        if not isinstance(v, str) or len(v) > max_len or any(ord(c) < 32 for c in v):
-            raise InvalidValue(f"{key} must be a string of at most {max_len} characters", key)
-        return v
-
-    return check
-
-
-def _ip_list(key: str, v: Any) -> list[str]:
-    if not isinstance(v, list) or len(v) > 1000:
-        raise InvalidValue(f"{key} must be a list of at most 1000 IP addresses", key)
-    out = []
-    for item in v:
-        try:
-            out.append(ipaddress.ip_address(str(item)).compressed)
-        except ValueError:
-            raise InvalidValue(f"{key} holds {item!r}, which is not an IP address", key) from None
-    return out
-
-
-def _cidr_list(key: str, v: Any) -> list[str]:
-    if not isinstance(v, list) or len(v) > 1000:
-        raise InvalidValue(f"{key} must be a list of at most 1000 networks (CIDR)", key)
-    out = []
-    for item in v:
-        try:
-            out.append(ipaddress.ip_network(str(item), strict=False).compressed)
-        except ValueError:
-            raise InvalidValue(f"{key} holds {item!r}, which is not a network", key) from None
-    return out
-
-
-def _ioc_patterns(key: str, v: Any) -> list[dict[str, str]]:
-    if not isinstance(v, list) or len(v) > 1000:
-        raise InvalidValue(f"{key} must be a list of at most 1000 patterns", key)
-    out = []
-    for item in v:
-        if not isinstance(item, dict) or not isinstance(item.get("pattern"), str):
-            raise InvalidValue(f"{key} entries must be objects with a string pattern", key)
-        out.append(
-            {
-                "pattern": _text(256)(key, item["pattern"]),
-                "attack_name": _text(100)(key, item.get("attack_name", "ioc")),
-                "attack_family": _text(100)(key, item.get("attack_family", "unknown")),
-            }
-        )
-    return out
-
-
-def _blocklist(key: str, v: Any) -> list[dict[str, str]]:
-    if not isinstance(v, list):
-        raise InvalidValue(f"{key} must be a list of {{indicator: ip}} objects or IPs", key)
-    ips = _ip_list(key, [i.get("indicator") if isinstance(i, dict) else i for i in v])
-    return [{"indicator": ip} for ip in ips]
-
-
-def _labels(key: str, v: Any) -> dict[str, str]:
-    if not isinstance(v, dict) or len(v) > 10_000:
-        raise InvalidValue(f"{key} must be an object of address -> label", key)
-    return {str(k): _text(100)(key, label) for k, label in v.items()}
-
-
-_UNSET = "\x00unset"
-"""What a ``null`` inside an object override becomes when the key takes no ``null`` of its own:
-the removal of that key from the stored override (``{"l7": {"action": null}}``)."""
-
-
-def _object(spec: dict[str, Check]) -> Check:
-    def check(key: str, v: Any) -> dict[str, Any]:
-        if not isinstance(v, dict):
-            raise InvalidValue(f"{key} must be an object", key)
-        out: dict[str, Any] = {}
-        for k, value in v.items():
-            if k not in spec:
-                raise InvalidValue(f"{key}.{k} is not a setting of {key}", key)
-            try:
-                out[k] = spec[k](f"{key}.{k}", value)
-            except InvalidValue:
-                if value is not None:
-                    raise
-                out[k] = _UNSET
-        return out
-
-    return check
-
-
-_NODE_IP = _text(45)
-
-SETTINGS: dict[str, Check] = {
-    "pps_threshold": _num(0, 1e12),
-    "dynamic_threshold": _bool,
-    "pcap_enabled": _bool,
-    "velocity_detection": _bool,
-    "attack_holddown": _int(3, 3600),
-    "attack_cooldown": _num(10, 86_400),
-    "confirm_ticks": _int(2, 30),
-    "gre_mode": _choice("enabled", "disabled", "auto"),
-    "gre_max_depth": _int(1, 8),
-    "hypervisor_mode": _bool,
-    "vm_labels": _labels,
-    "ioc_patterns": _ioc_patterns,
-    "ip_blocklist": _blocklist,
-    "preferred_firewall": _choice("iptables", "nftables", "ufw", "firewalld"),
-    "suspended": _bool,
-    "mirror_subnets": _cidr_list,
-    "mirror_ip_labels": _labels,
-    "mirror_ip_limit": _int(1, 100_000),
-    "mirror_blocked": _bool,
-    "mirror_message": _text(500),
-    "flow": _object(
-        {
-            "enabled": _bool,
-            "protocol": _choice("auto", "sflow", "netflow_v5", "netflow_v9", "ipfix"),
-            "port": _int(0, 65535),
-            "sample_rate": _int(0, 1_000_000),
-            "source_ips": _ip_list,
-            "node_ip": _NODE_IP,
-        }
-    ),
-    "l7": _object(
-        {
-            "enabled": _bool,
-            "action": _choice("auto_detect"),
-            "log_path": _text(1024),
-            "rps_threshold": _num(1, 1e9, nullable=True),
-            "error_rate_threshold": _num(1, 100),
-            "sensitivity": _choice("low", "medium", "high"),
-        }
-    ),
-}
 
 
 def _scope(node_uuid: uuid.UUID | None) -> tuple[str, list[Any]]:
@@ -246,19 +77,17 @@ def get_overrides(
 def set_overrides(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None, patch: dict[str, Any]
 ) -> dict[str, Any]:
-    """Apply a partial change (``null`` removes a key) and return the stored overrides."""
+    """Apply a partial change, checked by ``overrides.check_patch`` (``None`` removes a key,
+    ``UNSET`` a key inside an object), and return the stored overrides."""
     current = get_overrides(con, ws_uuid, node_uuid)
-    for key, value in patch.items():
-        if key not in SETTINGS:
-            raise InvalidValue(f"{key} is not an agent setting", key)
-        if value is None:
+    for key, checked in patch.items():
+        if checked is None:
             current.pop(key, None)
             continue
-        checked = SETTINGS[key](key, value)
         if isinstance(checked, dict):
             stored = current.get(key)
             base: dict[str, Any] = stored if isinstance(stored, dict) else {}
-            merged = {k: v for k, v in {**base, **checked}.items() if v != _UNSET}
+            merged = {k: v for k, v in {**base, **checked}.items() if v != UNSET}
             if merged or not checked:
                 current[key] = merged
             else:  # every key of the object removed: no override left

@@ -2,11 +2,12 @@
 the health check, generated from the route table and the typed models of ``api/models``.
 
 Each operation is declared next to the route that serves it (:mod:`.operations`): the handler's
-docstring gives its summary and description, its request body and answers name models. The
-operations and component schemas not moved there yet are still written by hand in
-``legacy_paths.py``, ``legacy_agent.py`` and ``legacy_schemas.py``; a generated operation
-replaces the hand-written one of the same path and method. ``tests/test_openapi.py`` compares
-the documented operations with the router and fuzzes the live server against this document.
+docstring gives its summary and description, its request body and answers name models, whose
+schemas become the components. The shared pieces (error answers, rate-limit headers, page
+parameters, the error envelope and the value types models refer to by name) are in
+:mod:`.build`.
+``tests/test_openapi.py`` compares the documented operations with the router and fuzzes the
+live server against this document.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from typing import Any
 from .. import __version__
 from ..models import component_schemas
 from . import build
-from .legacy_paths import legacy_paths
-from .legacy_schemas import schemas as legacy_schemas
 from .operations import ModelRegistry, Route, document_operations
 
 __all__ = ["openapi_document"]
@@ -43,21 +42,26 @@ Timestamps are UTC in ISO 8601 with a `Z` suffix."""
 
 def _declared_routes() -> list[Route]:
     """The ``OPERATIONS`` of the modules that declare theirs beside imperatively added routes."""
-    from .. import metrics
+    from .. import agentapi, metrics
     from ..routes import health, telemetry
 
-    return [*health.OPERATIONS, *telemetry.OPERATIONS, *metrics.OPERATIONS]
+    return [
+        *health.OPERATIONS,
+        *telemetry.OPERATIONS,
+        *metrics.OPERATIONS,
+        *agentapi.OPERATIONS,
+    ]
 
 
 def openapi_document(public_url: str = "") -> dict[str, Any]:
     # imported here: the route modules import this package for their declarations
+    from .. import agentapi
     from ..routes import ROUTE_TABLES
 
     models: ModelRegistry = {}
-    paths = legacy_paths()
-    for path, item in document_operations(ROUTE_TABLES, _declared_routes(), models).items():
-        paths.setdefault(path, {}).update(item)
-    schemas = legacy_schemas()
+    tables = [*ROUTE_TABLES, *agentapi.ROUTE_TABLES]
+    paths = document_operations(tables, _declared_routes(), models)
+    schemas = build.shared_schemas()
     for name, schema in component_schemas(models).items():
         schemas.setdefault(name, schema)
     doc: dict[str, Any] = {
@@ -78,6 +82,10 @@ def openapi_document(public_url: str = "") -> dict[str, Any]:
             {"name": "Telemetry", "description": "Binary telemetry and its collector keys."},
             {"name": "Health", "description": "Unauthenticated checks and this document."},
             {"name": "Agent", "description": "The ftagent Agent API (node API key)."},
+            {
+                "name": "Agent control",
+                "description": "Steering ftagent agents: config overrides, remote commands.",
+            },
             {"name": "Detection", "description": "Floodwatch's own detector: its settings."},
         ],
         "security": [{"deployToken": []}],
