@@ -1,5 +1,5 @@
 """Value types that several resources' models share, each documented by one component of
-``#/components/schemas`` (written in ``api/openapi/legacy_schemas.py`` until a model owns it)."""
+``#/components/schemas`` (``api.openapi.build.shared_schemas``)."""
 
 from __future__ import annotations
 

@@ -323,3 +323,61 @@ def query_filter(
         "schema": {"type": "string", "enum": list(values)},
         "description": f"{description} An empty value means no filter.",
     }
+
+
+# --------------------------------------------------------------------------- shared components
+
+
+def shared_schemas() -> dict[str, Schema]:
+    """The components the models refer to by name (``api.models.component``) rather than
+    declare: the error envelope every failed request answers with, and the value types
+    ``Uuid``, ``Timestamp``, ``Name``, ``OptionalText``, ``IpAddress``, ``Email``. Their rules
+    are enforced by the checks of ``store.validate``; these schemas document them."""
+    return {
+        "Error": obj(
+            {
+                "ok": {"const": False},
+                "error": obj(
+                    {
+                        "code": {"type": "string", "description": "Stable machine-readable code."},
+                        "message": {"type": "string", "minLength": 1},
+                        "field": {
+                            "type": "string",
+                            "description": "The parameter or body field at fault.",
+                        },
+                    },
+                    optional=("field",),
+                ),
+            },
+            description="The one error envelope of every failed request.",
+        ),
+        "Uuid": UUID,
+        "Timestamp": TIMESTAMP,
+        "Name": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 100,
+            "pattern": r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+            "description": "Surrounding whitespace is trimmed; at most 100 characters after "
+            "that; no control characters.",
+        },
+        "OptionalText": {
+            "type": ["string", "null"],
+            "maxLength": 100,
+            "pattern": TEXT_PATTERN,
+            "description": "Trimmed; empty or null means unset.",
+        },
+        "IpAddress": {
+            "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}],
+            "type": "string",
+            "description": "IPv4 or IPv6 address (no zone index).",
+        },
+        "Email": {
+            "type": "string",
+            "maxLength": 254,
+            "pattern": r"^[^@\s\x00-\x1f\x7f]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}$",
+        },
+    }
+
+
+# --------------------------------------------------------------------------- parameters, headers
