@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +61,6 @@ _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,6}")
 _INT_ID = re.compile(r"[0-9]{1,18}")
 _MAX_PARTS = 8
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _too_large(what: str) -> ApiError:
@@ -192,7 +188,7 @@ class PcapUploads:
         elif not data:
             raise ApiError(400, "invalid_parameter", "the chunk is empty", field="pcap")
         st = state(request)
-        now = utcnow()
+        now = st.clock.now()
         inc, created = await st.store.run(repo.resolve_agent_incident, ws, node, ref, now)
         if chunk is None:
             row = await self._store(ws, inc, node, data, filename, None, now)

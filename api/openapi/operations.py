@@ -61,7 +61,8 @@ def schema_of(value: Any, mode: JsonSchemaMode, models: ModelRegistry) -> Schema
     """``value`` as a schema: a model class becomes a reference to its component (recorded in
     ``models``); a JSON Schema (a dict) is used as it is, its nested models resolved too."""
     if isinstance(value, dict):
-        return {key: _resolve(item, mode, models) for key, item in value.items()}
+        resolved: Schema = _resolve(value, mode, models)
+        return resolved
     if isinstance(value, type):
         name = value.__name__
         known = models.get(name)
