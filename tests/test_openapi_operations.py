@@ -113,3 +113,25 @@ def test_an_operation_needs_a_summary() -> None:
     declared = operation("b", tag="Things", answers={200: answer("B.", Thing)})
     with pytest.raises(ValueError, match="no summary"):
         document_operations([], [Route("GET", "/b", declared)], {})
+
+
+def test_every_503_code_the_server_raises_is_documented() -> None:
+    """The shared ``Unavailable`` answer lists every ``error.code`` a 503 can carry: the codes
+    are read from the ``ApiError(503, "<code>", ...)`` calls in the source, so a new one that
+    is not documented fails here."""
+    import re
+    from pathlib import Path
+
+    from api.openapi.build import responses
+
+    root = Path(__file__).resolve().parents[1]
+    raised: set[str] = set()
+    for package in ("api", "ingest", "notify", "store"):
+        for path in (root / package).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            raised |= set(re.findall(r'ApiError\(\s*503,\s*"([a-z_]+)"', text))
+    assert {"unavailable", "overloaded"} <= raised
+    schema = responses()["Unavailable"]["content"]["application/json"]["schema"]
+    code = schema["allOf"][1]["properties"]["error"]["properties"]["code"]
+    documented = set(code.get("enum", [code.get("const")]))
+    assert raised <= documented, sorted(raised - documented)

@@ -253,8 +253,9 @@ def responses() -> dict[str, Any]:
         ),
         "Unavailable": error_answer(
             "Overloaded, or the database is not available. Retry later; after `Retry-After` "
-            "seconds when given.",
-            ("unavailable",),
+            "seconds when given. The code is `unavailable`, except on ftagent's endpoints when "
+            "the database writer is too far behind: `overloaded`.",
+            ("unavailable", "overloaded"),
             **{
                 "Retry-After": {
                     "description": "Seconds to wait; sent when the server sheds load.",
