@@ -205,13 +205,15 @@ def _node_index(con: Connection, workspace: str) -> dict[str, str]:
 
 
 class LimiterGuard:
-    """The REST API's failed-authentication limiter, offered to the telemetry receiver."""
+    """The REST API's failed-authentication limiter, offered to the telemetry receiver (on the
+    app's clock, like the REST API's own counting)."""
 
-    def __init__(self, limiter: FixedWindowLimiter) -> None:
+    def __init__(self, limiter: FixedWindowLimiter, clock: Clock = SYSTEM_CLOCK) -> None:
         self.limiter = limiter
+        self.clock = clock
 
     def failed(self, client: str) -> int | None:
-        now = time.time()
+        now = self.clock.time()
         verdict = self.limiter.hit(client, now)
         return None if verdict.allowed else verdict.retry_after(now)
 
@@ -321,7 +323,7 @@ def create_app(
         middlewares=[api_middleware],
         client_max_size=cfg.api.max_body_bytes,
     )
-    pipeline = Pipeline(cfg.data_path, pipeline_settings(cfg))
+    pipeline = Pipeline(cfg.data_path, pipeline_settings(cfg), clock)
 
     async def resolve(key: str) -> Credential | None:
         return await store.read(_resolve_key, key)
@@ -329,7 +331,9 @@ def create_app(
     async def index(workspace: str) -> dict[str, str]:
         return await store.read(_node_index, workspace)
 
-    credentials = CachedCredentials(resolve, index, ttl_secs=cfg.ingest.auth_cache_secs)
+    credentials = CachedCredentials(
+        resolve, index, ttl_secs=cfg.ingest.auth_cache_secs, clock=clock
+    )
     activity = ActivityTracker(
         store,
         rule=ElevationRule(cfg.api.elevated_factor, cfg.api.elevated_floor_pps),
@@ -349,7 +353,8 @@ def create_app(
             max_concurrent_decodes=cfg.ingest.max_concurrent_decodes,
         ),
         on_activity=activity.record,
-        auth_guard=LimiterGuard(auth_failures),
+        auth_guard=LimiterGuard(auth_failures, clock),
+        clock=clock,
     )
     app[STATE] = AppState(
         config=cfg,
@@ -439,7 +444,7 @@ def create_app(
             update_peak_factor=al.update_peak_factor,
         )
     )
-    app[DISPATCHER] = Dispatcher(store, al)
+    app[DISPATCHER] = Dispatcher(store, al, clock=clock)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(pipeline_ctx)
     app.cleanup_ctx.append(dispatcher_ctx)

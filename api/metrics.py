@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import time
 from collections.abc import Iterable, Iterator, Mapping
 
 from aiohttp import web
@@ -161,7 +160,7 @@ async def metrics_handler(request: web.Request) -> web.Response:
     refusal = metrics_refusal(peer, request.headers, st.config.server.metrics_token)
     if refusal is not None:
         if refusal.status == 401:  # a guess at the token: limited like deploy-token failures
-            count_auth_failure(st.auth_failure_limiter, peer or "unknown", time.time())
+            count_auth_failure(st.auth_failure_limiter, peer or "unknown", st.clock.time())
         raise refusal
     resp = web.Response(body=exposition())
     resp.headers["Content-Type"] = CONTENT_TYPE_LATEST

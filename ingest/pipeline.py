@@ -17,13 +17,12 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import zlib
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
 
+from store.clock import SYSTEM_CLOCK, Clock
 from store.lake import Lake, PartitionKey
 
 from .buffer import Buffer, Group, split_by_hour
@@ -211,8 +211,18 @@ class _Dedup:
 
 
 class Pipeline:
-    def __init__(self, data_dir: Path, settings: PipelineSettings | None = None) -> None:
+    """``clock`` is where the pipeline reads the time: the buffer's flush ages, the checkpoint
+    interval, a batch's arrival time (its WAL header and the de-duplication window) and the
+    ``now`` of maintenance. The lake's own retire/sweep deadlines stay on the machine's clock."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        settings: PipelineSettings | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.settings = s = settings or PipelineSettings()
+        self.clock = clock
         self.wal_dir = data_dir / "wal"
         self.lake = Lake(
             data_dir / "lake",
@@ -250,7 +260,7 @@ class Pipeline:
         # the journal file and list are touched from several writer threads
         self._journal_lock = threading.Lock()
         self._writes: set[asyncio.Task[int]] = set()
-        self._checkpoint_at = 0.0
+        self._checkpoint_at = float("-inf")  # never yet: the first one is not held back
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
         self._wake_flusher: asyncio.Event | None = None
@@ -282,7 +292,7 @@ class Pipeline:
                     k = rec["key"]
                     key = PartitionKey(k[0], k[1], date.fromisoformat(k[2]), int(k[3]))
                     present.update((int(seq), key) for seq in rec["seqs"])
-        now = time.time()
+        now = self.clock.time()
         if self._ledger_path.exists():
             for text in self._ledger_path.read_text().splitlines():
                 batch_key, _, when = text.rpartition(" ")
@@ -290,7 +300,7 @@ class Pipeline:
                     if float(when) >= now - self.settings.dedup_window_secs:
                         self._dedup.add(batch_key, float(when))
         replayed = 0
-        mono = time.monotonic()
+        mono = self.clock.monotonic()
         for entry in self.wal.replay():
             h = entry.header
             try:
@@ -419,7 +429,7 @@ class Pipeline:
                 "kind": kind,
                 "ws": workspace,
                 "rows": table.num_rows,
-                "t": time.time(),
+                "t": self.clock.time(),
             }
             payload_crc = None
             if wire is not None:
@@ -465,7 +475,7 @@ class Pipeline:
     ) -> None:
         # Runs on the event loop, inside the WAL committer, before any ack is sent: the buffer
         # therefore always holds every durable row that is not yet in the lake.
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if parts is None:
             parts = split_by_hour(kind, workspace, table)
         for key, part in parts:
@@ -518,7 +528,7 @@ class Pipeline:
         checkpoint; returns rows."""
         if force and self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
-        groups = self.buffer.take_due(time.monotonic(), force=force)
+        groups = self.buffer.take_due(self.clock.monotonic(), force=force)
         written = sum(await asyncio.gather(*(self._write(g) for g in groups)))
         await self._advance_checkpoint(now=True)
         return written
@@ -565,10 +575,10 @@ class Pipeline:
         Groups finish in any order: the checkpoint is below the lowest sequence number still
         buffered or being written, so it only covers entries whose rows are all in the lake."""
         assert self._checkpoint_lock is not None
-        if not now and time.monotonic() - self._checkpoint_at < _CHECKPOINT_EVERY_SECS:
+        if not now and self.clock.monotonic() - self._checkpoint_at < _CHECKPOINT_EVERY_SECS:
             return
         async with self._checkpoint_lock:
-            self._checkpoint_at = time.monotonic()
+            self._checkpoint_at = self.clock.monotonic()
             lowest = self.buffer.lowest_seq()
             cp = self._last_durable if lowest is None else lowest - 1
             if cp <= self.wal.checkpoint_seq:
@@ -615,7 +625,7 @@ class Pipeline:
             free = max(1, self.settings.lake_writers) - len(self._writes)
             if free <= 0:
                 continue
-            groups = self.buffer.take_due(time.monotonic())
+            groups = self.buffer.take_due(self.clock.monotonic())
             for i, group in enumerate(groups):
                 if i >= free:  # the rest waits for a writer in the buffer, where it can grow
                     self.buffer.restore(group)
@@ -644,7 +654,7 @@ class Pipeline:
     async def maintain(self, now: datetime | None = None) -> int:
         """Compact closed hours, write rollups, apply retention. Returns partitions compacted."""
         loop = asyncio.get_running_loop()
-        now = now or datetime.now(UTC)
+        now = now or self.clock.now()
         done = 0
         for kind in ("metrics", "flows"):
             partitions = await loop.run_in_executor(
@@ -684,7 +694,7 @@ class Pipeline:
         async with self._checkpoint_lock:  # not while a checkpoint appends to the ledger
             # expired and copied here, on the loop: the dedup table is the loop's, and a writer
             # thread iterating it while a request adds a key would fail
-            self._dedup.expire(time.time())
+            self._dedup.expire(self.clock.time())
             entries = self._dedup.snapshot()
             await loop.run_in_executor(self._lake_executor, self._rewrite_ledger, entries)
         return done

@@ -11,7 +11,6 @@ import hashlib
 import logging
 import random
 import re
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from aiohttp import web
 
+from store.clock import SYSTEM_CLOCK, Clock
 from store.lake import PartitionKey
 
 from .buffer import split_by_hour
@@ -80,6 +80,9 @@ class ReceiverSettings:
 
 
 class Receiver:
+    """``clock`` gives the ``now`` a batch's event times are checked against (no older than
+    ``max_age``, no later than ``max_skew`` ahead)."""
+
     def __init__(
         self,
         pipeline: Pipeline,
@@ -87,8 +90,10 @@ class Receiver:
         settings: ReceiverSettings,
         on_activity: ActivitySink | None = None,
         auth_guard: AuthGuard | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.pipeline = pipeline
+        self.clock = clock
         self.credentials = credentials
         self.settings = settings
         self.on_activity = on_activity
@@ -219,7 +224,7 @@ class Receiver:
             body,
             kind,
             max_rows=self.settings.max_batch_rows,
-            now=datetime.now(UTC),
+            now=self.clock.now(),
             max_age=self.max_age(kind_name),
             max_skew=self.settings.max_skew,
         )
@@ -347,9 +352,18 @@ class CachedCredentials:
     """A ``CredentialStore`` over lookup functions, caching answers for ``ttl_secs`` so that the
     hot path does not queue behind the database (the server also clears it on every write that
     could revoke a key). An entry in the last quarter of its life is refreshed in the background
-    while it keeps being served, so a busy node never waits for its own lookup."""
+    while it keeps being served, so a busy node never waits for its own lookup. Entries age on
+    ``clock``'s monotonic reading."""
 
-    def __init__(self, resolve_fn, index_fn, ttl_secs: float = 10.0, max_entries: int = 100_000):  # type: ignore[no-untyped-def]
+    def __init__(  # type: ignore[no-untyped-def]
+        self,
+        resolve_fn,
+        index_fn,
+        ttl_secs: float = 10.0,
+        max_entries: int = 100_000,
+        clock: Clock = SYSTEM_CLOCK,
+    ):
+        self.clock = clock
         self._resolve_fn = resolve_fn
         self._index_fn = index_fn
         self.ttl = ttl_secs
@@ -375,7 +389,7 @@ class CachedCredentials:
             # spread over 75-100% of the TTL, so that keys cached together (a fleet connecting
             # after a restart) do not all come due in the same second
             ttl = self.ttl * (0.75 + 0.25 * random.random())  # noqa: S311 (not a secret)
-            self._keys[digest] = (time.monotonic() + ttl, cred)
+            self._keys[digest] = (self.clock.monotonic() + ttl, cred)
         else:
             self._keys.pop(digest, None)
         return cred
@@ -393,7 +407,7 @@ class CachedCredentials:
         them), unless the cache was cleared since ``generation``. Returns how many."""
         if generation != self._generation:
             return 0
-        now = time.monotonic()
+        now = self.clock.monotonic()
         room = max(0, self.max_entries - len(self._keys))
         added = 0
         for digest, cred in entries.items():
@@ -410,7 +424,7 @@ class CachedCredentials:
         return self._generation
 
     async def resolve(self, key: str) -> Credential | None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
         hit = self._keys.get(digest)
         if hit is not None and hit[0] > now:
@@ -420,7 +434,7 @@ class CachedCredentials:
         return await self._lookup(key, digest)
 
     async def node_index(self, workspace: str) -> dict[str, str]:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         hit = self._indexes.get(workspace)
         if hit is not None and hit[0] > now:
             return hit[1]
