@@ -14,6 +14,9 @@ fails at once; a delivery still failing ``give_up_after_secs`` after it was queu
 ``failed``. A deleted or disabled channel's pending deliveries are ``cancelled`` when their turn
 comes. A channel that hangs holds only its own slots: other channels, ingestion and detection
 never wait for it.
+
+Every "now" here (what is due, when the next attempt is, the give-up time, the time an outcome
+is recorded) comes from the dispatcher's ``clock``, the app's; the loop still sleeps for real.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -35,6 +38,7 @@ from aiohttp import web
 from ingest.metrics import Counter, Gauge, Histogram, MetricSet
 from notify.events import AlertEvent, Attempt, ChannelTarget, deliver
 from store import Store, outbox
+from store.clock import SYSTEM_CLOCK, Clock
 from store.types import Channel
 
 from .config import AlertsConfig
@@ -86,8 +90,15 @@ class Dispatcher:
     """Inert until ``start()``; ``stop()`` cancels attempts in flight (their deliveries stay
     pending and are sent again, with the same delivery id, after the next start)."""
 
-    def __init__(self, store: Store, cfg: AlertsConfig, metrics: AlertMetrics = ALERT_METRICS):
+    def __init__(
+        self,
+        store: Store,
+        cfg: AlertsConfig,
+        metrics: AlertMetrics = ALERT_METRICS,
+        clock: Clock = SYSTEM_CLOCK,
+    ):
         self.store = store
+        self.clock = clock
         self.cfg = cfg
         self.metrics = metrics
         self.session: aiohttp.ClientSession | None = None
@@ -153,7 +164,7 @@ class Dispatcher:
             scan = self._scan
             self._finished = {k: v for k, v in self._finished.items() if v >= scan}
             try:
-                now = datetime.now(UTC)
+                now = self.clock.now()
                 rows, earliest, depth = await self.store.read(
                     outbox.due_deliveries, now, SCAN_LIMIT, list(self._seqs.values())
                 )
@@ -263,7 +274,7 @@ class Dispatcher:
         if not row["channel_exists"] or not row["channel_enabled"]:
             why = "channel deleted" if not row["channel_exists"] else "channel disabled"
             fields = {"error": why, "latency_ms": 0.0}
-            await self._record((row, fields, "cancelled", datetime.now(UTC), None))
+            await self._record((row, fields, "cancelled", self.clock.now(), None))
             return
         channel = {
             "id": row["channel_id"],
@@ -275,7 +286,7 @@ class Dispatcher:
         event = AlertEvent.from_json(row["payload"])
         attempt = await self._send(channel, event, row["delivery_id"], row["remote_ref"])
         release()
-        now = datetime.now(UTC)
+        now = self.clock.now()
         ctype = str(channel["type"])
         outcome, next_at = self._next_step(row, attempt, now)
         fields = _attempt_fields(attempt)
@@ -321,6 +332,7 @@ class Dispatcher:
                 delivery_id=delivery_id,
                 timeout=self.cfg.attempt_timeout_secs,
                 remote_ref=remote_ref,
+                clock=self.clock,
             )
         except asyncio.CancelledError:
             raise
@@ -358,7 +370,7 @@ class Dispatcher:
     async def send_test(self, ws_uuid: uuid.UUID, channel: Channel) -> dict[str, Any]:
         """Send a ``test`` event to ``channel`` now (one attempt, no retry), log it like any
         delivery and return the attempt's outcome."""
-        now = datetime.now(UTC)
+        now = self.clock.now()
         workspace = await self.store.read(outbox.workspace_ref, ws_uuid)
         event = AlertEvent(
             event_id=str(uuid.uuid4()),
@@ -371,7 +383,7 @@ class Dispatcher:
         delivery_id = str(uuid.uuid4())
         attempt = await self._send(channel, event, delivery_id, None)
         fields = _attempt_fields(attempt)
-        done = datetime.now(UTC)
+        done = self.clock.now()
         await self.store.run(
             outbox.record_test, ws_uuid, int(channel["id"]), event, fields, delivery_id, done
         )

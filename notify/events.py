@@ -4,6 +4,12 @@ This module is the contract between the senders (``notify.services``: one attemp
 service) and the dispatcher (outbox, retries, delivery log). ``deliver`` makes exactly one
 attempt and never raises for a delivery failure; ``passes_filters`` applies a channel's own
 filters (minimum severity, nodes, event kinds, mute window) to an event.
+
+The time: ``passes_filters`` and the dispatcher's retry decisions take ``now`` from their caller
+(the server's clock). What a sender itself needs of the time (a ``Retry-After`` given as an
+HTTP-date, turned into seconds) it reads from :func:`current_clock`: the clock ``deliver`` was
+given for the attempt. notify imports nothing of ours, so its clock is any object with a
+``now()`` (``store.clock.Clock`` is one).
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from datetime import time as dtime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import aiohttp
@@ -22,11 +29,14 @@ import aiohttp
 __all__ = [
     "END_REASONS",
     "EVENT_KINDS",
+    "MACHINE_CLOCK",
     "SEVERITY_ORDER",
     "UPDATE_CHANGES",
     "AlertEvent",
     "Attempt",
     "ChannelTarget",
+    "NowClock",
+    "current_clock",
     "deliver",
     "event_timestamp",
     "in_mute_window",
@@ -38,6 +48,30 @@ EVENT_KINDS = ("attack_start", "attack_update", "attack_end", "test")
 END_REASONS = ("resolved", "expired", "false_positive", "node_deleted")
 UPDATE_CHANGES = ("peak", "family", "severity")
 SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+class NowClock(Protocol):
+    """Where notify reads the time (``store.clock.Clock`` satisfies it)."""
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+
+
+class _MachineClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+MACHINE_CLOCK: NowClock = _MachineClock()
+"""The machine's clock: what ``deliver`` uses unless given another."""
+
+_CLOCK: ContextVar[NowClock] = ContextVar("notify_clock", default=MACHINE_CLOCK)
+
+
+def current_clock() -> NowClock:
+    """The clock of the attempt in progress (the one ``deliver`` was given), else the
+    machine's. A context variable, so the senders' fixed signature need not carry it."""
+    return _CLOCK.get()
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -235,8 +269,10 @@ async def deliver(
     delivery_id: str,
     timeout: float,  # noqa: ASYNC109 - the fixed interface takes the attempt's budget
     remote_ref: str | None = None,
+    clock: NowClock = MACHINE_CLOCK,
 ) -> Attempt:
     """One attempt to send ``event`` to ``channel``, within ``timeout`` seconds in all.
+    ``clock``: what the sender reads the time from (:func:`current_clock`) during the attempt.
 
     Never raises for a delivery failure (network, timeout, refusal, bad answer): those come
     back as ``Attempt(ok=False, ...)`` with ``retryable`` telling whether trying again may help.
@@ -245,7 +281,10 @@ async def deliver(
     from .services import sender_for
 
     send = sender_for(channel.type)
+    # the latency is measured on the machine's clock: it is how long the service took, not a
+    # time that decides anything
     started = time.perf_counter()
+    token = _CLOCK.set(clock)
     try:
         async with asyncio.timeout(timeout):
             attempt = await send(
@@ -266,6 +305,8 @@ async def deliver(
             error=describe_error(exc, secret_values(channel.type, channel.config)),
             retryable=not is_tls_error(exc),
         )
+    finally:
+        _CLOCK.reset(token)
     return replace(attempt, latency_ms=(time.perf_counter() - started) * 1000)
 
 

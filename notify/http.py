@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 import aiohttp
 import orjson
 
-from .events import Attempt
+from .events import Attempt, current_clock
 
 __all__ = [
     "USER_AGENT",
@@ -136,7 +136,8 @@ def describe_error(exc: BaseException, secrets: Iterable[str]) -> str:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date."""
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP-date (counted
+    from ``now``, by default the attempt's clock: :func:`notify.events.current_clock`)."""
     if value is None:
         return None
     value = value.strip()
@@ -153,7 +154,7 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+        seconds = (when - (now or current_clock().now())).total_seconds()
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from notify.events import AlertEvent, Attempt, ChannelTarget, deliver
+from notify.events import MACHINE_CLOCK, AlertEvent, Attempt, ChannelTarget, NowClock, deliver
 
 T = TypeVar("T")
 
@@ -173,6 +173,7 @@ async def send_to(
     delivery_id: str = "dlv-1",
     budget: float = 5.0,
     remote_ref: str | None = None,
+    clock: NowClock = MACHINE_CLOCK,
 ) -> tuple[Attempt, list[Seen]]:
     async with Receiver(handler) as rx, aiohttp.ClientSession() as session:
         attempt = await deliver(
@@ -182,6 +183,7 @@ async def send_to(
             delivery_id=delivery_id,
             timeout=budget,
             remote_ref=remote_ref,
+            clock=clock,
         )
         return attempt, rx.seen
 

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from notify.events import Attempt, deliver
+from store.clock import ManualClock
 
 from .notify_support import (
     CLOSING,
@@ -394,16 +395,18 @@ def test_retry_after_in_seconds_and_as_http_date() -> None:
         )
     )
     assert attempt.retryable and attempt.retry_after == 12.0
-    later = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=120)
+    # an HTTP-date counts from the attempt's clock (not the machine's): exactly 120 s ahead
+    clock = ManualClock(datetime(2020, 5, 1, 12, 0, tzinfo=UTC))
+    later = clock.now() + timedelta(seconds=120)
     attempt, _ = run(
         send_to(
             answer(503, "busy", {"Retry-After": format_datetime(later, usegmt=True)}),
             "webhook",
             lambda b: {"url": b + "/h"},
+            clock=clock,
         )
     )
-    assert attempt.retryable and attempt.retry_after is not None
-    assert 60 < attempt.retry_after <= 120
+    assert attempt.retryable and attempt.retry_after == 120.0
     # Retry-After on a 500 is not a rate-limit hint
     attempt, _ = run(
         send_to(answer(500, "x", {"Retry-After": "5"}), "webhook", lambda b: {"url": b + "/h"})
