@@ -6,6 +6,12 @@ instead of calling ``datetime.now`` or ``time.monotonic`` themselves. The server
 :data:`SYSTEM_CLOCK`; tests and replays pass a :class:`ManualClock` and move it forward, so that
 nothing waits for a wall-clock window to pass. Detection never reads a clock at all: it runs on
 the rows' event time (docs/detection.md).
+
+The telemetry pipeline (flush ages, checkpoint interval, a batch's arrival time and the batch-id
+de-duplication window, the ``now`` of maintenance), the receiver's accepted event-time window,
+the alert dispatcher (due deliveries, backoff, give-up, a ``Retry-After`` date) and the
+``/metrics`` token-failure limit read the app's clock too. The lake's retire/sweep deadlines and
+measured latencies stay on the machine's clocks.
 """
 
 from __future__ import annotations
