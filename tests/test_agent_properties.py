@@ -32,8 +32,8 @@ from store import Store
 from store.errors import InvalidValue
 
 from .conftest import Server
+from .properties_support import assert_envelope, json_values, tricky_text
 from .test_agent_api import HOST_HEARTBEAT, OPEN, Agent, _ok, _setup
-from .test_properties import assert_envelope, json_values, tricky_text
 
 LIVE = settings(
     max_examples=40,

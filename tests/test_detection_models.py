@@ -27,7 +27,7 @@ from detect.settings import (
 )
 
 from .conftest import Server, new_workspace
-from .test_properties import PURE
+from .properties_support import PURE
 
 NAMES = [*DetectionSettings().to_dict(), "colour"]
 values = st.one_of(

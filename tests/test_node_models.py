@@ -31,7 +31,7 @@ from store.nodes import validate_node_changes, validate_node_fields
 
 from .conftest import Server, new_workspace
 from .helpers_seed import assert_invalid
-from .test_properties import PURE, node_bodies
+from .properties_support import PURE, node_bodies
 
 
 def _store(fn: Any, body: dict[str, Any]) -> tuple[str | None, str] | dict[str, Any]:

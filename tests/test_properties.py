@@ -26,7 +26,6 @@ from .properties_support import (
     CONTROL,
     PURE,
     any_values,
-    assert_envelope,
     channel_configs,
     channel_types,
     json_values,
@@ -34,10 +33,6 @@ from .properties_support import (
     strings_in,
     tricky_text,
 )
-
-# other test modules import these from here (test_node_models, test_detection_models,
-# test_agent_properties); they live in properties_support.py
-__all__ = ["PURE", "assert_envelope", "json_values", "node_bodies", "tricky_text"]
 
 # --- store.validate ---------------------------------------------------------------------------
 
