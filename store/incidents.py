@@ -12,6 +12,15 @@ import orjson
 from .db import Connection, iso_utc, rows_as_dicts, utcnow
 from .errors import InvalidValue, NotFound
 from .ids import new_incident_id
+from .types import (
+    Incident,
+    IncidentDetail,
+    IncidentDetection,
+    IncidentForensics,
+    ListedIncident,
+    RenderedIncident,
+    typed_row,
+)
 
 __all__ = [
     "INCIDENT_STATUSES",
@@ -19,6 +28,8 @@ __all__ = [
     "get_incident",
     "insert_incident",
     "list_incidents",
+    "listed",
+    "rendered",
 ]
 
 INCIDENT_STATUSES = ("active", "resolved", "false_positive")
@@ -57,7 +68,7 @@ def _number(raw: Any) -> float | None:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _detection(row: dict[str, Any]) -> dict[str, Any]:
+def _detection(row: dict[str, Any]) -> IncidentDetection:
     """The incident's ``detection`` object: the detector's own when Floodwatch fired (or joined
     an agent's incident), else what the agent's reports tell of why it fired."""
     raw = row.pop("detection", None)
@@ -65,7 +76,7 @@ def _detection(row: dict[str, Any]) -> dict[str, Any]:
     agent_threshold = _number(row.pop("_agent_threshold", None))
     agent_observed = _number(row.pop("_agent_observed", None))
     if isinstance(raw, str):
-        found: dict[str, Any] = orjson.loads(raw)
+        found: IncidentDetection = orjson.loads(raw)
         return found
     baseline = agent_baseline
     observed = agent_observed if agent_observed is not None else float(row.get("peak_pps") or 0)
@@ -92,22 +103,11 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-FORENSIC_FIELDS = (
-    # host L3/L4 (docs/agent-api.md §8.4)
-    *("top_src_ips", "tcp_flag_breakdown", "pkt_length_histogram", "ttl_distribution"),
-    *("velocity_curve", "ioc_hits", "spoofing_detected", "botnet_detected", "src_ip_entropy"),
-    *("avg_pkt_length", "dns_query_stats", "total_packets", "fragment_count", "fragment_pct"),
-    *("attack_tool", "baseline_pps", "gre_dedup_active", "inner_ip", "inner_ip_label"),
-    *("vm_breakdown", "mirror_mode"),
-    # service ports (§8.4)
-    *("sp_zone", "sp_service_pps", "sp_non_service_pps", "sp_top_sources", "sp_blocks_deployed"),
-    # L7 (§8.4)
-    *("rps", "peak_rps", "baseline_rps", "correlated_l3l4", "l7_error_rate", "l7_status_codes"),
-    *("l7_top_user_agents", "l7_threat_patterns", "l7_protocol_versions", "l7_targeted_paths"),
-)
-"""What an agent's reports carry beyond the incident's own columns; Get Incident shows each at
-the top level too, from the newest report that has it (resolve, then latest update, then
-open). Everything stays in ``detail`` as sent."""
+FORENSIC_FIELDS: tuple[str, ...] = tuple(IncidentForensics.__annotations__)
+"""What an agent's reports carry beyond the incident's own columns (declared, with their groups,
+by ``store.types.IncidentForensics``); Get Incident shows each at the top level too, from the
+newest report that has it (resolve, then latest update, then open). Everything stays in
+``detail`` as sent."""
 
 
 def _forensics(row: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +135,7 @@ def list_incidents(
     limit: int = 50,
     offset: int = 0,
     now: datetime | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[Incident], int]:
     params: dict[str, Any] = {"ws": str(ws_uuid)}
     where = ""
     if status is not None:
@@ -155,12 +155,12 @@ def list_incidents(
             {**params, "now": now or utcnow(), "limit": limit, "offset": offset},
         )
     )
-    return [_decode(r) for r in rows], int(total[0]) if total else 0
+    return [typed_row(_decode(r), Incident) for r in rows], int(total[0]) if total else 0
 
 
 def get_incident(
     con: Connection, ws_uuid: uuid.UUID, ref: uuid.UUID | int, *, now: datetime | None = None
-) -> dict[str, Any]:
+) -> IncidentDetail:
     """One incident by UUID or by its integer id, within the workspace."""
     column = "i.id" if isinstance(ref, int) else "i.uuid"
     rows = rows_as_dicts(
@@ -175,7 +175,19 @@ def get_incident(
     )
     if not rows:
         raise NotFound("incident not found")
-    return _forensics(_decode(rows[0]))
+    return typed_row(_forensics(_decode(rows[0])), IncidentDetail)
+
+
+def listed(row: Incident) -> ListedIncident:
+    """``row`` with the compatibility name List Incidents adds: ``family`` (a copy of
+    ``attack_family``; docs/ARCHITECTURE.md, "Compatibility choices")."""
+    return {**row, "family": row["attack_family"]}
+
+
+def rendered(row: IncidentDetail) -> RenderedIncident:
+    """``row`` with the compatibility names Get Incident and the webhooks add: ``family`` and
+    ``ai_summary`` (a copy of ``summary``)."""
+    return {**row, "family": row["attack_family"], "ai_summary": row["summary"]}
 
 
 def insert_incident(

@@ -21,7 +21,7 @@ from .db import Connection, rows_as_dicts, transaction, utcnow
 from .errors import Conflict, InvalidValue, LimitReached, NotFound, SubscriptionInactive
 from .plans import is_active
 from .secrets import hash_secret, new_secret, secret_prefix
-from .types import Workspace
+from .types import Node, NodeTraffic, ServicePort, Workspace, typed_row
 from .validate import check_bool, check_choice, check_ip, check_optional_text, check_text
 
 __all__ = [
@@ -107,7 +107,7 @@ def _check_port_value(value: Any, where: str) -> str:
     return text
 
 
-def check_service_ports(value: Any) -> list[dict[str, Any]]:
+def check_service_ports(value: Any) -> list[ServicePort]:
     """The service-port list, each entry normalised; every error names ``service_ports``."""
     if not isinstance(value, list):
         raise InvalidValue("service_ports must be an array", "service_ports")
@@ -115,7 +115,7 @@ def check_service_ports(value: Any) -> list[dict[str, Any]]:
         raise InvalidValue(
             f"service_ports may hold at most {MAX_SERVICE_PORTS} entries", "service_ports"
         )
-    out = []
+    out: list[ServicePort] = []
     for i, item in enumerate(value):
         where = f"service_ports[{i}]"
         if not isinstance(item, dict):
@@ -232,14 +232,14 @@ _NODE_SELECT = f"""
 """
 
 
-def _decode(row: dict[str, Any]) -> dict[str, Any]:
+def _decode(row: dict[str, Any]) -> Node:
     sp = row.get("service_ports")
     if isinstance(sp, str):
         row["service_ports"] = orjson.loads(sp)
     status = row.get("agent_status")
     if isinstance(status, str):
         row["agent_status"] = orjson.loads(status)
-    return row
+    return typed_row(row, Node)
 
 
 def _cutoff(now: datetime, offline_after_secs: int) -> datetime:
@@ -255,7 +255,7 @@ def list_nodes(
     offset: int = 0,
     offline_after_secs: int = 120,
     now: datetime | None = None,
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[Node], int]:
     params: dict[str, Any] = {
         "ws": str(ws_uuid),
         "cutoff": _cutoff(now or utcnow(), offline_after_secs),
@@ -282,7 +282,7 @@ def get_node(
     *,
     offline_after_secs: int = 120,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Node:
     rows = rows_as_dicts(
         con.execute(
             f"{_NODE_SELECT} AND n.uuid = $node",
@@ -307,9 +307,7 @@ def _name_taken(con: Connection, ws_uuid: uuid.UUID, name: str, exclude: uuid.UU
     return row is not None
 
 
-def create_node(
-    con: Connection, workspace: Workspace, fields: dict[str, Any]
-) -> tuple[dict[str, Any], str]:
+def create_node(con: Connection, workspace: Workspace, fields: dict[str, Any]) -> tuple[Node, str]:
     """Register a node from already validated ``fields``; returns (node, plaintext API key).
 
     Raises SubscriptionInactive or LimitReached (402) and Conflict (409, duplicate name)."""
@@ -365,7 +363,7 @@ def update_node(
     changes: dict[str, Any],
     *,
     offline_after_secs: int = 120,
-) -> dict[str, Any]:
+) -> Node:
     get_node(con, ws_uuid, node_uuid)
     if changes:
         if "name" in changes and _name_taken(con, ws_uuid, changes["name"], node_uuid):
@@ -406,7 +404,7 @@ def delete_node(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -> No
 BASELINE_WINDOW_SECS = 86_400
 
 
-def _empty_stats() -> dict[str, Any]:
+def _empty_stats() -> NodeTraffic:
     return {
         "baseline": {
             "avg_pps": None,
@@ -429,7 +427,7 @@ def node_traffic_stats(
     node_uuid: uuid.UUID,
     lake_root: Path | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> NodeTraffic:
     """Baseline traffic and protocol mix of a node over the last 24 hours of its per-second
     metrics in the lake. With no telemetry, every figure is null and ``samples`` is 0: that empty
     form is part of the API contract. ``protocol_breakdown`` is in percent of packets."""
@@ -473,10 +471,10 @@ def node_traffic_stats(
     protos = [row[7], row[8], row[9], row[10]]
     known = sum(v for v in protos if v is not None)
     if known > 0:
-        out["protocol_breakdown"] = {
-            name: None if v is None else round(100.0 * float(v) / known, 2)
-            for name, v in zip(("tcp", "udp", "icmp", "other"), protos, strict=True)
-        }
+        tcp, udp, icmp, other = (
+            None if v is None else round(100.0 * float(v) / known, 2) for v in protos
+        )
+        out["protocol_breakdown"] = {"tcp": tcp, "udp": udp, "icmp": icmp, "other": other}
     out["conn_count"] = None if row[11] is None else int(row[11])
     return out
 

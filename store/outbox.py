@@ -42,7 +42,7 @@ from notify.events import AlertEvent, passes_filters
 
 from .db import Connection, rows_as_dicts, transaction
 from .errors import NotFound
-from .incidents import SEVERITIES, get_incident
+from .incidents import SEVERITIES, get_incident, rendered
 
 __all__ = [
     "AlertSettings",
@@ -123,9 +123,7 @@ def _dashboard_url(incident_id: Any) -> str | None:
 
 def _rendered(con: Connection, ws: uuid.UUID, inc_uuid: str, now: datetime) -> dict[str, Any]:
     """The incident as Get Incident renders it (with its compatibility names)."""
-    row = get_incident(con, ws, uuid.UUID(inc_uuid), now=now)
-    row["family"] = row["attack_family"]
-    row["ai_summary"] = row.get("summary")
+    row = rendered(get_incident(con, ws, uuid.UUID(inc_uuid), now=now))
     out: dict[str, Any] = orjson.loads(orjson.dumps(row, default=_iso))
     return out
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+import uuid
 
 from aiohttp import web
 
@@ -19,14 +19,6 @@ from ..openapi.operations import answer, operation
 routes = web.RouteTableDef()
 
 _INT_ID = re.compile(r"[0-9]{1,18}")
-
-
-def _compat(row: dict[str, Any]) -> dict[str, Any]:
-    # hosting-panel modules read ``family`` (WHMCS) and ``ai_summary`` (webhooks): same values
-    row["family"] = row["attack_family"]
-    if "summary" in row:
-        row["ai_summary"] = row["summary"]
-    return row
 
 
 @routes.get("/api/v1/incidents")
@@ -77,7 +69,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     return json_response(
         {
             "ok": True,
-            "incidents": [_compat(r) for r in rows],
+            "incidents": [repo.listed(r) for r in rows],
             "total": total,
             "limit": limit,
             "offset": offset,
@@ -99,8 +91,9 @@ async def get_incident(request: web.Request) -> web.Response:
     Full detail: protocol breakdown, origin, top sources and ports, summary."""
     caller = await authenticate(request)
     raw = request.match_info["ref"]
-    ref: Any = int(raw) if _INT_ID.fullmatch(raw) else parse_uuid(raw)
+    ref: int | uuid.UUID | None = int(raw) if _INT_ID.fullmatch(raw) else parse_uuid(raw)
     if ref is None:
         raise ApiError(404, "not_found", "incident not found")
     row = await state(request).store.run(repo.get_incident, caller.ws_uuid, ref)
-    return json_response({"ok": True, "incident": _compat(row)})
+    # hosting-panel modules read ``family`` (WHMCS) and ``ai_summary`` (webhooks): same values
+    return json_response({"ok": True, "incident": repo.rendered(row)})

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from aiohttp import web
 
 from store import nodes as repo
+from store.types import Node, NodeTraffic, ProtocolShares, TrafficBaseline
 
 from ..errors import json_response
-from ..http import authenticate, choice_param, int_param, path_uuid, read_json, state
+from ..http import Caller, authenticate, choice_param, int_param, path_uuid, read_json, state
 from ..models import validate
 from ..models.envelopes import MAX_OFFSET, Deleted
 from ..models.nodes import (
@@ -27,6 +29,24 @@ from ..openapi.operations import answer, body, operation
 routes = web.RouteTableDef()
 
 _NODE = param_ref("NodeUuid")
+
+
+class DetectorBaseline(TrafficBaseline):
+    """The node's ``baseline`` in Get Node: the lake's figures and the detector's own."""
+
+    expected_pps: float | None
+    threshold_pps: float | None
+    expected_bps: float | None
+    threshold_bps: float | None
+    detector: dict[str, Any] | None
+
+
+class NodeDetail(Node):
+    """A node as Get Node, Update Node and Create Node answer it (``api.models.NodeDetail``)."""
+
+    baseline: DetectorBaseline
+    protocol_breakdown: ProtocolShares
+    conn_count: int | None
 
 
 def _offline_after(request: web.Request) -> int:
@@ -114,11 +134,14 @@ async def create_node(request: web.Request) -> web.Response:
     stats = await store.query(
         repo.node_traffic_stats, caller.ws_uuid, node["uuid"], state(request).pipeline.lake.root
     )
-    _add_detector_baseline(request, str(node["uuid"]), stats)
-    return json_response({"ok": True, "node": {**node, **stats, "api_key": api_key}}, status=201)
+    return json_response(
+        {"ok": True, "node": {**_detail(request, node, stats), "api_key": api_key}}, status=201
+    )
 
 
-async def _node_with_stats(request: web.Request, caller: Any, node_uuid: Any) -> dict[str, Any]:
+async def _node_with_stats(
+    request: web.Request, caller: Caller, node_uuid: uuid.UUID
+) -> NodeDetail:
     store = state(request).store
     node = await store.run(
         repo.get_node, caller.ws_uuid, node_uuid, offline_after_secs=_offline_after(request)
@@ -126,23 +149,36 @@ async def _node_with_stats(request: web.Request, caller: Any, node_uuid: Any) ->
     stats = await store.query(
         repo.node_traffic_stats, caller.ws_uuid, node_uuid, state(request).pipeline.lake.root
     )
-    _add_detector_baseline(request, str(node_uuid), stats)
-    return {**node, **stats}
+    return _detail(request, node, stats)
 
 
-def _add_detector_baseline(request: web.Request, node: str, stats: dict[str, Any]) -> None:
-    """The detector's own baseline of the node, as it stands now: per series the expected value
-    and the incident threshold (null before the node's first telemetry or with detection off).
-    ``expected_pps``/``threshold_pps`` and the bps pair repeat the two main series."""
+def _detail(request: web.Request, node: Node, stats: NodeTraffic) -> NodeDetail:
+    """``node`` with its traffic figures and the detector's own baseline of it, as it stands now:
+    per series the expected value and the incident threshold (null before the node's first
+    telemetry or with detection off). ``expected_pps``/``threshold_pps`` and the bps pair repeat
+    the two main series."""
     service = state(request).detection
-    found = service.baseline_now(node) if service is not None else None
+    found = service.baseline_now(str(node["uuid"])) if service is not None else None
     series = found.get("series") if isinstance(found, dict) else None
-    baseline = stats["baseline"]
-    for name in ("pps", "bps"):
+
+    def figure(name: str, key: str) -> Any:
         entry = series.get(name) if isinstance(series, dict) else None
-        baseline[f"expected_{name}"] = entry.get("expected") if isinstance(entry, dict) else None
-        baseline[f"threshold_{name}"] = entry.get("threshold") if isinstance(entry, dict) else None
-    baseline["detector"] = found or None
+        return entry.get(key) if isinstance(entry, dict) else None
+
+    baseline: DetectorBaseline = {
+        **stats["baseline"],
+        "expected_pps": figure("pps", "expected"),
+        "threshold_pps": figure("pps", "threshold"),
+        "expected_bps": figure("bps", "expected"),
+        "threshold_bps": figure("bps", "threshold"),
+        "detector": found or None,
+    }
+    return {
+        **node,
+        "baseline": baseline,
+        "protocol_breakdown": stats["protocol_breakdown"],
+        "conn_count": stats["conn_count"],
+    }
 
 
 @routes.get("/api/v1/nodes/{uuid}")

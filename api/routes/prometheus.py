@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from store import Connection, utcnow
 from store import nodes as nodes_repo
+from store.types import Node
 
 from ..http import authenticate, state
 from ..openapi.operations import answer, operation
@@ -60,7 +61,7 @@ class _Snapshot:
     counts: dict[str, int]
     incidents_active: int
     incidents_24h: int
-    nodes: list[dict[str, Any]]
+    nodes: list[Node]
 
 
 def _read_snapshot(
@@ -221,14 +222,14 @@ class _WorkspaceCollector(Collector):
         }
         for n in s.nodes:
             node = str(n["uuid"])
-            labels = [str(n["name"]), str(n["ip"]), node]
+            labels = [n["name"], n["ip"], node]
             sample = self.live.get(node)
             pps = _num(sample.get("pps")) if sample else None
             bps = _num(sample.get("bps")) if sample else None
             if pps is None:
-                pps = _num(n.get("last_pps"))
+                pps = _num(n["last_pps"])
             if bps is None:
-                bps = _num(n.get("last_bps"))
+                bps = _num(n["last_bps"])
             if pps is not None:
                 families["pps"].add_metric(labels, pps)
             if bps is not None:
