@@ -206,6 +206,30 @@ def choice_param(request: web.Request, name: str, choices: tuple[str, ...]) -> s
     return raw
 
 
+def node_param(request: web.Request) -> uuid.UUID | None:
+    """The ``node`` query filter of a list (``node_filter`` declares it): a node UUID, or
+    ``None`` when it is absent or empty."""
+    raw = request.query.get("node")
+    if not raw:
+        return None
+    node_uuid = parse_uuid(raw)
+    if node_uuid is None:
+        raise ApiError(400, "invalid_parameter", "node must be a node UUID", field="node")
+    return node_uuid
+
+
+def node_filter(items: str) -> dict[str, Any]:
+    """The OpenAPI parameter read by ``node_param``, for a list of ``items``."""
+    return {
+        "name": "node",
+        "in": "query",
+        "required": False,
+        "allowEmptyValue": True,
+        "schema": {"type": "string", "format": "uuid"},
+        "description": f"Only {items} of this node. An empty value means no filter.",
+    }
+
+
 def parse_uuid(raw: str) -> uuid.UUID | None:
     try:
         return uuid.UUID(raw)

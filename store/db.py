@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 import duckdb
+import orjson
 
 from .errors import Conflict, DatabaseLocked, InvalidValue, NotFound, StoreError
 from .migrations import MIGRATIONS
@@ -196,6 +198,35 @@ def bound(sql: str, params: dict[str, Any]) -> dict[str, Any]:
 def rows_as_dicts(cur: Any) -> list[dict[str, Any]]:
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+
+SettingsTable = Literal["agent_settings", "detection_settings"]
+"""The tables of stored overrides: per workspace (``node_uuid`` NULL) and per node one row each,
+the overrides as a JSON object in ``settings``."""
+
+
+def settings_scope(node_uuid: uuid.UUID | None) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) that picks the workspace's own row of a
+    :data:`SettingsTable` (``node_uuid`` None) or the node's."""
+    if node_uuid is None:
+        return "node_uuid IS NULL", []
+    return "node_uuid = ?", [str(node_uuid)]
+
+
+def stored_settings(
+    con: Connection, table: SettingsTable, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None
+) -> dict[str, Any]:
+    """The overrides a workspace (``node_uuid`` None) or one node holds in ``table``; {} if
+    none."""
+    cond, params = settings_scope(node_uuid)
+    row = con.execute(
+        f"SELECT settings FROM {table} WHERE workspace_uuid = ? AND {cond}",
+        [str(ws_uuid), *params],
+    ).fetchone()
+    if row is None:
+        return {}
+    value: dict[str, Any] = orjson.loads(row[0])
+    return value
 
 
 MIN_ID_PREFIX = 4

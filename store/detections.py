@@ -34,7 +34,15 @@ from typing import Any
 import orjson
 
 from . import outbox
-from .db import Connection, iso_utc, rows_as_dicts, transaction, utcnow
+from .db import (
+    Connection,
+    iso_utc,
+    rows_as_dicts,
+    settings_scope,
+    stored_settings,
+    transaction,
+    utcnow,
+)
 from .ids import new_incident_id
 from .incidents import SEVERITIES
 
@@ -67,32 +75,18 @@ def _js(v: Any) -> str | None:
 # --------------------------------------------------------------------------------- settings
 
 
-def _scope(node_uuid: uuid.UUID | None) -> tuple[str, list[Any]]:
-    if node_uuid is None:
-        return "node_uuid IS NULL", []
-    return "node_uuid = ?", [str(node_uuid)]
-
-
 def get_detection_overrides(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None
 ) -> dict[str, Any]:
     """The stored overrides of a workspace (``node_uuid`` None) or of one node; {} if none."""
-    cond, params = _scope(node_uuid)
-    row = con.execute(
-        f"SELECT settings FROM detection_settings WHERE workspace_uuid = ? AND {cond}",
-        [str(ws_uuid), *params],
-    ).fetchone()
-    if row is None:
-        return {}
-    value: dict[str, Any] = orjson.loads(row[0])
-    return value
+    return stored_settings(con, "detection_settings", ws_uuid, node_uuid)
 
 
 def put_detection_overrides(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None, overrides: dict[str, Any]
 ) -> dict[str, Any]:
     """Replace the stored overrides (already validated by the caller)."""
-    cond, params = _scope(node_uuid)
+    cond, params = settings_scope(node_uuid)
     with transaction(con):
         con.execute(
             f"DELETE FROM detection_settings WHERE workspace_uuid = ? AND {cond}",

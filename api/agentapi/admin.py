@@ -13,13 +13,14 @@ from aiohttp import web
 
 from store import nodes as nodes_repo
 
-from ..errors import ApiError, json_response
+from ..errors import json_response
 from ..http import (
     Caller,
     authenticate,
     choice_param,
     int_param,
-    parse_uuid,
+    node_filter,
+    node_param,
     path_uuid,
     read_json,
     state,
@@ -173,14 +174,7 @@ async def create_command(request: web.Request) -> web.Response:
         param_ref("Limit"),
         param_ref("Offset"),
         query_filter("kind", report_repo.REPORT_KINDS, "Only reports of this kind."),
-        {
-            "name": "node",
-            "in": "query",
-            "required": False,
-            "allowEmptyValue": True,
-            "schema": {"type": "string", "format": "uuid"},
-            "description": "Only reports of this node. An empty value means no filter.",
-        },
+        node_filter("reports"),
     ),
     answers={200: answer("A page of reports.", ReportPage)},
     errors=(400,),
@@ -196,12 +190,7 @@ async def list_reports(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 50, 1, 100)
     offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     kind = choice_param(request, "kind", report_repo.REPORT_KINDS)
-    node = request.query.get("node")
-    node_uuid = None
-    if node:
-        node_uuid = parse_uuid(node)
-        if node_uuid is None:
-            raise ApiError(400, "invalid_parameter", "node must be a node UUID", field="node")
+    node_uuid = node_param(request)
     rows, total = await state(request).store.run(
         report_repo.list_reports, caller.ws_uuid, node_uuid, kind, limit, offset
     )

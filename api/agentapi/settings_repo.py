@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from store.db import Connection, rows_as_dicts, utcnow
+from store.db import Connection, rows_as_dicts, settings_scope, stored_settings, utcnow
 from store.errors import Conflict, InvalidValue, NotFound
 
 from .overrides import UNSET
@@ -54,24 +54,11 @@ COMMAND_TYPES = ("iptables", "ip6tables", "nft", "sysctl", "shell", "xdp", "tc",
 MAX_COMMAND_TEXT = 16_384
 
 
-def _scope(node_uuid: uuid.UUID | None) -> tuple[str, list[Any]]:
-    if node_uuid is None:
-        return "node_uuid IS NULL", []
-    return "node_uuid = ?", [str(node_uuid)]
-
-
 def get_overrides(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None
 ) -> dict[str, Any]:
-    cond, params = _scope(node_uuid)
-    row = con.execute(
-        f"SELECT settings FROM agent_settings WHERE workspace_uuid = ? AND {cond}",
-        [str(ws_uuid), *params],
-    ).fetchone()
-    if row is None:
-        return {}
-    value: dict[str, Any] = orjson.loads(row[0])
-    return value
+    """The stored overrides of a workspace (``node_uuid`` None) or of one node; {} if none."""
+    return stored_settings(con, "agent_settings", ws_uuid, node_uuid)
 
 
 def set_overrides(
@@ -117,7 +104,7 @@ def clear_l7_action(con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID) -
 def _store_overrides(
     con: Connection, ws_uuid: uuid.UUID, node_uuid: uuid.UUID | None, current: dict[str, Any]
 ) -> None:
-    cond, params = _scope(node_uuid)
+    cond, params = settings_scope(node_uuid)
     con.execute(
         f"DELETE FROM agent_settings WHERE workspace_uuid = ? AND {cond}",
         [str(ws_uuid), *params],

@@ -10,7 +10,15 @@ from aiohttp import web
 from store import incidents as repo
 
 from ..errors import ApiError, json_response
-from ..http import authenticate, choice_param, int_param, parse_uuid, state
+from ..http import (
+    authenticate,
+    choice_param,
+    int_param,
+    node_filter,
+    node_param,
+    parse_uuid,
+    state,
+)
 from ..models.envelopes import MAX_OFFSET
 from ..models.incidents import IncidentAnswer, IncidentPage
 from ..openapi.build import param_ref, query_filter
@@ -30,14 +38,7 @@ _INT_ID = re.compile(r"[0-9]{1,18}")
         param_ref("Offset"),
         query_filter("status", repo.INCIDENT_STATUSES, "Only incidents in this state."),
         query_filter("severity", repo.SEVERITIES, "Only incidents of this severity."),
-        {
-            "name": "node",
-            "in": "query",
-            "required": False,
-            "allowEmptyValue": True,
-            "schema": {"type": "string", "format": "uuid"},
-            "description": "Only incidents of this node. An empty value means no filter.",
-        },
+        node_filter("incidents"),
     ),
     answers={200: answer("A page of incidents.", IncidentPage)},
     errors=(400,),
@@ -51,12 +52,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     offset = int_param(request, "offset", 0, 0, MAX_OFFSET)
     status = choice_param(request, "status", repo.INCIDENT_STATUSES)
     severity = choice_param(request, "severity", repo.SEVERITIES)
-    node = request.query.get("node")
-    node_uuid = None
-    if node:
-        node_uuid = parse_uuid(node)
-        if node_uuid is None:
-            raise ApiError(400, "invalid_parameter", "node must be a node UUID", field="node")
+    node_uuid = node_param(request)
     rows, total = await state(request).store.run(
         repo.list_incidents,
         caller.ws_uuid,
