@@ -141,6 +141,10 @@ def test_the_document_lists_every_override_with_its_bounds() -> None:
         assert body["schema"] == {"$ref": "#/components/schemas/AgentConfigPatch"}
 
 
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+
+
 _VALUES = st.recursive(
     st.none()
     | st.booleans()
@@ -148,9 +152,7 @@ _VALUES = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8)
     | st.sampled_from(["192.0.2.1", "auto"]),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
-    ),
+    _containers,
     max_leaves=6,
 )
 _KEYS = st.sampled_from([*overrides.SETTINGS, "enabled", "port", "nope"])

@@ -40,11 +40,13 @@ toml_scalars = st.one_of(
     st.sampled_from(["info", "debug", "zstd", "lz4", "none", "pro", "1GB", "./var", ""]),
     st.dates(),
 )
-toml_values = st.recursive(
-    toml_scalars,
-    lambda c: st.lists(c, max_size=3) | st.dictionaries(toml_text, c, max_size=3),
-    max_leaves=6,
-)
+
+
+def _toml_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(children, max_size=3) | st.dictionaries(toml_text, children, max_size=3)
+
+
+toml_values = st.recursive(toml_scalars, _toml_containers, max_leaves=6)
 toml_tables = st.dictionaries(
     st.one_of(st.sampled_from(SETTING_KEYS), toml_text), toml_values, max_size=5
 )
