@@ -240,13 +240,13 @@ _scalars = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     _texts,
 )
-_json = st.recursive(
-    _scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+
+
+_json = st.recursive(_scalars, _containers, max_leaves=12)
 _INCIDENT_KEYS = [
     "id",
     "uuid",
