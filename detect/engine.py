@@ -148,6 +148,9 @@ _ROW_COLS = (
     "elev",
     "need",
     "metric",
+    "d_obs",
+    "d_base",
+    "d_thr",
     "top_src_port",
     "top_src_port_share",
     "top_dst_port",
@@ -446,16 +449,21 @@ class Detector:
         onset = st.run_start if st.run_start is not None else t
         metric = str(r["metric"] or "pps")
         expected = float(r["E_pps"] or 0.0)
-        thr = float(r["thr_pps"] or 0.0)
+        # the fired series' own figures (``d_*``), so that observed >= threshold and
+        # multiplier = observed / baseline hold as the API documents them
+        observed = float(r["d_obs"] if r.get("d_obs") is not None else r["pps"])
+        base = float(r["d_base"] if r.get("d_base") is not None else expected)
+        thr = float(r["d_thr"] if r.get("d_thr") is not None else (r["thr_pps"] or 0.0))
+        mult = observed / base if base > 0 else float(r["m_pps"] or 0.0)
         inc = IncidentState(
             id=f"{node}:{onset}",
             onset=onset,
             fired=t,
             metric=metric,
-            observed=float(r["pps"]),
-            baseline=expected,
+            observed=observed,
+            baseline=base,
             threshold=thr,
-            multiplier=float(r["m_pps"] or 0.0),
+            multiplier=mult,
             samples_above=st.run_len,
             last_attack=t,
             last_tx=t,

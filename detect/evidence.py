@@ -39,7 +39,7 @@ DETAIL_INPUT = (
     "top_dst_port",
     "top_dst_port_share",
 )
-FEAT_OUT = ("trig", "elev", "need", "m_pps", "thr_pps", "metric", "mix")
+FEAT_OUT = ("trig", "elev", "need", "m_pps", "thr_pps", "metric", "mix", "d_obs", "d_base", "d_thr")
 
 
 _FEAT_COLS = ("node", "t", "ex_pps", *DETAIL_INPUT, *FEAT_OUT)
@@ -98,6 +98,7 @@ def features(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("p_confirm").alias("need"),
         pl.lit(None, pl.Float64()).alias("mix"),
         pl.lit("bps").alias("metric"),
+        *(pl.lit(None, pl.Float64()).alias(c) for c in ("d_obs", "d_base", "d_thr")),
     )
     calm = calm.select(_FEAT_COLS)
     if hot.height == 0:
@@ -241,23 +242,40 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         & ((pl.col("lx") >= elev_lvl) | ((mixv >= 1.0) & (pl.col("lx") >= math.log(1.2))))
     ).fill_null(False)
     m = pl.col("m_pps")
+    confirm = pl.col("p_confirm")
+    # strong evidence confirms sooner, but never on one second alone: a single second of any
+    # size is a spike (a burst, a measurement artefact), not an attack (unless the node's
+    # settings ask for one second)
     need = (
-        pl.when(((m >= 5.0) & (mixv >= 2.0)) | (m >= 12.0))
-        .then(1)
-        .when((m >= 2.5) | (mixv >= _NEED2_MIX))
-        .then(2)
-        .otherwise(pl.col("p_confirm"))
+        pl.when((m >= 2.5) | (mixv >= _NEED2_MIX))
+        .then(pl.min_horizontal(pl.lit(2), confirm))
+        .otherwise(confirm)
+    )
+    by_bps = ~trig_pps & pl.col("_tb")
+    # what the detection object reports: the series that fired, its value, its baseline and
+    # the threshold it crossed (the packet threshold the traffic mix lowered, not the plain one;
+    # never below baseline + floor, which a trigger must also clear)
+    thr_p = pl.max_horizontal(
+        (pl.col("L_pps") + thr).exp() - c["pps"], pl.col("E_pps") + pl.col("p_floor_pps")
+    )
+    thr_b_abs = pl.max_horizontal(
+        (pl.col("L_bps") + thr_b).exp() - c["bps"], pl.col("E_bps") + pl.col("p_floor_bps")
     )
     return df.with_columns(
         trig.alias("trig"),
         elev.alias("elev"),
-        need.fill_null(pl.col("p_confirm")).alias("need"),
+        need.fill_null(confirm).alias("need"),
         # the series that fired; a second that fired on neither (elevated, or calm) is judged
         # by its packet rate
-        pl.when(~trig_pps & pl.col("_tb"))
-        .then(pl.lit("bps"))
-        .otherwise(pl.lit("pps"))
-        .alias("metric"),
+        pl.when(by_bps).then(pl.lit("bps")).otherwise(pl.lit("pps")).alias("metric"),
+        pl.when(by_bps).then(pl.col("bps")).otherwise(pps).alias("d_obs"),
+        pl.when(by_bps).then(pl.col("E_bps")).otherwise(e_pps).alias("d_base"),
+        pl.when(by_bps)
+        .then(thr_b_abs)
+        .when(trig_pps)
+        .then(thr_p)
+        .otherwise(pl.col("thr_pps"))
+        .alias("d_thr"),
     ).select(_FEAT_COLS)
 
 

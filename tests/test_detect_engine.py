@@ -553,3 +553,40 @@ def test_lasting_step_up_becomes_the_new_normal() -> None:
     assert trs[1].at < START + timedelta(hours=4)
     assert 0.8 * 12000 < det.baseline_now(NODE)["series"]["pps"]["expected"] < 1.25 * 12000
     assert run(rows, Detector(), step=397) == trs
+
+
+def test_a_single_second_spike_of_any_size_is_not_an_incident() -> None:
+    """One second at 30x between normal seconds opens nothing; the same size held for two
+    seconds opens an incident fired on the second one."""
+    for secs, expected in ((1, 0), (2, 1)):
+        trs = attack_run("udp_flood", mult=30.0, secs=secs)
+        op = opens(trs)
+        assert len(op) == expected, (secs, [t.kind for t in trs])
+        if op:
+            onset = START + timedelta(seconds=WARM)
+            assert op[0].detection["onset_at"] == onset
+            assert op[0].detection["fired_at"] == onset + timedelta(seconds=1)
+
+
+def test_one_second_confirmation_when_the_settings_ask_for_it() -> None:
+    det = Detector(lambda _w, _n: DetectionSettings(confirm_seconds=1))
+    rows = rows_for(START, WARM + 200, attack="udp_flood", attack_from=WARM, attack_secs=1, mult=30)
+    assert len(opens(run(rows, det))) == 1
+
+
+@pytest.mark.parametrize(
+    ("attack", "mult", "flows"),
+    [("syn_flood", 1.6, False), ("udp_flood", 2.2, False), ("memcached_amplification", 4, True)],
+)
+def test_detection_figures_are_those_of_the_series_that_fired(
+    attack: str, mult: float, flows: bool
+) -> None:
+    """``observed`` is at or over ``threshold``, ``multiplier`` is ``observed / baseline`` and
+    the three are figures of ``metric`` (a SYN flood under the plain packet threshold fires on
+    its mix: the threshold reported is the one it crossed)."""
+    op = opens(attack_run(attack, mult=mult, flows=flows))
+    assert op, attack
+    d = op[0].detection
+    assert d["observed"] >= d["threshold"] > d["baseline"] > 0, d
+    assert d["multiplier"] == pytest.approx(d["observed"] / d["baseline"]), d
+    assert d["metric"] in ("pps", "bps")
