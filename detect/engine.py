@@ -34,10 +34,9 @@ incident at 500 pps.
 
 State machine per node (plain Python, only for nodes with something going on):
 
-- **confirmation**: consecutive triggering seconds; 1 when the rate is 5x or more with a
-  strongly changed mix (or 12x whatever the mix), 2 from 2.5x or with a strongly changed mix
+- **confirmation**: consecutive triggering seconds; 2 from 2.5x or with a strongly changed mix
   (``mix >= 2``: the mix is evidence of its own, and a ramp is caught a second earlier), else
-  ``confirm_seconds`` (3). After a
+  ``confirm_seconds`` (3); never one second alone unless ``confirm_seconds`` is 1. After a
   resolve, during ``cooldown_secs``, small excesses need the full ``confirm_seconds``.
 - **open** at the confirming second; ``onset_at`` is the first second of the run.
 - while open, a second counts as attack when it triggers or is merely elevated (hysteresis);
