@@ -21,7 +21,8 @@ Family rules, first match wins (shares are of the excess packets):
 7. otherwise the largest protocol as above, or ``unknown`` when nothing stands out.
 
 Subtypes follow ftagent's rules: a reflector source port (or, failing that, destination port)
-of the amplification map gives ``<name>_amplification``; UDP packets under 100 B are a
+of the amplification map gives ``<name>_amplification`` (checked first: reflected answers are
+large and fragment); UDP packets under 100 B are a
 ``small_packet_flood``, over 1,200 B without a known port ``amplification_generic``, else
 ``volumetric``; TCP flag subtypes (``ack_flood``, ``rst_flood``, ``fin_flood``,
 ``syn_ack_flood``, ``xmas_flood``, ``null_flood``, ``psh_ack_flood``, ``tcp_generic``); ICMP
@@ -98,6 +99,10 @@ def _tcp_flag_subtype(ev: Mapping[str, float]) -> str:
         return "rst_flood"
     if fin > 0.3:
         return "fin_flood"
+    # PSH+ACK packets are ACK packets too: with the flags of flows, a flood that sets PSH on
+    # most of its ACKs is a PSH-ACK flood before it is an ACK flood
+    if has_flow_flags and psh > 0.5 and ack > 0.45 and syn < 0.15:
+        return "psh_ack_flood"
     if ack > 0.45 and syn < 0.15:
         return "ack_flood"
     if has_flow_flags and psh > 0.25 and ack > 0.2:
@@ -188,13 +193,15 @@ def _udp_subtype(
     amp: str | None,
     ports: Mapping[str, tuple[int | None, float]],
 ) -> str:
+    # a reflector port is the strongest evidence: reflected answers are large (they fragment)
+    # and may land on a node whose usual traffic is QUIC
+    if amp:
+        return f"{amp}_amplification"
     if frag > 0.3:
         return "udp_fragment_flood"
     dst_port, dst_share = ports.get("dst", (None, 0.0))
     if dst_port == 443 and dst_share >= 0.3 and 1 <= avg_len < 1300:
         return "quic_flood"
-    if amp:
-        return f"{amp}_amplification"
     if avg_len < 100:
         return "small_packet_flood"
     if avg_len > 1200:

@@ -115,6 +115,35 @@ def ev(**kw: float) -> dict[str, float]:
             {"src": (123, 0.49), "dst": (80, 0.1)},
             ("multi_vector", "multi_ntp_amplification"),
         ),
+        # a reflector port wins over the fragments of large answers and over a QUIC node's
+        # usual destination port
+        (
+            ev(udp=100, frag=45, flows=1, bytes=100 * 1300),
+            {"src": (53, 0.4), "dst": (40000, 0.01)},
+            ("udp_flood", "dns_amplification"),
+        ),
+        (
+            ev(udp=100, flows=1, bytes=100 * 1100),
+            {"src": (11211, 0.6), "dst": (443, 0.5)},
+            ("udp_flood", "memcached_amplification"),
+        ),
+        (
+            ev(udp=100, flows=1, bytes=100 * 1100),
+            {"src": (40001, 0.01), "dst": (443, 0.5)},
+            ("udp_flood", "quic_flood"),
+        ),
+        # PSH on most of the ACKs (flags from flows) is a PSH-ACK flood; without flows, ACK
+        (
+            ev(tcp=100, ack=98, psh=90, flows=1, bytes=100 * 200),
+            {"src": (40001, 0.01), "dst": (25, 0.9)},
+            ("tcp_flood", "psh_ack_flood"),
+        ),
+        (ev(tcp=100, ack=98, psh=90, bytes=100 * 200), None, ("tcp_flood", "ack_flood")),
+        (
+            ev(tcp=100, ack=98, psh=20, flows=1, bytes=100 * 60),
+            {"src": (40001, 0.01), "dst": (80, 0.9)},
+            ("tcp_flood", "ack_flood"),
+        ),
         (ev(), None, ("unknown", None)),
     ],
 )
