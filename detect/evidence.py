@@ -51,6 +51,11 @@ _SHARE_FLOOR = 0.10
 _NEED2_MIX = 2.0
 #: share of the excess packets that must be TCP for the bulk-transfer exemption
 _BULK_TCP = 0.5
+#: "no new connections" evidence: the excess is at least this TCP, the TCP rate grew at least
+#: this much, the SYN rate at most this much
+_NO_CONN_TCP = 0.8
+_NO_CONN_GROWTH = 2.5
+_NO_CONN_SYN = 1.25
 
 
 def features(df: pl.DataFrame) -> pl.DataFrame:
@@ -162,6 +167,18 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
     )
     bulk = (bulk_pkts.fill_null(False) | bulk_bytes.fill_null(False)).fill_null(False)
     non_tcp = (ex["tcp"] <= 0.5 * ex_proto).fill_null(False)
+    # TCP traffic that grew 2.5x or more while the SYN rate did not follow: a flash crowd brings
+    # new visitors (SYNs grow with the traffic), a flood of established-looking packets (PSH/ACK
+    # data, ACKs) on a node whose own traffic is ACK-heavy does not, and it leaves the shares
+    # almost unchanged. Counts as one unit of mix evidence; backups are exempt through ``bulk``.
+    tcp_m = (xs["tcp"] + c["tcp_pps"]) / (e["tcp"] + c["tcp_pps"])
+    syn_m = (xs["syn"] + c["syn_pps"]) / (e["syn"] + c["syn_pps"])
+    no_new_conns = (
+        pl.col("en_syn_pps")
+        & (ex["tcp"] >= _NO_CONN_TCP * ex_proto)
+        & (tcp_m >= _NO_CONN_GROWTH)
+        & (syn_m <= _NO_CONN_SYN)
+    ).fill_null(False)
     # materialized in stages (small expression graphs plan much faster than one big one)
     df = df.with_columns(
         tvd.alias("_tvd"),
@@ -171,6 +188,7 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         dsrc.alias("_dsrc"),
         bulk.alias("bulk"),
         non_tcp.alias("non_tcp"),
+        no_new_conns.alias("_no_conn"),
     )
     q_tcp = pl.max_horizontal(pl.lit(_SHARE_FLOOR), 2.0 * pl.col("Q_tcp").fill_null(0.0))
     q_ack = pl.max_horizontal(pl.lit(_SHARE_FLOOR), 2.0 * pl.col("Q_ack").fill_null(0.0))
@@ -179,6 +197,7 @@ def _evidence(df: pl.DataFrame) -> pl.DataFrame:
         pl.col("_tvdf") / q_ack,
         pl.col("_dfrag") / 0.08,
         pl.when(src_on).then(-pl.col("_dsrc") / math.log(1.6)).otherwise(0.0).fill_null(0.0),
+        pl.col("_no_conn").cast(pl.Float64()),
         pl.lit(0.0),
     ).fill_nan(0.0)
     df = df.with_columns(mix_pkt.alias("mix_pkt"))

@@ -54,6 +54,14 @@ ATTACKS: dict[str, dict[str, Any]] = {
     "ntp_amplification": {"udp": 1.0, "len": 468.0, "src": 2.0, "sport": 123},
     "memcached_amplification": {"udp": 1.0, "len": 1420.0, "src": 2.0, "sport": 11211},
     "dns_query_flood": {"udp": 1.0, "dns": 1.0, "len": 80.0, "src": 20.0, "dport": 53},
+    # data pushed on established-looking packets, in the web node's own protocol mix and
+    # length: only the SYNs (no new connections) tell it from a flash crowd
+    "psh_ack_lookalike": {
+        **{k: WEB[k] for k in ("tcp", "udp", "icmp", "other", "rst", "fin", "frag")},
+        "ack": WEB["ack"] + WEB["syn"],
+        "len": WEB["len"],
+        "src": WEB["src"],
+    },
 }
 
 
@@ -590,3 +598,15 @@ def test_detection_figures_are_those_of_the_series_that_fired(
     assert d["observed"] >= d["threshold"] > d["baseline"] > 0, d
     assert d["multiplier"] == pytest.approx(d["observed"] / d["baseline"]), d
     assert d["metric"] in ("pps", "bps")
+
+
+def test_same_mix_flood_without_new_connections_is_an_incident() -> None:
+    """3.5x in the node's own mix but with no SYNs added (nothing like new visitors) opens an
+    incident within seconds, where the same rise with SYNs growing along (the flash crowd of
+    the test above) does not."""
+    trs = attack_run("psh_ack_lookalike", mult=3.5)
+    op = opens(trs)
+    assert len(op) == 1
+    onset = START + timedelta(seconds=WARM)
+    assert (op[0].detection["fired_at"] - onset).total_seconds() <= 3
+    assert op[0].attack_family == "tcp_flood"
