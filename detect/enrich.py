@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from detect.classify import AMPLIFICATION_PORTS
+
 if TYPE_CHECKING:
     from detect.geo import GeoLookup
 
@@ -28,21 +30,6 @@ __all__ = [
     "empty_breakdown",
     "flow_breakdown",
 ]
-
-#: ftagent's reflector source ports and their subtype names (``<name>_amplification``).
-AMPLIFICATION_PORTS: dict[int, str] = {
-    53: "dns",
-    123: "ntp",
-    1900: "ssdp",
-    11211: "memcached",
-    389: "cldap",
-    19: "chargen",
-    161: "snmp",
-    3702: "wsd",
-    5353: "mdns",
-    1194: "openvpn",
-    3283: "apple_remote",
-}
 
 DEFAULT_GEO_LIMIT = 5_000
 _TTL_TOP = 5

@@ -25,6 +25,8 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from detect.settings import SERIES_NAMES
+
 __all__ = [
     "FLOW_DETAIL",
     "NODE_SECOND_SCHEMA",
@@ -36,22 +38,8 @@ __all__ = [
     "normalize",
 ]
 
-#: Series that get a baseline of their own.
-SERIES: tuple[str, ...] = (
-    "pps",
-    "bps",
-    "tcp_pps",
-    "udp_pps",
-    "icmp_pps",
-    "other_pps",
-    "syn_pps",
-    "ack_pps",
-    "rst_pps",
-    "fin_pps",
-    "frag_pps",
-    "distinct_sources",
-    "avg_pkt_len",
-)
+#: Series that get a baseline of their own (declared with the settings that turn them off).
+SERIES: tuple[str, ...] = SERIES_NAMES
 
 RATE_COLUMNS: tuple[str, ...] = SERIES
 FLOW_DETAIL: tuple[str, ...] = (

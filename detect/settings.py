@@ -45,7 +45,7 @@ __all__ = [
     "validate_patch",
 ]
 
-#: Series with a baseline of their own (same order as ``detect.frames.SERIES``).
+#: Series with a baseline of their own (``detect.frames.SERIES`` is this tuple).
 SERIES_NAMES: tuple[str, ...] = (
     "pps",
     "bps",
