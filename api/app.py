@@ -388,7 +388,13 @@ def create_app(
     detection = None
     if cfg.detect.enabled:
         detection = DetectionService(
-            cfg.detect, store, pipeline, cfg.data_path, activity, enrich=_flow_enricher(cfg)
+            cfg.detect,
+            store,
+            pipeline,
+            cfg.data_path,
+            activity,
+            enrich=_flow_enricher(cfg),
+            clock=clock,
         )
         app[STATE].detection = detection
     app[STATE].on_control_write.append(control_write)

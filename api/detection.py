@@ -34,7 +34,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -48,6 +48,7 @@ from ingest.pipeline import Pipeline
 from ingest.wal import write_atomic
 from store import Store, iso_utc
 from store import detections as repo
+from store.clock import SYSTEM_CLOCK, Clock
 
 from .activity import ActivityTracker
 from .config import DetectConfig
@@ -146,8 +147,13 @@ class DetectionService:
         data_dir: Path,
         activity: ActivityTracker | None = None,
         enrich: Callable[[pl.DataFrame], dict[str, Any]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.cfg = cfg
+        # the serving clock: the flows hold window, the snapshot interval, the rollup window
+        # of baseline seeding and the stamp of incidents ended at start (the detector itself
+        # reads only the rows' event time)
+        self.clock = clock
         self.store = store
         self.pipeline = pipeline
         self.dir = data_dir / "detect"
@@ -167,7 +173,7 @@ class DetectionService:
         self._controls: deque[tuple[str, str | None]] = deque()
         self._flows_pending: list[tuple[str, pl.DataFrame, float]] = []
         self._flows_ring: dict[str, pl.DataFrame] = {}
-        self._saved_at = time.monotonic()
+        self._saved_at = self.clock.monotonic()
         self._llm_tasks: set[asyncio.Task[None]] = set()
         self._summarizer: Any = None
         self.processed_rows = 0
@@ -266,7 +272,7 @@ class DetectionService:
 
     def _read_rollups(self, con: Any) -> pl.DataFrame | None:
         root = self.pipeline.lake.root
-        since = datetime.now(UTC) - timedelta(days=self.cfg.seed_days)
+        since = self.clock.now() - timedelta(days=self.cfg.seed_days)
         files = sorted(str(p) for p in root.glob("metrics_1m/workspace=*/date=*/hour=*/*.parquet"))
         files = [f for f in files if _date_of(f) >= since.date().isoformat()]
         if not files:
@@ -291,7 +297,7 @@ class DetectionService:
         lost = [ref for ref in refs if ref not in held]
         if not lost:
             return
-        now = datetime.now(UTC)
+        now = self.clock.now()
         stale = [
             {"kind": "resolve", "incident": ref, "at": now, "ended_reason": "restart"}
             for ref in lost
@@ -350,7 +356,7 @@ class DetectionService:
             finally:
                 with self._cv:
                     self._queued_rows -= sum(t.num_rows for _, _, t in items)
-            if time.monotonic() - self._saved_at >= self.cfg.snapshot_interval_secs:
+            if self.clock.monotonic() - self._saved_at >= self.cfg.snapshot_interval_secs:
                 try:
                     self._save()
                 except Exception:
@@ -361,7 +367,7 @@ class DetectionService:
     def _pass(self, items: list[tuple[str, str, pa.Table]], final: bool = False) -> None:
         started = time.perf_counter()
         parts: list[pl.DataFrame] = []
-        now = time.monotonic()
+        now = self.clock.monotonic()
         metrics: dict[str, list[pa.Table]] = {}
         for kind, ws, table in items:
             if kind == "metrics":
@@ -481,7 +487,7 @@ class DetectionService:
         return d
 
     def _save(self) -> None:
-        self._saved_at = time.monotonic()
+        self._saved_at = self.clock.monotonic()
         blob = self.detector.state_bytes()
         self.dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.dir / STATE_FILE, blob)
@@ -550,7 +556,7 @@ class DetectionService:
         if self.detector is None:
             return None
         try:
-            found = self.detector.baseline_now(node, at or datetime.now(UTC))
+            found = self.detector.baseline_now(node, at or self.clock.now())
         except Exception:
             log.exception("baseline lookup failed")
             return None
