@@ -43,7 +43,7 @@ import polars as pl
 import pyarrow as pa
 
 from detect import frames
-from detect.settings import SERIES_NAMES, DetectionSettings, SettingsError, validate_patch
+from detect.settings import DetectionSettings, SettingsError, check_names, validate_patch
 from ingest.pipeline import Pipeline
 from ingest.wal import write_atomic
 from store import Store, iso_utc
@@ -90,14 +90,7 @@ def patch_overrides(
         raise SettingsError("body", "must be a JSON object of settings")
     # an unknown name is refused even when it is null (removing an override that cannot exist),
     # as the schema says: a typo must not pass silently
-    known = DetectionSettings().to_dict()
-    for key, value in patch.items():
-        if key not in known:
-            raise SettingsError(str(key), "unknown setting")
-        if key == "series" and isinstance(value, dict):
-            for name in value:
-                if name not in SERIES_NAMES:
-                    raise SettingsError(f"series.{name}", "unknown series")
+    check_names(patch)
     new = {k: (dict(v) if isinstance(v, dict) else v) for k, v in stored.items()}
     for key, value in patch.items():
         if value is None:

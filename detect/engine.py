@@ -448,11 +448,11 @@ class Detector:
         onset = st.run_start if st.run_start is not None else t
         metric = str(r["metric"] or "pps")
         expected = float(r["E_pps"] or 0.0)
-        # the fired series' own figures (``d_*``), so that observed >= threshold and
-        # multiplier = observed / baseline hold as the API documents them
-        observed = float(r["d_obs"] if r.get("d_obs") is not None else r["pps"])
-        base = float(r["d_base"] if r.get("d_base") is not None else expected)
-        thr = float(r["d_thr"] if r.get("d_thr") is not None else (r["thr_pps"] or 0.0))
+        # the fired series' own figures (``d_*``, set on every triggering row), so that
+        # observed >= threshold and multiplier = observed / baseline hold as documented
+        observed = float(r["d_obs"])
+        base = float(r["d_base"] or 0.0)
+        thr = float(r["d_thr"] or 0.0)
         mult = observed / base if base > 0 else float(r["m_pps"] or 0.0)
         inc = IncidentState(
             id=f"{node}:{onset}",

@@ -42,6 +42,7 @@ __all__ = [
     "SERIES_NAMES",
     "DetectionSettings",
     "SettingsError",
+    "check_names",
     "validate_patch",
 ]
 
@@ -169,6 +170,18 @@ def _check_value(name: str, value: Any) -> Any:
 
 
 _NAMES = frozenset(f.name for f in fields(DetectionSettings))
+
+
+def check_names(patch: dict[str, Any]) -> None:
+    """Raise ``SettingsError`` for the first key of ``patch`` that is no setting, or the first
+    name inside ``series`` that is no series, whatever its value (``null`` included)."""
+    for key, value in patch.items():
+        if not isinstance(key, str) or key not in _NAMES:
+            raise SettingsError(str(key), "unknown setting")
+        if key == "series" and isinstance(value, dict):
+            for name in value:
+                if name not in SERIES_NAMES:
+                    raise SettingsError(f"series.{name}", "unknown series")
 
 
 def validate_patch(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -75,11 +75,11 @@ def summarize(tr: Any) -> str:
         what += f" ({sub.replace('_', ' ')})"
     det = tr.detection or {}
     # the expected packet rate: the detection's baseline when packets fired, else the timeline's
-    expected = float(det.get("baseline") or 0.0) if det.get("metric", "pps") == "pps" else 0.0
-    if det.get("metric", "pps") != "pps":
-        expected = next(
-            (float(p["expected_pps"]) for p in tr.timeline or [] if p.get("expected_pps")), 0.0
-        )
+    if det.get("metric", "pps") == "pps":
+        expected = float(det.get("baseline") or 0.0)
+    else:
+        rates = (float(p["expected_pps"]) for p in tr.timeline or [] if p.get("expected_pps"))
+        expected = next(rates, 0.0)
     mult = tr.peak_pps / expected if expected > 0 else 0.0
     parts = [
         f"{(tr.severity or 'unknown').capitalize()} {what} on node {tr.node}",
